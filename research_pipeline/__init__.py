@@ -1,0 +1,1 @@
+"""research-pipeline: repeatable TikTok Research API snapshots, orchestrated by Dagster."""

@@ -1,0 +1,173 @@
+"""Cohort files: which usernames a researcher follows, read and checked line by line.
+
+A cohort is `<dir>/<name>.txt` (one username per line, `#` starts a comment) or `<dir>/<name>.csv`
+(a `username` column). Policy: every bad line is reported with its file and line number and left
+out; the valid usernames are kept, once each, in file order (`@Name` and `name` are one user).
+Files are read as a stream, so a million-line file costs its unique usernames, not its text.
+"""
+
+import csv
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from research_pipeline.tiktok.errors import InvalidUsernameError
+from research_pipeline.tiktok.usernames import normalize_username
+
+COHORT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+COHORT_SUFFIXES = (".txt", ".csv")
+MAX_PROBLEMS_KEPT = 1000
+
+
+class CohortError(ValueError):
+    """A cohort that cannot be used at all (bad name, missing file, no username column)."""
+
+
+def check_cohort_name(name: str) -> str:
+    """Cohort names become partition keys and SQL values: only a safe, boring alphabet."""
+    if not COHORT_NAME_PATTERN.match(name):
+        raise CohortError(
+            f"invalid cohort name {name!r}: use 1-64 characters of a-z, 0-9, '_' and '-', "
+            "starting with a letter or digit (e.g. 'news_outlets')"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    path: Path
+    line: int
+    text: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason} (line: {self.text[:60]!r})"
+
+
+@dataclass
+class Cohort:
+    name: str
+    path: Path
+    usernames: list[str] = field(default_factory=list)
+    problems: list[LineProblem] = field(default_factory=list)
+    problem_count: int = 0
+    duplicate_count: int = 0
+
+    @property
+    def content_hash(self) -> str:
+        """Changes when the set of users changes; the sensor uses it to report edited cohorts."""
+        return hashlib.sha256("\n".join(self.usernames).encode()).hexdigest()[:16]
+
+    def report(self, limit: int = 20) -> str:
+        lines = [
+            f"{self.path}: {len(self.usernames)} usernames, {self.duplicate_count} duplicates "
+            f"merged, {self.problem_count} lines left out"
+        ]
+        lines += [f"  {problem}" for problem in self.problems[:limit]]
+        if self.problem_count > limit:
+            lines.append(f"  ... and {self.problem_count - limit} more")
+        if self.problem_count:
+            lines.append("  Fix or delete those lines; the other usernames are used as they are.")
+        return "\n".join(lines)
+
+
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str | None, bytes]]:
+    """(line number, text or None if not UTF-8, raw bytes), handling a BOM and CRLF."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            raw = raw.rstrip(b"\r\n")
+            try:
+                yield number, raw.decode("utf-8"), raw
+            except UnicodeDecodeError:
+                yield number, None, raw
+
+
+def _text_entries(path: Path) -> Iterator[tuple[int, str | None, str]]:
+    for number, text, raw in _decoded_lines(path):
+        if text is None:
+            yield number, None, raw.decode("utf-8", "replace")
+            continue
+        entry = text.split("#", 1)[0].strip()
+        if entry:
+            yield number, entry, text
+
+
+def _csv_entries(path: Path) -> Iterator[tuple[int, str | None, str]]:
+    lines = _decoded_lines(path)
+    header = next(lines, None)
+    columns = next(csv.reader([header[1] or ""])) if header else []
+    columns = [c.strip().lower() for c in columns]
+    if "username" not in columns:
+        raise CohortError(f"{path}:1: a CSV cohort needs a 'username' column (found: {columns})")
+    column = columns.index("username")
+    for number, text, raw in lines:
+        if text is None:
+            yield number, None, raw.decode("utf-8", "replace")
+            continue
+        if not text.strip():
+            continue
+        row = next(csv.reader([text]))
+        value = row[column].strip() if column < len(row) else ""
+        if not value:
+            yield number, "", text
+        else:
+            yield number, value, text
+
+
+def read_cohort(path: Path, name: str | None = None) -> Cohort:
+    path = Path(path)
+    name = check_cohort_name(name or path.stem)
+    if not path.is_file():
+        raise CohortError(f"cohort file {path} does not exist")
+    cohort = Cohort(name=name, path=path)
+    seen: set[str] = set()
+    entries = _csv_entries(path) if path.suffix.lower() == ".csv" else _text_entries(path)
+    for number, entry, text in entries:
+        if entry is None:
+            problem = LineProblem(path, number, text, "not valid UTF-8 text")
+        else:
+            try:
+                username = normalize_username(entry)
+            except InvalidUsernameError as exc:
+                problem = LineProblem(path, number, text, str(exc))
+            else:
+                if username in seen:
+                    cohort.duplicate_count += 1
+                else:
+                    seen.add(username)
+                    cohort.usernames.append(username)
+                continue
+        cohort.problem_count += 1
+        if len(cohort.problems) < MAX_PROBLEMS_KEPT:
+            cohort.problems.append(problem)
+    return cohort
+
+
+def cohort_files(directory: Path) -> dict[str, Path]:
+    """Cohort name -> file, for every .txt/.csv in `directory` (not recursive)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for path in sorted(directory.iterdir()):
+        if path.suffix.lower() in COHORT_SUFFIXES and path.is_file():
+            if path.stem in found:
+                raise CohortError(f"two files for cohort {path.stem!r}: {found[path.stem]}, {path}")
+            found[path.stem] = path
+    return found
+
+
+def find_cohort(directory: Path, name: str) -> Path:
+    check_cohort_name(name)
+    files = cohort_files(directory)
+    if name not in files:
+        known = ", ".join(files) or "none"
+        raise CohortError(
+            f"no cohort file {name}.txt or {name}.csv in {directory} (cohorts there: {known}); "
+            f"add one with `research-pipeline cohorts add {name} FILE`"
+        )
+    return files[name]

@@ -1,0 +1,464 @@
+"""An offline TikTok Research API: a real HTTP server on loopback, following the public docs.
+
+Endpoints, bodies, status codes and limits are those documented for the token and user-info
+endpoints (see research_pipeline.tiktok.constants). Everything extra lives under `/emulator/`:
+`GET /emulator/stats`, `POST /emulator/stats/reset`, `POST /emulator/clock` ({"date": ...}) and
+`POST /emulator/config` (fault knobs), so a demo or a test in another process can steer it.
+"""
+
+import json
+import random
+import secrets
+import socket
+import struct
+import threading
+import time
+from collections import Counter, defaultdict, deque
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from research_pipeline.emulator.population import Population
+from research_pipeline.tiktok import constants
+
+
+@dataclass
+class EmulatorConfig:
+    """Every knob. Rates are shares of user-info requests (0.0 to 1.0); None turns a limit off."""
+
+    seed: int = 0
+    client_key: str = "emulator-key"
+    client_secret: str = "emulator-secret"
+    rate_limit_per_minute: int | None = constants.RATE_LIMIT_PER_MINUTE
+    daily_quota: int | None = constants.DAILY_QUOTA
+    token_lifetime_seconds: float = constants.TOKEN_LIFETIME_SECONDS
+    latency_seconds: float = 0.0
+    error_rate: float = 0.0  # HTTP 500 internal_error
+    malformed_rate: float = 0.0  # broken JSON, a body without `error`, or an HTML 504 page
+    reset_rate: float = 0.0  # connection reset without an answer
+    hang_rate: float = 0.0  # answer only after `hang_seconds` (client timeouts)
+    hang_seconds: float = 5.0
+    burst_429_every: int | None = None  # every Nth request starts a burst of 429s
+    burst_429_length: int = 3
+    retry_after_seconds: float = 2.0
+    scope_authorized: bool = True
+    private_share: float = 0.03
+    banned_share: float = 0.01
+    unknown_share: float = 0.03
+
+    def update(self, changes: dict) -> None:
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown emulator settings: {sorted(unknown)}")
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+
+class EmulatorClock:
+    """Real UTC time shifted by an offset, so a demo can take snapshots 'on' past days."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def today(self) -> date:
+        return self.now().date()
+
+    def set_date(self, day: date) -> None:
+        """Move to noon UTC of `day`: half a day before the quota resets."""
+        target = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+        self._offset = target - datetime.now(UTC)
+
+
+class EmulatorState:
+    """Tokens, limits and the request counts the tests assert on; one lock guards them."""
+
+    def __init__(self, config: EmulatorConfig):
+        self.config = config
+        self.clock = EmulatorClock()
+        self.lock = threading.Lock()
+        self.tokens: dict[str, float] = {}
+        self.window: deque[float] = deque()
+        self.quota_day: date | None = None
+        self.quota_used = 0
+        self.request_count = 0
+        self.burst_left = 0
+        self.random = _SeededRandom(config.seed)
+        self.reset_stats()
+
+    def reset_stats(self) -> None:
+        self.token_requests = Counter()
+        self.by_username: dict[str, Counter] = defaultdict(Counter)
+        self.by_outcome: Counter = Counter()
+        self.events: list[tuple[float, str, str]] = []
+
+    def population(self) -> Population:
+        c = self.config
+        return Population(c.seed, c.private_share, c.banned_share, c.unknown_share)
+
+    def record(self, username: str, outcome: str) -> None:
+        with self.lock:
+            self.by_username[username][outcome] += 1
+            self.by_outcome[outcome] += 1
+            if len(self.events) < 500_000:
+                self.events.append((time.monotonic(), username, outcome))
+
+    def stats(self, with_events: bool = False) -> dict:
+        with self.lock:
+            self._roll_quota_day()
+            result = {
+                "token_requests": dict(self.token_requests),
+                "user_info_requests": sum(self.by_outcome.values()),
+                "by_outcome": dict(self.by_outcome),
+                "by_username": {u: dict(c) for u, c in self.by_username.items()},
+                "quota_used_today": self.quota_used,
+                "emulator_date": self.clock.today().isoformat(),
+            }
+            if with_events:
+                result["events"] = list(self.events)
+            return result
+
+    def _roll_quota_day(self) -> None:
+        today = self.clock.today()
+        if today != self.quota_day:
+            self.quota_day, self.quota_used = today, 0
+
+
+class _SeededRandom:
+    """Fault decisions from one seeded generator, so a run with the same seed fails alike."""
+
+    def __init__(self, seed: int):
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def chance(self, share: float) -> bool:
+        if share <= 0:
+            return False
+        with self._lock:
+            return self._random.random() < share
+
+    def choice(self, options):
+        with self._lock:
+            return self._random.choice(options)
+
+
+def _log_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S") + secrets.token_hex(10).upper()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms ACK stall
+    server_version = "ResearchApiEmulator/1.0"
+    state: EmulatorState  # set on the subclass made per server
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+        pass  # quiet: tests and benchmarks send thousands of requests
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), headers=headers)
+
+    def _api_error(self, status: int, code: str, message: str, headers: dict | None = None):
+        payload = {"data": {}, "error": {"code": code, "message": message, "log_id": _log_id()}}
+        self._send_json(status, payload, headers)
+
+    def _reset_connection(self) -> None:
+        """Drop the TCP connection with RST and no answer, as a flaky proxy does."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:
+            pass  # the client went away (timeout) or we reset the connection on purpose
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    # -- routes --------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path == "/emulator/stats":
+            with_events = parse_qs(url.query).get("events") == ["1"]
+            self._send_json(200, self.state.stats(with_events))
+        else:
+            self._send_json(404, {"error": {"code": "not_found", "message": url.path}})
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        body = self._read_body()
+        if url.path == constants.TOKEN_PATH:
+            self._token(body)
+        elif url.path == constants.USER_INFO_PATH:
+            self._user_info(parse_qs(url.query), body)
+        elif url.path == "/emulator/stats/reset":
+            with self.state.lock:
+                self.state.reset_stats()
+            self._send_json(200, {"ok": True})
+        elif url.path == "/emulator/clock":
+            day = date.fromisoformat(json.loads(body)["date"])
+            self.state.clock.set_date(day)
+            self._send_json(200, {"date": day.isoformat()})
+        elif url.path == "/emulator/config":
+            try:
+                self.state.config.update(json.loads(body))
+            except ValueError as exc:
+                self._send_json(400, {"error": str(exc)})
+                return
+            self._send_json(200, asdict(self.state.config) | {"client_secret": "<hidden>"})
+        else:
+            self._api_error(404, "not_found", f"unknown endpoint {url.path}")
+
+    def _token(self, body: bytes) -> None:
+        state, config = self.state, self.state.config
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        if form.get("grant_type") != "client_credentials" or "client_key" not in form:
+            with state.lock:
+                state.token_requests["invalid_request"] += 1
+            self._send_json(
+                400,
+                {
+                    "error": constants.INVALID_REQUEST,
+                    "error_description": "grant_type=client_credentials and client_key are "
+                    "required",
+                    "log_id": _log_id(),
+                },
+            )
+            return
+        if (form.get("client_key"), form.get("client_secret")) != (
+            config.client_key,
+            config.client_secret,
+        ):
+            with state.lock:
+                state.token_requests[constants.INVALID_CLIENT] += 1
+            self._send_json(
+                401,
+                {
+                    "error": constants.INVALID_CLIENT,
+                    "error_description": "Client key or secret is incorrect.",
+                    "log_id": _log_id(),
+                },
+            )
+            return
+        token = "clt." + secrets.token_urlsafe(32)
+        with state.lock:
+            state.token_requests["ok"] += 1
+            state.tokens[token] = time.monotonic() + config.token_lifetime_seconds
+        self._send_json(
+            200,
+            {
+                "access_token": token,
+                "expires_in": int(config.token_lifetime_seconds),
+                "token_type": "Bearer",
+            },
+        )
+
+    def _user_info(self, query: dict, body: bytes) -> None:
+        state, config = self.state, self.state.config
+        try:
+            username = str(json.loads(body or b"{}").get("username") or "")
+        except (ValueError, AttributeError):
+            username = ""
+        label = username or "<missing>"
+        if config.latency_seconds:
+            time.sleep(config.latency_seconds)
+        if state.random.chance(config.reset_rate):
+            state.record(label, "connection_reset")
+            self._reset_connection()
+            return
+        if state.random.chance(config.hang_rate):
+            state.record(label, "hang")
+            time.sleep(config.hang_seconds)
+
+        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        with state.lock:
+            expires = state.tokens.get(token)
+        if expires is None or expires <= time.monotonic():
+            state.record(label, constants.ACCESS_TOKEN_INVALID)
+            self._api_error(
+                401,
+                constants.ACCESS_TOKEN_INVALID,
+                "The access token is invalid or not found in the request.",
+            )
+            return
+        if not config.scope_authorized:
+            state.record(label, constants.SCOPE_NOT_AUTHORIZED)
+            self._api_error(
+                401,
+                constants.SCOPE_NOT_AUTHORIZED,
+                "The user did not authorize the scope required for completing this request.",
+            )
+            return
+        limited = self._check_limits()
+        if limited:
+            state.record(label, limited[0])
+            self._api_error(429, constants.RATE_LIMIT_EXCEEDED, limited[1], limited[2])
+            return
+        # From here on the request counts against the daily quota, failed or not.
+        if state.random.chance(config.error_rate):
+            state.record(label, constants.INTERNAL_ERROR)
+            self._api_error(500, constants.INTERNAL_ERROR, "")
+            return
+        if state.random.chance(config.malformed_rate):
+            self._malformed(label)
+            return
+
+        requested = [f for f in (query.get("fields") or [""])[0].split(",") if f]
+        unknown = [f for f in requested if f not in constants.USER_INFO_FIELDS]
+        if not requested or unknown:
+            state.record(label, constants.INVALID_PARAMS)
+            self._api_error(
+                400,
+                constants.INVALID_PARAMS,
+                f"Invalid fields: {','.join(unknown) or '(none requested)'}",
+            )
+            return
+        if not username:
+            state.record(label, constants.INVALID_PARAMS)
+            self._api_error(400, constants.INVALID_PARAMS, "username is required")
+            return
+        population = state.population()
+        account = population.account(username.lower())
+        message = {
+            "unknown": f"`username: {username}` is invalid: cannot find the user",
+            "private": f"`username: {username}` is private: API cannot return this user's "
+            "information",
+            "banned": f"`username: {username}` is banned: API cannot return this user's "
+            "information",
+        }.get(account.kind)
+        if message:
+            state.record(label, f"{constants.INVALID_PARAMS}:{account.kind}")
+            self._api_error(400, constants.INVALID_PARAMS, message)
+            return
+        info = population.user_info(account, state.clock.today())
+        state.record(label, constants.OK)
+        self._send_json(
+            200,
+            {
+                "data": {name: info[name] for name in requested},
+                "error": {"code": constants.OK, "message": "", "log_id": _log_id()},
+            },
+        )
+
+    def _check_limits(self) -> tuple[str, str, dict | None] | None:
+        """Burst, sliding window and daily quota, in that order; None when the request may pass."""
+        state, config = self.state, self.state.config
+        now = time.monotonic()
+        with state.lock:
+            state.request_count += 1
+            if config.burst_429_every and state.request_count % config.burst_429_every == 0:
+                state.burst_left = config.burst_429_length
+            if state.burst_left > 0:
+                state.burst_left -= 1
+                retry_after = {"Retry-After": f"{config.retry_after_seconds:g}"}
+                return ("rate_limit_burst", "Too many requests, retry later.", retry_after)
+            if config.rate_limit_per_minute is not None:
+                while state.window and state.window[0] <= now - 60:
+                    state.window.popleft()
+                if len(state.window) >= config.rate_limit_per_minute:
+                    return (
+                        "rate_limit_minute",
+                        "Rate limit exceeded: too many requests per minute.",
+                        None,
+                    )
+                state.window.append(now)
+            state._roll_quota_day()
+            if config.daily_quota is not None and state.quota_used >= config.daily_quota:
+                return (
+                    "rate_limit_daily",
+                    "The daily quota for the Research API is used up; it resets at 00:00 UTC.",
+                    None,
+                )
+            state.quota_used += 1
+        return None
+
+    def _malformed(self, label: str) -> None:
+        kind = self.state.random.choice(["bad_json", "no_error_object", "html_504"])
+        self.state.record(label, f"malformed:{kind}")
+        if kind == "bad_json":
+            self._send(200, b'{"data": {"display_name": "trunc')
+        elif kind == "no_error_object":
+            self._send_json(200, {"data": {}})
+        else:
+            self._send(504, b"<html><body><h1>504 Gateway Time-out</h1></body></html>", "text/html")
+
+
+class EmulatorServer:
+    """The emulator on 127.0.0.1: `with EmulatorServer(EmulatorConfig(...)) as api: api.url`."""
+
+    def __init__(
+        self, config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0
+    ):
+        self.state = EmulatorState(config or EmulatorConfig())
+        handler = type("Handler", (_Handler,), {"state": self.state})
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._server.request_queue_size = 256
+        self._thread: threading.Thread | None = None
+
+    @property
+    def config(self) -> EmulatorConfig:
+        return self.state.config
+
+    @property
+    def clock(self) -> EmulatorClock:
+        return self.state.clock
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stats(self, with_events: bool = False) -> dict:
+        return self.state.stats(with_events)
+
+    def start(self) -> "EmulatorServer":
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="research-api-emulator"
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "EmulatorServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

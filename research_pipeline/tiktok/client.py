@@ -1,0 +1,328 @@
+"""The Research API client: user info for one username, or for many in bounded parallel.
+
+It composes small parts (token provider, sliding-window limiter, daily quota, backoff) over one
+pooled `requests.Session`. It knows nothing of Dagster or storage; callers that keep an audit
+trail pass `on_request`, called once for every request sent to the user-info endpoint.
+"""
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from research_pipeline.tiktok import constants
+from research_pipeline.tiktok.errors import (
+    FatalApiError,
+    TikTokApiError,
+    TransientApiError,
+)
+from research_pipeline.tiktok.limits import DailyQuota, SlidingWindowLimiter
+from research_pipeline.tiktok.models import Outcome, RequestRecord, UserInfoResult
+from research_pipeline.tiktok.settings import ClientSettings
+from research_pipeline.tiktok.token import AccessTokenProvider
+from research_pipeline.tiktok.usernames import normalize_username
+
+log = logging.getLogger(__name__)
+
+
+class FetchCancelledError(TikTokApiError):
+    """Another user's fetch hit a fatal error, so this one stopped before sending."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One HTTP exchange, classified."""
+
+    outcome: Outcome | None  # None: transient, may be retried
+    status: str
+    message: str = ""
+    log_id: str = ""
+    http_status: int | None = None
+    data: dict | None = None
+    retry_after: float | None = None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ResearchApiClient:
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        on_request: Callable[[RequestRecord], None] | None = None,
+        quota_used_today: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = utc_now,
+    ):
+        self.settings = settings
+        self._on_request = on_request
+        self._sleep = sleep
+        self._now = now
+        self._random = random.Random()
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(settings.concurrency, 2))
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.tokens = AccessTokenProvider(
+            self.session,
+            settings.base_url,
+            settings.client_key,
+            settings.client_secret,
+            timeout_seconds=settings.timeout_seconds,
+            clock=clock,
+        )
+        self.limiter = SlidingWindowLimiter(
+            settings.rate_limit_per_minute, clock=clock, sleep=sleep
+        )
+        self.quota = DailyQuota(settings.daily_quota, used=quota_used_today, now=now)
+        self._user_info_url = settings.base_url + constants.USER_INFO_PATH
+        self._fields_param = ",".join(settings.fields)
+
+    def __repr__(self) -> str:
+        return f"ResearchApiClient(base_url={self.settings.base_url!r})"
+
+    def __enter__(self) -> "ResearchApiClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- one user ---------------------------------------------------------------------------
+
+    def fetch_user_info(self, username: str) -> UserInfoResult:
+        """Ask for one user, retrying transient failures; a final answer or a transient-error
+        result after `max_attempts`. Raises on fatal errors and on an exhausted quota."""
+        return self._fetch(normalize_username(username), threading.Event())
+
+    def _fetch_or_cancel(self, username: str, cancelled: threading.Event) -> UserInfoResult:
+        """In a worker: a fatal error cancels the queued fetches at once, before they send."""
+        try:
+            return self._fetch(username, cancelled)
+        except FetchCancelledError:
+            raise
+        except TikTokApiError:
+            cancelled.set()
+            raise
+
+    def _fetch(self, username: str, cancelled: threading.Event) -> UserInfoResult:
+        attempts = 0
+        token_renewed = False
+        while True:
+            attempts += 1
+            if cancelled.is_set():
+                raise FetchCancelledError(f"fetch of {username!r} cancelled")
+            try:
+                token = self.tokens.get()
+            except TransientApiError:
+                if attempts >= self.settings.max_attempts:
+                    raise
+                self._sleep(self._backoff(attempts))
+                continue
+            self.limiter.acquire()
+            self.quota.reserve()
+            answer = self._post_user_info(username, token)
+            if answer.outcome is not None:
+                return self._result(username, answer, attempts)
+            if answer.status == constants.ACCESS_TOKEN_INVALID:
+                if token_renewed:
+                    raise FatalApiError(
+                        "the API rejected a freshly issued access token (access_token_invalid); "
+                        "check that the client has Research API access",
+                        code=answer.status,
+                        log_id=answer.log_id,
+                    )
+                self.tokens.invalidate(token)
+                token_renewed = True
+                attempts -= 1  # an expired token is not the user's failure
+                continue
+            if attempts >= self.settings.max_attempts:
+                log.warning(
+                    "giving up on %s after %d attempts: %s %s",
+                    username,
+                    attempts,
+                    answer.status,
+                    answer.message,
+                )
+                return self._result(username, answer, attempts, Outcome.TRANSIENT_ERROR)
+            delay = self._backoff(attempts) if answer.retry_after is None else answer.retry_after
+            if answer.http_status == 429:
+                self.limiter.pause(delay)  # the limit is the endpoint's: hold every thread
+            else:
+                self._sleep(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: spreads retries of many threads apart."""
+        ceiling = min(
+            self.settings.backoff_max_seconds,
+            self.settings.backoff_base_seconds * 2 ** (attempt - 1),
+        )
+        return ceiling * (0.5 + self._random.random() / 2)
+
+    def _result(
+        self, username: str, answer: _Answer, attempts: int, outcome: Outcome | None = None
+    ) -> UserInfoResult:
+        data = answer.data or {}
+        return UserInfoResult(
+            username=username,
+            outcome=outcome or answer.outcome,
+            status=answer.status,
+            fetched_at=self._now(),
+            error_message=answer.message,
+            log_id=answer.log_id,
+            http_status=answer.http_status,
+            attempts=attempts,
+            fields={name: data.get(name) for name in self.settings.fields},
+        )
+
+    def _post_user_info(self, username: str, token: str) -> _Answer:
+        sent_at = self._now()
+        try:
+            response = self.session.post(
+                self._user_info_url,
+                params={"fields": self._fields_param},
+                json={"username": username},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=self.settings.timeout_seconds,
+            )
+        except requests.Timeout:
+            answer = _Answer(None, constants.TIMEOUT, "no answer within the timeout")
+        except requests.ConnectionError as exc:
+            answer = _Answer(None, constants.CONNECTION_ERROR, type(exc).__name__)
+        else:
+            answer = classify_user_info_response(username, response)
+        if self._on_request is not None:
+            self._on_request(
+                RequestRecord(sent_at, username, answer.http_status, answer.status, answer.log_id)
+            )
+        if answer.outcome is None and answer.status == constants.RATE_LIMIT_EXCEEDED:
+            if _is_daily_quota_message(answer.message):
+                self.quota.exhaust()
+                self.quota.reserve()  # raises QuotaExhaustedError with the reset time
+        if answer.status in (constants.SCOPE_NOT_AUTHORIZED, constants.SCOPE_PERMISSION_MISSED):
+            raise FatalApiError(
+                f"the API refused the research scope ({answer.status}: {answer.message}); "
+                "the client needs approved Research API access",
+                code=answer.status,
+                log_id=answer.log_id,
+            )
+        return answer
+
+    # -- many users -------------------------------------------------------------------------
+
+    def iter_user_info(self, usernames: Iterable[str]) -> Iterator[UserInfoResult]:
+        """Fetch many users with `concurrency` requests in flight, yielding results as they come.
+
+        At most twice `concurrency` users are held at once, so a 100k cohort streams. On a fatal
+        error or an exhausted quota, the fetches already answered are still yielded, then the
+        error is raised: a row the API already paid for is never lost.
+        """
+        names = iter(usernames)
+        cancelled = threading.Event()
+        window = self.settings.concurrency * 2
+        failure: BaseException | None = None
+        pending: set[Future] = set()
+        with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="tiktok") as pool:
+            try:
+                while True:
+                    while failure is None and len(pending) < window:
+                        name = next(names, None)
+                        if name is None:
+                            break
+                        username = normalize_username(name)
+                        pending.add(pool.submit(self._fetch_or_cancel, username, cancelled))
+                    if not pending:
+                        break
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        error = future.exception()
+                        if error is None:
+                            yield future.result()
+                        elif not isinstance(error, FetchCancelledError) and failure is None:
+                            failure = error
+                            cancelled.set()
+            finally:
+                cancelled.set()
+        if failure is not None:
+            raise failure
+
+
+def classify_user_info_response(username: str, response: requests.Response) -> _Answer:
+    """Sort an HTTP answer into ok, per-user error, or transient; fatal ones are flagged by code."""
+    status = response.status_code
+    retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        if status == 429:
+            return _Answer(
+                None, constants.RATE_LIMIT_EXCEEDED, "HTTP 429", "", status, None, retry_after
+            )
+        return _Answer(
+            None,
+            constants.MALFORMED_RESPONSE,
+            f"HTTP {status} with an unexpected body: {response.text[:200]!r}",
+            http_status=status,
+        )
+    code = error["code"]
+    message = str(error.get("message") or "")
+    log_id = str(error.get("log_id") or "")
+    if status == 200 and code == constants.OK:
+        data = body.get("data")
+        if not isinstance(data, dict):
+            return _Answer(None, constants.MALFORMED_RESPONSE, "ok without data", log_id, status)
+        return _Answer(Outcome.OK, constants.OK, "", log_id, status, data)
+    if status == 429 or code == constants.RATE_LIMIT_EXCEEDED:
+        return _Answer(
+            None, constants.RATE_LIMIT_EXCEEDED, message, log_id, status, None, retry_after
+        )
+    if status == 401 and code == constants.ACCESS_TOKEN_INVALID:
+        return _Answer(None, code, message, log_id, status)
+    if code in (constants.SCOPE_NOT_AUTHORIZED, constants.SCOPE_PERMISSION_MISSED):
+        return _Answer(None, code, message, log_id, status)
+    if status >= 500 or code == constants.INTERNAL_ERROR:
+        return _Answer(None, code, message or f"HTTP {status}", log_id, status)
+    if 400 <= status < 500 and _is_about_user(message, username):
+        return _Answer(Outcome.USER_ERROR, code, message, log_id, status)
+    raise FatalApiError(
+        f"the API rejected the request itself (HTTP {status} {code}: {message}); "
+        "stopping before more quota is spent",
+        code=code,
+        log_id=log_id,
+    )
+
+
+def _is_about_user(message: str, username: str) -> bool:
+    """A 4xx that names the user (not found, private, banned) is that user's outcome; any other
+    4xx is about our request and would fail for every user."""
+    text = message.lower()
+    return username in text or "user" in text
+
+
+def _is_daily_quota_message(message: str) -> bool:
+    text = message.lower()
+    return "quota" in text or "daily" in text or "per day" in text
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff

@@ -1,0 +1,43 @@
+"""The result of asking for one user: its fields, or the API's answer about why not."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    # A 4xx about this username (private, banned, deleted, unknown): final for this snapshot.
+    USER_ERROR = "user_error"
+    # Retries ran out on 429/5xx/timeouts/garbled answers: worth asking again later.
+    TRANSIENT_ERROR = "transient_error"
+
+
+@dataclass(frozen=True)
+class UserInfoResult:
+    username: str
+    outcome: Outcome
+    status: str  # "ok" or the API error code (or timeout / connection_error / malformed_response)
+    fetched_at: datetime
+    error_message: str = ""
+    log_id: str = ""
+    http_status: int | None = None
+    attempts: int = 1
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_final(self) -> bool:
+        """A final result need not be fetched again for the same snapshot."""
+        return self.outcome is not Outcome.TRANSIENT_ERROR
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One HTTP request to the user-info endpoint, as the audit trail and quota ledger keep it."""
+
+    requested_at: datetime
+    username: str
+    http_status: int | None
+    status: str
+    log_id: str = ""

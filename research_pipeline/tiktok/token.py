@@ -1,0 +1,99 @@
+"""Client-credentials access token: fetched once, shared by every thread, renewed before expiry."""
+
+import threading
+import time
+from collections.abc import Callable
+
+import requests
+
+from research_pipeline.tiktok import constants
+from research_pipeline.tiktok.errors import FatalApiError, TransientApiError
+
+
+class AccessTokenProvider:
+    """Hands out a valid token; one lock makes concurrent callers share a single refresh."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        base_url: str,
+        client_key: str,
+        client_secret: str,
+        timeout_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._session = session
+        self._url = base_url + constants.TOKEN_PATH
+        self._client_key = client_key
+        self._client_secret = client_secret
+        self._timeout = timeout_seconds
+        self._clock = clock
+        self._token: str | None = None
+        self._refresh_at = 0.0
+        self._lock = threading.Lock()
+        self._refused: FatalApiError | None = None
+        self.requests_made = 0
+
+    def __repr__(self) -> str:
+        return f"AccessTokenProvider(url={self._url!r}, token={'<set>' if self._token else None})"
+
+    def get(self) -> str:
+        with self._lock:
+            if self._refused is not None:
+                raise self._refused  # credentials do not heal: never ask twice
+            if self._token is None or self._clock() >= self._refresh_at:
+                self._fetch()
+            return self._token
+
+    def invalidate(self, stale_token: str) -> None:
+        """Forget `stale_token` after a 401; a token someone else already renewed is kept."""
+        with self._lock:
+            if self._token == stale_token:
+                self._token = None
+
+    def _fetch(self) -> None:
+        self.requests_made += 1
+        try:
+            response = self._session.post(
+                self._url,
+                data={
+                    "client_key": self._client_key,
+                    "client_secret": self._client_secret,
+                    "grant_type": "client_credentials",
+                },
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                timeout=self._timeout,
+            )
+        except requests.RequestException as exc:
+            # The exception text of requests can echo the request; keep only its class.
+            raise TransientApiError(
+                f"could not reach the token endpoint {self._url}: {type(exc).__name__}"
+            ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise TransientApiError(
+                f"token endpoint {self._url} answered HTTP {response.status_code} without JSON"
+            )
+        token = body.get("access_token")
+        if response.ok and isinstance(token, str) and token:
+            expires_in = float(body.get("expires_in") or constants.TOKEN_LIFETIME_SECONDS)
+            # Renew 5 minutes early, or at 90% of a short lifetime.
+            margin = min(300.0, expires_in * 0.1)
+            self._token = token
+            self._refresh_at = self._clock() + expires_in - margin
+            return
+        error = str(body.get("error") or f"http_{response.status_code}")
+        description = str(body.get("error_description") or "")
+        log_id = str(body.get("log_id") or "")
+        if error == constants.INVALID_CLIENT or response.status_code in (400, 401, 403):
+            self._refused = FatalApiError(
+                f"the token endpoint refused the client credentials ({error}: {description}). "
+                "Check TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET.",
+                code=error,
+                log_id=log_id,
+            )
+            raise self._refused
+        raise TransientApiError(f"token endpoint error {error}: {description} (log_id {log_id})")

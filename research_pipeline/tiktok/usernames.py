@@ -1,0 +1,29 @@
+"""Username normalisation: one spelling per account, so a cohort never asks twice for one user."""
+
+import re
+
+from research_pipeline.tiktok.errors import InvalidUsernameError
+
+USERNAME_PATTERN = re.compile(r"^[a-z0-9_.]{2,24}$")
+
+
+def normalize_username(raw: str) -> str:
+    """Strip spaces and one leading '@', lower-case, and validate against TikTok's rules.
+
+    TikTok usernames are 2-24 characters of letters, digits, '_' and '.'; anything else would
+    cost a request only to come back as `invalid_params`.
+    """
+    name = raw.strip()
+    if name.startswith("@"):
+        name = name[1:]
+    name = name.lower()
+    if not USERNAME_PATTERN.match(name):
+        if not name:
+            reason = "it is empty"
+        elif not 2 <= len(name) <= 24:
+            reason = f"it has {len(name)} characters (allowed: 2 to 24)"
+        else:
+            bad = sorted({c for c in name if not re.match(r"[a-z0-9_.]", c)})
+            reason = f"it contains {''.join(bad)!r} (allowed: letters, digits, '_' and '.')"
+        raise InvalidUsernameError(f"invalid TikTok username {raw.strip()!r}: {reason}")
+    return name

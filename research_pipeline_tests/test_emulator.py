@@ -1,0 +1,149 @@
+"""The emulator answers as the public docs describe, whoever the client is (plain requests here)."""
+
+import requests
+
+from research_pipeline.emulator import EmulatorConfig, EmulatorServer, Population
+from research_pipeline.emulator.population import EPOCH
+from research_pipeline_tests.conftest import EMULATOR_KEY, EMULATOR_SECRET, find_usernames
+
+FIELDS = "display_name,follower_count,likes_count"
+
+
+def token(server: EmulatorServer) -> str:
+    answer = requests.post(
+        server.url + "/v2/oauth/token/",
+        data={
+            "client_key": EMULATOR_KEY,
+            "client_secret": EMULATOR_SECRET,
+            "grant_type": "client_credentials",
+        },
+        timeout=5,
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 7200
+    assert body["access_token"].startswith("clt.")
+    return body["access_token"]
+
+
+def user_info(server: EmulatorServer, username: str, fields: str = FIELDS, bearer=None):
+    return requests.post(
+        server.url + "/v2/research/user/info/",
+        params={"fields": fields},
+        json={"username": username},
+        headers={"Authorization": f"Bearer {bearer or token(server)}"},
+        timeout=5,
+    )
+
+
+def test_wrong_credentials_get_a_flat_oauth_error(emulator):
+    answer = requests.post(
+        emulator.url + "/v2/oauth/token/",
+        data={
+            "client_key": EMULATOR_KEY,
+            "client_secret": "nope",
+            "grant_type": "client_credentials",
+        },
+        timeout=5,
+    )
+    body = answer.json()
+    assert body["error"] == "invalid_client" and body["log_id"] and "error_description" in body
+    missing_grant = requests.post(emulator.url + "/v2/oauth/token/", data={"client_key": "k"})
+    assert missing_grant.status_code == 400 and missing_grant.json()["error"] == "invalid_request"
+
+
+def test_user_info_returns_only_the_requested_fields(emulator):
+    [username] = find_usernames(emulator, "active")
+    answer = user_info(emulator, username)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert set(body["data"]) == {"display_name", "follower_count", "likes_count"}
+    assert body["error"]["code"] == "ok" and body["error"]["log_id"]
+
+
+def test_unknown_fields_and_missing_tokens_are_rejected(emulator):
+    bad_field = user_info(emulator, "alice", fields="follower_count,region")
+    assert bad_field.status_code == 400
+    assert bad_field.json()["error"]["code"] == "invalid_params"
+    no_token = user_info(emulator, "alice", bearer="clt.not-a-token")
+    assert no_token.status_code == 401
+    assert no_token.json()["error"]["code"] == "access_token_invalid"
+
+
+def test_per_user_errors_name_the_user(emulator):
+    bearer = token(emulator)
+    for kind, text in [
+        ("unknown", "cannot find the user"),
+        ("private", "is private"),
+        ("banned", "is banned"),
+    ]:
+        [username] = find_usernames(emulator, kind)
+        answer = user_info(emulator, username, bearer=bearer)
+        assert answer.status_code == 400
+        error = answer.json()["error"]
+        assert error["code"] == "invalid_params"
+        assert username in error["message"] and text in error["message"]
+
+
+def test_population_is_deterministic_heavy_tailed_and_moves_with_the_date():
+    population = Population(seed=7)
+    accounts = [population.account(f"user_{i}") for i in range(3000)]
+    active = [a for a in accounts if a.kind == "active"]
+    assert 0.85 < len(active) / len(accounts) < 0.97
+    day = EPOCH.replace(year=2026)
+    followers = sorted(population.user_info(a, day)["follower_count"] for a in active)
+    assert followers[-1] > 100 * followers[len(followers) // 2]  # heavy tail
+    assert any(a.is_verified for a in active)
+    assert any(not a.display_name.isascii() for a in active)
+    again = Population(seed=7)
+    assert again.user_info(again.account("user_1"), day) == population.user_info(accounts[1], day)
+    next_day = day.replace(day=2)
+    changed = [
+        a for a in active[:200] if population.user_info(a, day) != population.user_info(a, next_day)
+    ]
+    assert len(changed) > 150
+    other_seed = Population(seed=8).account("user_1")
+    assert other_seed != accounts[1]
+
+
+def test_minute_window_answers_429_rate_limit_exceeded():
+    with EmulatorServer(
+        EmulatorConfig(client_secret=EMULATOR_SECRET, rate_limit_per_minute=3, daily_quota=None)
+    ) as server:
+        bearer = token(server)
+        codes = [user_info(server, "alice", bearer=bearer).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        answer = user_info(server, "alice", bearer=bearer)
+        assert answer.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_daily_quota_counts_failures_and_resets_at_midnight_utc():
+    config = EmulatorConfig(
+        client_secret=EMULATOR_SECRET, rate_limit_per_minute=None, daily_quota=3, error_rate=1.0
+    )
+    with EmulatorServer(config) as server:
+        bearer = token(server)
+        assert [user_info(server, "alice", bearer=bearer).status_code for _ in range(3)] == [
+            500
+        ] * 3
+        refused = user_info(server, "alice", bearer=bearer)
+        assert refused.status_code == 429 and "daily quota" in refused.json()["error"]["message"]
+        server.clock.set_date(server.clock.today().replace(year=server.clock.today().year + 1))
+        assert user_info(server, "alice", bearer=bearer).status_code == 500
+        assert server.stats()["quota_used_today"] == 1
+
+
+def test_stats_clock_and_config_are_reachable_over_http(emulator):
+    user_info(emulator, "alice")
+    stats = requests.get(emulator.url + "/emulator/stats", timeout=5).json()
+    assert stats["by_username"]["alice"]["ok"] == 1 and stats["token_requests"]["ok"] == 1
+    moved = requests.post(emulator.url + "/emulator/clock", json={"date": "2026-01-02"}, timeout=5)
+    assert (
+        moved.json() == {"date": "2026-01-02"}
+        and emulator.clock.today().isoformat() == "2026-01-02"
+    )
+    changed = requests.post(emulator.url + "/emulator/config", json={"error_rate": 1.0}, timeout=5)
+    assert changed.status_code == 200 and changed.json()["client_secret"] == "<hidden>"
+    assert user_info(emulator, "alice").status_code == 500
+    refused = requests.post(emulator.url + "/emulator/config", json={"nope": 1}, timeout=5)
+    assert refused.status_code == 400
