@@ -6,6 +6,7 @@ endpoints (see research_pipeline.tiktok.constants). Everything extra lives under
 `POST /emulator/config` (fault knobs), so a demo or a test in another process can steer it.
 """
 
+import email.utils
 import json
 import random
 import secrets
@@ -155,6 +156,10 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms ACK stall
     server_version = "ResearchApiEmulator/1.0"
     state: EmulatorState  # set on the subclass made per server
+
+    def date_time_string(self, timestamp=None) -> str:
+        """The Date header follows the emulator's clock, as a real server's follows its own."""
+        return email.utils.format_datetime(self.state.clock.now(), usegmt=True)
 
     def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
         pass  # quiet: tests and benchmarks send thousands of requests

@@ -100,6 +100,10 @@ class ResearchApiClient:
     def close(self) -> None:
         self.session.close()
 
+    def api_now(self) -> datetime:
+        """Now at the API (its Date header); fetches a token if none is held."""
+        return self.tokens.server_now()
+
     # -- one user ---------------------------------------------------------------------------
 
     def fetch_user_info(self, username: str) -> UserInfoResult:

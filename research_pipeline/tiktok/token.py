@@ -3,6 +3,8 @@
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import requests
 
@@ -32,6 +34,7 @@ class AccessTokenProvider:
         self._refresh_at = 0.0
         self._lock = threading.Lock()
         self._refused: FatalApiError | None = None
+        self._server_clock_offset = timedelta(0)
         self.requests_made = 0
 
     def __repr__(self) -> str:
@@ -44,6 +47,20 @@ class AccessTokenProvider:
             if self._token is None or self._clock() >= self._refresh_at:
                 self._fetch()
             return self._token
+
+    def server_now(self) -> datetime:
+        """The API's idea of now (from the Date header of the token answer): snapshots are
+        labelled by the day the API served them, whatever this machine's clock says."""
+        self.get()
+        return datetime.now(UTC) + self._server_clock_offset
+
+    def _note_server_clock(self, header: str | None) -> None:
+        try:
+            server_time = parsedate_to_datetime(header) if header else None
+        except (TypeError, ValueError):
+            server_time = None
+        if server_time is not None and server_time.tzinfo is not None:
+            self._server_clock_offset = server_time - datetime.now(UTC)
 
     def invalidate(self, stale_token: str) -> None:
         """Forget `stale_token` after a 401; a token someone else already renewed is kept."""
@@ -79,6 +96,7 @@ class AccessTokenProvider:
             )
         token = body.get("access_token")
         if response.ok and isinstance(token, str) and token:
+            self._note_server_clock(response.headers.get("Date"))
             expires_in = float(body.get("expires_in") or constants.TOKEN_LIFETIME_SECONDS)
             # Renew 5 minutes early, or at 90% of a short lifetime.
             margin = min(300.0, expires_in * 0.1)

@@ -1,0 +1,138 @@
+"""`tiktok/user_info`: the raw snapshot, one row per cohort member per day."""
+
+import json
+
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Backoff,
+    Config,
+    Failure,
+    Jitter,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from research_pipeline import storage
+from research_pipeline.cohorts import CohortError
+from research_pipeline.defs.checks import DEFAULT_MAX_ERROR_SHARE, USER_INFO_CHECKS, check_user_info
+from research_pipeline.defs.constants import SNAPSHOT_RETRIES, WAREHOUSE_POOL
+from research_pipeline.defs.partitions import snapshot_partitions, split_key
+from research_pipeline.defs.resources import CohortFolder, ResearchApiResource, open_warehouse
+from research_pipeline.snapshot import SnapshotDateError, SnapshotIncompleteError, take_snapshot
+
+
+class UserInfoConfig(Config):
+    refetch: bool = Field(
+        default=False,
+        description="Fetch every user again, even those already stored for this snapshot "
+        "(spends quota; normally a re-run only fetches what is missing).",
+    )
+    max_error_share: float = Field(
+        default=DEFAULT_MAX_ERROR_SHARE,
+        description="Warn when more than this share of users answer with an error.",
+    )
+
+
+@asset(
+    key_prefix="tiktok",
+    group_name="tiktok",
+    partitions_def=snapshot_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    retry_policy=RetryPolicy(
+        max_retries=SNAPSHOT_RETRIES,
+        delay=10,
+        backoff=Backoff.EXPONENTIAL,
+        jitter=Jitter.PLUS_MINUS,
+    ),
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    check_specs=USER_INFO_CHECKS,
+)
+def user_info(
+    context: AssetExecutionContext,
+    config: UserInfoConfig,
+    research_api: ResearchApiResource,
+    cohort_folder: CohortFolder,
+    warehouse: DuckDBResource,
+) -> MaterializeResult:
+    """User info of every cohort member on the snapshot day, from the Research API.
+
+    Every member ends with a row: its fields, or the API's error code and message. Only today's
+    (UTC) partition can be fetched; a re-run fetches only the users not yet answered.
+    """
+    reports, partitions = [], []
+    with open_warehouse(warehouse) as conn:
+        for key in context.partition_keys:
+            snapshot_date, cohort_name = split_key(key)
+            try:
+                cohort = cohort_folder.read(cohort_name)
+            except CohortError as exc:
+                raise Failure(str(exc), allow_retries=False) from None
+            if cohort.problem_count:
+                context.log.warning(cohort.report())
+            try:
+                report = take_snapshot(
+                    conn,
+                    research_api.client,
+                    snapshot_date,
+                    cohort_name,
+                    cohort.usernames,
+                    refetch=config.refetch,
+                    log=context.log.info,
+                )
+            except (SnapshotDateError, SnapshotIncompleteError) as exc:
+                retryable = getattr(exc, "retryable", False)
+                raise Failure(str(exc), allow_retries=retryable) from None
+            context.log.info(f"{cohort_name} {snapshot_date}: {report.statuses}")
+            reports.append(report)
+            partitions.append((snapshot_date, cohort_name, cohort.usernames))
+        unfinished = sum(r.statuses.get(s, 0) for r in reports for s in _transient_statuses(conn))
+        if unfinished and context.retry_number < SNAPSHOT_RETRIES:
+            raise Failure(
+                f"{unfinished} users ended with transient errors (429/5xx/timeouts); their rows "
+                "are stored and this step will be retried for them only.",
+                allow_retries=True,
+            )
+        check_results = check_user_info(conn, partitions, config.max_error_share)
+        first = reports[0]
+        table_preview = storage.preview(conn, "user_info", first.snapshot_date, first.cohort)
+    return MaterializeResult(
+        metadata=_metadata(reports, table_preview), check_results=check_results
+    )
+
+
+def _transient_statuses(conn) -> list[str]:
+    rows = conn.execute("SELECT DISTINCT status FROM tiktok.user_info WHERE NOT is_final")
+    return [row[0] for row in rows.fetchall()]
+
+
+def _metadata(reports, table_preview) -> dict:
+    statuses: dict[str, int] = {}
+    for report in reports:
+        for status, count in report.statuses.items():
+            statuses[status] = statuses.get(status, 0) + count
+    quota_left = reports[-1].quota_left
+    per_partition = "\n".join(
+        f"| {r.snapshot_date} | {r.cohort} | {r.members} | {r.statuses.get('ok', 0)} | "
+        f"{r.already_stored} | {r.requests_spent} |"
+        for r in reports
+    )
+    return {
+        "rows": MetadataValue.int(sum(statuses.values())),
+        "ok": MetadataValue.int(statuses.get("ok", 0)),
+        "errors": MetadataValue.int(sum(v for k, v in statuses.items() if k != "ok")),
+        "errors_by_code": MetadataValue.json({k: v for k, v in statuses.items() if k != "ok"}),
+        "requests_spent": MetadataValue.int(sum(r.requests_spent for r in reports)),
+        "quota_left_today": MetadataValue.int(-1 if quota_left is None else quota_left),
+        "partitions": MetadataValue.md(
+            "| date | cohort | members | ok | already stored | requests |\n"
+            "|---|---|---|---|---|---|\n" + per_partition
+        ),
+        "preview": MetadataValue.md(table_preview.to_markdown(index=False)),
+        "statuses": MetadataValue.text(json.dumps(statuses, sort_keys=True)),
+    }

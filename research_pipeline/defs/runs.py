@@ -1,0 +1,77 @@
+"""Launching snapshot runs from Python (the CLI, the demo, tests) on a real Dagster instance."""
+
+from collections.abc import Sequence
+from datetime import date
+
+from dagster import DagsterInstance, Definitions
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from research_pipeline.defs.constants import WRITER_TAG
+from research_pipeline.defs.partitions import cohort_partitions, snapshot_key
+
+
+def register_cohorts(instance: DagsterInstance, names: Sequence[str]) -> list[str]:
+    """Add cohort partitions not yet known; returns the names that were new."""
+    known = set(instance.get_dynamic_partitions(cohort_partitions.name))
+    new = [name for name in names if name not in known]
+    if new:
+        instance.add_dynamic_partitions(cohort_partitions.name, new)
+    return new
+
+
+def contiguous_blocks(selected: Sequence[str], registered: Sequence[str]) -> list[list[str]]:
+    """Split `selected` cohorts into runs of neighbours in partition order: a partition range
+    over the cohort dimension spans everything between its ends, so each block is one run."""
+    wanted = set(selected)
+    blocks: list[list[str]] = [[]]
+    for name in registered:
+        if name in wanted:
+            blocks[-1].append(name)
+        elif blocks[-1]:
+            blocks.append([])
+    return [block for block in blocks if block]
+
+
+def run_snapshot(
+    defs: Definitions,
+    instance: DagsterInstance,
+    snapshot_date: date,
+    cohorts: Sequence[str],
+    run_config: dict | None = None,
+    raise_on_error: bool = False,
+):
+    """Materialize the raw and derived partitions of `cohorts` on `snapshot_date`.
+
+    Cohorts are registered first; neighbouring cohorts go in one run (a partition range)."""
+    register_cohorts(instance, cohorts)
+    registered = instance.get_dynamic_partitions(cohort_partitions.name)
+    job = defs.resolve_job_def("snapshot_job")
+    results = []
+    for block in contiguous_blocks(cohorts, registered):
+        start, end = snapshot_key(snapshot_date, block[0]), snapshot_key(snapshot_date, block[-1])
+        tags = dict(WRITER_TAG)
+        if len(block) == 1:
+            results.append(
+                job.execute_in_process(
+                    run_config=run_config,
+                    instance=instance,
+                    partition_key=str(start),
+                    tags=tags,
+                    raise_on_error=raise_on_error,
+                )
+            )
+            continue
+        tags[ASSET_PARTITION_RANGE_START_TAG] = str(start)
+        tags[ASSET_PARTITION_RANGE_END_TAG] = str(end)
+        results.append(
+            job.execute_in_process(
+                run_config=run_config,
+                instance=instance,
+                tags=tags,
+                raise_on_error=raise_on_error,
+            )
+        )
+    return results

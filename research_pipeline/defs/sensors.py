@@ -1,0 +1,42 @@
+"""Registers cohort files as partitions, so a new file shows up in the UI without a click."""
+
+import json
+
+from dagster import (
+    AddDynamicPartitionsRequest,
+    DefaultSensorStatus,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from research_pipeline.cohorts import COHORT_NAME_PATTERN
+from research_pipeline.defs.jobs import snapshot_job
+from research_pipeline.defs.partitions import cohort_partitions
+from research_pipeline.defs.resources import CohortFolder
+
+
+@sensor(job=snapshot_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+def cohort_files_sensor(context: SensorEvaluationContext, cohort_folder: CohortFolder):
+    """Adds a `cohorts` partition for each new cohort file and reports edited ones."""
+    seen = json.loads(context.cursor) if context.cursor else {}
+    files = cohort_folder.files()
+    current = {name: f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for name, p in files.items()}
+    registered = set(context.instance.get_dynamic_partitions(cohort_partitions.name))
+    new = sorted(name for name in files if name not in registered)
+    changed = sorted(n for n in current if n in seen and seen[n] != current[n])
+    for name in changed:
+        context.log.info(f"cohort {name} changed ({files[name]}): the next snapshot uses it")
+    misnamed = [p.name for p in cohort_folder.all_files() if not COHORT_NAME_PATTERN.match(p.stem)]
+    if misnamed:
+        context.log.warning(f"ignored files with invalid cohort names: {', '.join(misnamed)}")
+    cursor = json.dumps(current, sort_keys=True)
+    if not new:
+        message = f"no new cohorts; changed: {', '.join(changed) or 'none'}"
+        return SensorResult(skip_reason=SkipReason(message), cursor=cursor)
+    context.log.info(f"registering cohorts: {', '.join(new)}")
+    return SensorResult(
+        dynamic_partitions_requests=[AddDynamicPartitionsRequest(cohort_partitions.name, new)],
+        cursor=cursor,
+    )
