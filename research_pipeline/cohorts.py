@@ -148,13 +148,15 @@ def read_cohort(path: Path, name: str | None = None) -> Cohort:
 
 
 def cohort_files(directory: Path) -> dict[str, Path]:
-    """Cohort name -> file, for every .txt/.csv in `directory` (not recursive)."""
+    """Cohort name -> file, for every .txt/.csv in `directory` (not recursive) whose name is a
+    valid cohort name; others are left out (the sensor warns about them)."""
     directory = Path(directory)
     if not directory.is_dir():
         return {}
     found: dict[str, Path] = {}
     for path in sorted(directory.iterdir()):
-        if path.suffix.lower() in COHORT_SUFFIXES and path.is_file():
+        is_cohort = path.suffix.lower() in COHORT_SUFFIXES and COHORT_NAME_PATTERN.match(path.stem)
+        if is_cohort and path.is_file():
             if path.stem in found:
                 raise CohortError(f"two files for cohort {path.stem!r}: {found[path.stem]}, {path}")
             found[path.stem] = path

@@ -1,50 +1,63 @@
-"""`research-pipeline demo`: the whole path on embedded defaults, with nothing to set up.
+"""`research-pipeline demo`: the whole pipeline on embedded defaults, with nothing to set up.
 
-Starts the emulator on a free loopback port, reads the sample cohorts shipped in `cohorts/`,
-fetches them through the client and prints what came back.
+Starts the emulator on a free loopback port, points the pipeline at it, and takes a snapshot of
+the sample cohorts for each of the last few days (moving the emulator's clock, since the API
+only ever serves today), through real Dagster runs recorded in $DAGSTER_HOME and written to the
+DuckDB file. Then prints the cohort summary and how to open the UI.
 """
 
 import argparse
-import time
+import os
+from datetime import timedelta
 from pathlib import Path
 
-from research_pipeline.cohorts import cohort_files, read_cohort
 from research_pipeline.emulator import EmulatorConfig, EmulatorServer
-from research_pipeline.tiktok import ClientSettings, ResearchApiClient
 
-SAMPLE_COHORTS = Path(__file__).resolve().parent.parent / "cohorts"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NEXT_STEPS = """
+Open the Dagster UI on these runs:
+  cd {root} && make ui        (DAGSTER_HOME=$PWD .venv/bin/dagster dev)
+Query the data:
+  .venv/bin/python -c "import duckdb; c = duckdb.connect('data/research.duckdb', read_only=True);
+  print(c.sql('from tiktok.follower_snapshots order by snapshot_date desc limit 10'))"
+"""
 
 
 def add_parser(commands) -> None:
-    parser = commands.add_parser("demo", help="run the pipeline end to end against the emulator")
-    parser.add_argument("--cohorts-dir", type=Path, default=SAMPLE_COHORTS)
+    parser = commands.add_parser(
+        "demo", help="snapshot the sample cohorts for a few days against the emulator"
+    )
+    parser.add_argument("--days", type=int, default=4, help="days of history (default: 4)")
     parser.set_defaults(func=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    config = EmulatorConfig(latency_seconds=0.02)
+    config = EmulatorConfig(latency_seconds=0.01)
     with EmulatorServer(config) as api:
-        settings = ClientSettings(
-            client_key=config.client_key, client_secret=config.client_secret, base_url=api.url
+        os.environ.update(
+            {
+                "TIKTOK_API_BASE_URL": api.url,
+                "TIKTOK_CLIENT_KEY": config.client_key,
+                "TIKTOK_CLIENT_SECRET": config.client_secret,
+            }
         )
-        with ResearchApiClient(settings) as client:
-            for name, path in cohort_files(args.cohorts_dir).items():
-                cohort = read_cohort(path, name)
-                started = time.perf_counter()
-                results = sorted(client.iter_user_info(cohort.usernames), key=lambda r: r.username)
-                elapsed = time.perf_counter() - started
-                print(f"\ncohort {name}: {len(results)} users in {elapsed:.2f}s")
-                print(f"  {'username':<24} {'status':<16} {'followers':>12} {'likes':>14}")
-                for r in results:
-                    print(
-                        f"  {r.username:<24} {r.status:<16} "
-                        f"{_blank_none(r.fields.get('follower_count')):>12} "
-                        f"{_blank_none(r.fields.get('likes_count')):>14}"
-                    )
-            quota = client.quota
-            print(f"\nrequests spent: {quota.used} (quota left today: {quota.remaining})")
+        os.environ.setdefault("RESEARCH_PIPELINE_COHORTS_DIR", str(REPO_ROOT / "cohorts"))
+        os.environ.setdefault("RESEARCH_PIPELINE_DUCKDB", str(REPO_ROOT / "data/research.duckdb"))
+        from research_pipeline.cli import dagster_instance, print_summary, run_and_report
+        from research_pipeline.defs.definitions import build_defs
+
+        defs = build_defs()
+        cohorts = sorted(defs.resources["cohort_folder"].files())
+        today = api.clock.today()
+        with dagster_instance() as instance:
+            print(f"Emulator on {api.url}; Dagster instance in {instance.root_directory}")
+            for days_ago in range(args.days - 1, -1, -1):
+                day = today - timedelta(days=days_ago)
+                api.clock.set_date(day)
+                print(f"\n== snapshot of {day} (emulator clock), cohorts: {', '.join(cohorts)}")
+                if not run_and_report(defs, instance, day, cohorts):
+                    return 1
+        print_summary(os.environ["RESEARCH_PIPELINE_DUCKDB"], today)
+        print(f"\nemulator: {api.stats()['user_info_requests']} user-info requests served")
+    print(NEXT_STEPS.format(root=REPO_ROOT))
     return 0
-
-
-def _blank_none(value) -> str:
-    return "" if value is None else str(value)

@@ -34,6 +34,11 @@ class ResearchApiResource(ConfigurableResource):
     concurrency: int = 8
     max_attempts: int = 5
     timeout_seconds: float = 30.0
+    retry_delay_seconds: float = Field(
+        default=60.0,
+        description="Wait before Dagster retries a snapshot whose users ended with transient "
+        "errors (only those users are fetched again).",
+    )
 
     def settings(self) -> ClientSettings:
         return ClientSettings(
@@ -72,9 +77,14 @@ class CohortFolder(ConfigurableResource):
 def open_warehouse(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection to the DuckDB file with the schema in place (the folder is made if new).
 
-    DuckDBResource retries while another process holds the file's write lock."""
+    DuckDBResource retries while another process holds the file's write lock. Its context
+    manager does not close the connection when the body raises, so we do: a failed step must not
+    keep the file locked."""
     if warehouse.database != ":memory:":
         Path(warehouse.database).parent.mkdir(parents=True, exist_ok=True)
     with warehouse.get_connection() as conn:
-        ensure_schema(conn)
-        yield conn
+        try:
+            ensure_schema(conn)
+            yield conn
+        finally:
+            conn.close()

@@ -12,6 +12,7 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
+    RetryRequested,
     asset,
 )
 from dagster_duckdb import DuckDBResource
@@ -93,10 +94,13 @@ def user_info(
             partitions.append((snapshot_date, cohort_name, cohort.usernames))
         unfinished = sum(r.statuses.get(s, 0) for r in reports for s in _transient_statuses(conn))
         if unfinished and context.retry_number < SNAPSHOT_RETRIES:
-            raise Failure(
+            context.log.warning(
                 f"{unfinished} users ended with transient errors (429/5xx/timeouts); their rows "
-                "are stored and this step will be retried for them only.",
-                allow_retries=True,
+                f"are stored and the step is retried in {research_api.retry_delay_seconds:g}s "
+                "for them only."
+            )
+            raise RetryRequested(
+                max_retries=SNAPSHOT_RETRIES, seconds_to_wait=research_api.retry_delay_seconds
             )
         check_results = check_user_info(conn, partitions, config.max_error_share)
         first = reports[0]

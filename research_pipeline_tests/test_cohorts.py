@@ -1,0 +1,73 @@
+"""Cohort files: every bad line reported with its number, valid users kept once each."""
+
+import pytest
+
+from research_pipeline.cohorts import CohortError, check_cohort_name, cohort_files, read_cohort
+
+
+def test_messy_text_file_keeps_valid_users_and_reports_each_bad_line(tmp_path):
+    path = tmp_path / "messy.txt"
+    lines = [
+        b"\xef\xbb\xbf@Alice\r\n",  # 1: BOM, CRLF, '@' and case
+        b"\r\n",  # 2: blank
+        b"# a comment\r\n",  # 3
+        b"bob  # trailing comment\n",  # 4
+        b"alice\n",  # 5: duplicate of line 1
+        b"x" * 25 + b"\n",  # 6: too long
+        b"bad name!\n",  # 7: forbidden characters
+        b"caf\xe9\n",  # 8: not UTF-8
+        b"carol.d\n",  # 9
+    ]
+    path.write_bytes(b"".join(lines))
+    cohort = read_cohort(path)
+    assert cohort.name == "messy"
+    assert cohort.usernames == ["alice", "bob", "carol.d"]
+    assert cohort.duplicate_count == 1
+    assert [(p.line, p.reason.split(":")[0]) for p in cohort.problems] == [
+        (6, "invalid TikTok username 'xxxxxxxxxxxxxxxxxxxxxxxxx'"),
+        (7, "invalid TikTok username 'bad name!'"),
+        (8, "not valid UTF-8 text"),
+    ]
+    report = cohort.report()
+    assert f"{path}:6:" in report and "25 characters" in report and "3 lines left out" in report
+
+
+def test_csv_cohort_reads_the_username_column(tmp_path):
+    path = tmp_path / "artists.csv"
+    path.write_text("note,Username\nfirst,@One_User\nsecond,\nthird,two.user\n")
+    cohort = read_cohort(path)
+    assert cohort.usernames == ["one_user", "two.user"]
+    assert [p.line for p in cohort.problems] == [3]
+
+
+def test_csv_without_username_column_is_refused(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("handle\nalice\n")
+    with pytest.raises(CohortError, match="bad.csv:1: a CSV cohort needs a 'username' column"):
+        read_cohort(path)
+
+
+def test_a_million_lines_are_streamed(tmp_path):
+    path = tmp_path / "big.txt"
+    with path.open("w") as handle:
+        for i in range(1_000_000):
+            handle.write(f"user_{i % 400_000}\n")
+    cohort = read_cohort(path)
+    assert len(cohort.usernames) == 400_000 and cohort.duplicate_count == 600_000
+
+
+@pytest.mark.parametrize(
+    "name", ["x'; DROP TABLE tiktok.user_info; --", "Upper", "-dash", "", "a" * 65, "a|b", "../x"]
+)
+def test_unsafe_cohort_names_are_refused(name):
+    with pytest.raises(CohortError, match="invalid cohort name"):
+        check_cohort_name(name)
+
+
+def test_cohort_folder_lists_txt_and_csv_files(tmp_path):
+    (tmp_path / "one.txt").write_text("alice\n")
+    (tmp_path / "two.csv").write_text("username\nbob\n")
+    (tmp_path / "notes.md").write_text("not a cohort\n")
+    (tmp_path / "Bad Name.txt").write_text("carol\n")
+    assert sorted(cohort_files(tmp_path)) == ["one", "two"]
+    assert cohort_files(tmp_path / "missing") == {}

@@ -1,0 +1,300 @@
+"""The Dagster pipeline end to end: real instance, real DuckDB file, emulator over HTTP."""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import (
+    AddDynamicPartitionsRequest,
+    DagsterInstance,
+    Definitions,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+)
+from dagster_duckdb import DuckDBResource
+
+from research_pipeline.defs.definitions import build_defs
+from research_pipeline.defs.resources import CohortFolder, ResearchApiResource
+from research_pipeline.defs.runs import contiguous_blocks, run_snapshot
+from research_pipeline.defs.schedules import daily_snapshot_schedule, plan_daily_runs
+from research_pipeline.defs.sensors import cohort_files_sensor
+from research_pipeline.emulator import EmulatorServer
+from research_pipeline_tests.conftest import EMULATOR_KEY, EMULATOR_SECRET, find_usernames
+
+
+@dataclass
+class Pipeline:
+    defs: Definitions
+    instance: DagsterInstance
+    api: EmulatorServer
+    cohorts: Path
+    database: Path
+
+    def write_cohort(self, name: str, usernames: list[str]) -> None:
+        (self.cohorts / f"{name}.txt").write_text("\n".join(usernames) + "\n")
+
+    def run(self, cohorts: list[str], day: date | None = None, **config):
+        run_config = {"ops": {"tiktok__user_info": {"config": config}}} if config else None
+        return run_snapshot(
+            self.defs, self.instance, day or self.api.clock.today(), cohorts, run_config
+        )
+
+    def query(self, sql: str, params=None) -> list[tuple]:
+        with duckdb.connect(str(self.database), read_only=True) as conn:
+            return conn.execute(sql, params or []).fetchall()
+
+
+def make_resources(api: EmulatorServer, cohorts: Path, database: Path, **api_options) -> dict:
+    options = dict(
+        client_key=EMULATOR_KEY,
+        client_secret=EMULATOR_SECRET,
+        base_url=api.url,
+        rate_limit_per_minute=0,
+        daily_quota=0,
+        timeout_seconds=5.0,
+    )
+    options.update(api_options)
+    return {
+        "research_api": ResearchApiResource(**options),
+        "cohort_folder": CohortFolder(path=str(cohorts)),
+        "warehouse": DuckDBResource(database=str(database)),
+    }
+
+
+@pytest.fixture
+def pipeline(tmp_path, emulator):
+    cohorts = tmp_path / "cohorts"
+    cohorts.mkdir()
+    database = tmp_path / "warehouse" / "research.duckdb"
+    with instance_for_test() as instance:
+        defs = build_defs(make_resources(emulator, cohorts, database))
+        yield Pipeline(defs, instance, emulator, cohorts, database)
+
+
+def failure_messages(result) -> list[str]:
+    return [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
+
+
+def test_every_member_ends_with_a_row_of_data_or_error(pipeline):
+    active = find_usernames(pipeline.api, "active", 3)
+    others = [find_usernames(pipeline.api, kind)[0] for kind in ("private", "banned", "unknown")]
+    pipeline.write_cohort("mixed", active + others)
+    [result] = pipeline.run(["mixed"])
+    assert result.success
+    rows = dict(pipeline.query("SELECT username, status FROM tiktok.user_info"))
+    assert rows == {**{u: "ok" for u in active}, **{u: "invalid_params" for u in others}}
+    messages = pipeline.query(
+        "SELECT error_message, log_id FROM tiktok.user_info WHERE status <> 'ok' ORDER BY username"
+    )
+    assert all(message and log_id for message, log_id in messages)
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {
+        "tiktok/user_info",
+        "tiktok/follower_snapshots",
+        "tiktok/engagement_snapshots",
+        "tiktok/cohort_summary",
+    }
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {
+        "unique_users": True,
+        "counts_not_negative": True,
+        "every_member_present": True,
+        "error_share_below_threshold": False,
+    }
+    [ledger] = pipeline.query("SELECT count(*) FROM tiktok.api_requests")
+    assert ledger[0] == pipeline.api.stats()["user_info_requests"] == 6
+
+
+def test_rerun_resumes_without_requests_and_refetch_replaces_rows(pipeline):
+    users = find_usernames(pipeline.api, "active", 5)
+    pipeline.write_cohort("c1", users)
+    assert pipeline.run(["c1"])[0].success
+    assert pipeline.api.stats()["user_info_requests"] == 5
+    assert pipeline.run(["c1"])[0].success
+    assert pipeline.api.stats()["user_info_requests"] == 5  # nothing spent on stored users
+    assert pipeline.run(["c1"], refetch=True)[0].success
+    assert pipeline.api.stats()["user_info_requests"] == 10
+    for table in ("user_info", "follower_snapshots", "engagement_snapshots"):
+        [(rows, distinct)] = pipeline.query(
+            f"SELECT count(*), count(DISTINCT username) FROM tiktok.{table}"  # noqa: S608
+        )
+        assert rows == distinct == 5
+    assert pipeline.query("SELECT count(*) FROM tiktok.cohort_summary") == [(1,)]
+
+
+def test_removed_member_rows_are_dropped_on_rematerialization(pipeline):
+    users = find_usernames(pipeline.api, "active", 4)
+    pipeline.write_cohort("c1", users)
+    pipeline.run(["c1"])
+    pipeline.write_cohort("c1", users[:3])
+    assert pipeline.run(["c1"])[0].success
+    assert {u for (u,) in pipeline.query("SELECT username FROM tiktok.user_info")} == set(users[:3])
+
+
+def test_quota_exhaustion_fails_with_progress_keeps_rows_and_resume_fetches_the_rest(pipeline):
+    users = find_usernames(pipeline.api, "active", 6)
+    pipeline.write_cohort("c1", users)
+    pipeline.api.config.daily_quota = 3
+    [result] = pipeline.run(["c1"])
+    assert not result.success
+    [message] = failure_messages(result)  # one attempt: Dagster's RetryPolicy does not retry it
+    assert "3 of 6 users done, 3 remain" in message and "resets at" in message
+    assert pipeline.query("SELECT count(*) FROM tiktok.user_info") == [(3,)]
+    pipeline.api.config.daily_quota = None  # the quota reset
+    assert pipeline.run(["c1"])[0].success
+    stats = pipeline.api.stats()
+    assert all(stats["by_username"][u].get("ok") == 1 for u in users)
+    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(6,)]
+
+
+def test_a_past_date_is_refused_without_spending_quota(pipeline):
+    pipeline.write_cohort("c1", find_usernames(pipeline.api, "active", 2))
+    [result] = pipeline.run(["c1"], day=pipeline.api.clock.today() - timedelta(days=1))
+    assert not result.success
+    assert "returns current values only" in failure_messages(result)[0]
+    assert pipeline.api.stats()["user_info_requests"] == 0
+
+
+def test_transient_errors_are_retried_by_dagster_for_the_failing_users_only(pipeline):
+    users = find_usernames(pipeline.api, "active", 8)
+    pipeline.write_cohort("c1", users)
+    pipeline.defs = build_defs(
+        make_resources(
+            pipeline.api, pipeline.cohorts, pipeline.database, max_attempts=1, retry_delay_seconds=0
+        )
+    )
+    pipeline.api.config.error_rate = 0.4
+    [result] = pipeline.run(["c1"])
+    assert result.success
+    stats = pipeline.api.stats()
+    assert all(stats["by_username"][u].get("ok") == 1 for u in users)
+    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(8,)]
+
+
+def test_derived_snapshots_over_three_days_with_a_member_missing_on_one(pipeline):
+    a, b, c = find_usernames(pipeline.api, "active", 3)
+    days = [pipeline.api.clock.today() - timedelta(days=n) for n in (2, 1, 0)]
+    for day, members in zip(days, ([a, b, c], [a, c], [a, b, c]), strict=True):
+        pipeline.api.clock.set_date(day)
+        pipeline.write_cohort("c1", members)
+        assert pipeline.run(["c1"], day=day)[0].success
+    raw = {
+        (d, u): (f, likes, v)
+        for d, u, f, likes, v in pipeline.query(
+            "SELECT snapshot_date, username, follower_count, likes_count, video_count "
+            "FROM tiktok.user_info"
+        )
+    }
+    derived = pipeline.query(
+        "SELECT f.snapshot_date, f.username, f.previous_snapshot_date, f.follower_delta, "
+        "f.follower_growth_per_day, e.likes_delta, e.likes_per_video "
+        "FROM tiktok.follower_snapshots f JOIN tiktok.engagement_snapshots e "
+        "USING (snapshot_date, cohort, username) WHERE snapshot_date = ? ORDER BY 2",
+        [days[2]],
+    )
+    expected_previous = {a: days[1], b: days[0], c: days[1]}  # b was not in day 2's cohort
+    for day, user, previous, delta, growth, likes_delta, likes_per_video in derived:
+        assert previous == expected_previous[user]
+        now, before = raw[(day, user)], raw[(previous, user)]
+        assert delta == now[0] - before[0]
+        assert growth == pytest.approx((now[0] - before[0]) / (day - previous).days)
+        assert likes_delta == now[1] - before[1]
+        assert likes_per_video == pytest.approx(now[1] / now[2])
+    first_day = pipeline.query(
+        "SELECT count(*) FROM tiktok.follower_snapshots WHERE snapshot_date = ? "
+        "AND previous_snapshot_date IS NULL AND follower_delta IS NULL",
+        [days[0]],
+    )
+    assert first_day == [(3,)]
+
+
+def test_a_backfill_of_several_cohorts_is_one_run(pipeline):
+    for n in range(4):
+        pipeline.write_cohort(f"cohort{n}", find_usernames(pipeline.api, "active", 8)[n * 2 :][:2])
+    results = pipeline.run([f"cohort{n}" for n in range(4)])
+    assert len(results) == 1 and results[0].success
+    partitions = {
+        e.partition
+        for e in results[0].get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "tiktok/cohort_summary"
+    }
+    today = pipeline.api.clock.today()
+    assert partitions == {f"cohort{n}|{today}" for n in range(4)}
+    for asset in pipeline.defs.resolve_all_asset_specs():
+        policy = pipeline.defs.resolve_assets_def(asset.key).backfill_policy
+        assert policy.policy_type.value == "SINGLE_RUN"
+
+
+def test_non_neighbouring_cohorts_go_in_separate_runs():
+    assert contiguous_blocks(["a", "c", "d"], ["a", "b", "c", "d", "e"]) == [["a"], ["c", "d"]]
+
+
+def test_sensor_registers_new_cohort_files_once(pipeline):
+    pipeline.write_cohort("fresh", ["alice"])
+    (pipeline.cohorts / "Bad Name.txt").write_text("bob\n")
+    sensor = pipeline.defs.resolve_sensor_def(cohort_files_sensor.name)
+    resources = {"cohort_folder": CohortFolder(path=str(pipeline.cohorts))}
+    context = build_sensor_context(instance=pipeline.instance, resources=resources)
+    result = sensor(context)
+    assert result.dynamic_partitions_requests == [AddDynamicPartitionsRequest("cohorts", ["fresh"])]
+    pipeline.instance.add_dynamic_partitions("cohorts", ["fresh"])
+    again = sensor(
+        build_sensor_context(instance=pipeline.instance, resources=resources, cursor=result.cursor)
+    )
+    assert not again.dynamic_partitions_requests
+
+
+def test_plan_never_starts_a_cohort_the_quota_cannot_finish():
+    assert plan_daily_runs([("a", 400), ("b", 700), ("c", 500), ("d", 0)], 1000) == (
+        ["a", "c"],
+        ["b"],
+    )
+    assert plan_daily_runs([("a", 400)], None) == (["a"], [])
+
+
+def test_schedule_requests_what_todays_quota_can_serve(pipeline):
+    today = pipeline.api.clock.today()
+    pipeline.write_cohort("small", find_usernames(pipeline.api, "active", 3))
+    pipeline.write_cohort("large", find_usernames(pipeline.api, "active", 10))
+    pipeline.instance.add_dynamic_partitions("cohorts", ["large", "small"])
+    resources = make_resources(pipeline.api, pipeline.cohorts, pipeline.database, daily_quota=5)
+    context = build_schedule_context(
+        instance=pipeline.instance,
+        resources=resources,
+        scheduled_execution_time=_midnight_plus(today),
+        repository_def=pipeline.defs.get_repository_def(),
+    )
+    requests = daily_snapshot_schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests] == [f"small|{today}"]
+    resources = make_resources(pipeline.api, pipeline.cohorts, pipeline.database, daily_quota=2)
+    context = build_schedule_context(
+        instance=pipeline.instance,
+        resources=resources,
+        scheduled_execution_time=_midnight_plus(today),
+        repository_def=pipeline.defs.get_repository_def(),
+    )
+    tick = daily_snapshot_schedule.evaluate_tick(context)
+    assert not tick.run_requests
+    assert "large" in tick.skip_message and "small" in tick.skip_message
+
+
+def _midnight_plus(day: date):
+    from datetime import UTC, datetime
+
+    return datetime(day.year, day.month, day.day, 0, 15, tzinfo=UTC)
+
+
+def test_project_definitions_and_instance_config_load(tmp_path, monkeypatch):
+    from dagster import Definitions as Defs
+
+    from research_pipeline.defs import definitions
+
+    Defs.validate_loadable(definitions.defs)
+    repo = Path(__file__).resolve().parent.parent
+    (tmp_path / "dagster.yaml").write_text((repo / "dagster.yaml").read_text())
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+        assert {"key": "research_pipeline/duckdb_writer", "limit": 1} in limits
