@@ -1,0 +1,121 @@
+"""Warehouse SQL against hand-computed values: deltas, rates, division by zero, the summary."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from research_pipeline import storage
+from research_pipeline.tiktok.models import Outcome, UserInfoResult
+
+D1, D2, D3 = date(2026, 1, 1), date(2026, 1, 3), date(2026, 1, 4)
+
+
+def ok(username, followers, likes, videos, following=10):
+    fields = {
+        "follower_count": followers,
+        "following_count": following,
+        "likes_count": likes,
+        "video_count": videos,
+    }
+    return UserInfoResult(username, Outcome.OK, "ok", datetime.now(UTC), fields=fields)
+
+
+def private(username):
+    return UserInfoResult(
+        username,
+        Outcome.USER_ERROR,
+        "invalid_params",
+        datetime.now(UTC),
+        error_message=f"{username} is private",
+        log_id="L1",
+    )
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    conn = storage.connect(tmp_path / "w.duckdb")
+    history = {
+        D1: [ok("a", 100, 1000, 10), ok("b", 50, 0, 0), ok("c", 10, 5, 1)],
+        D2: [ok("a", 130, 1100, 11), private("c")],  # b left the cohort, c went private
+        D3: [ok("a", 160, 1300, 12), ok("b", 0, 10, 0), ok("c", 20, 9, 2)],
+    }
+    for day, rows in history.items():
+        storage.save_fetched(conn, day, "x", rows, [])
+        storage.finish_snapshot(conn, day, "x", [r.username for r in rows])
+        storage.derive_follower_snapshots(conn, day, "x")
+        storage.derive_engagement_snapshots(conn, day, "x")
+        storage.derive_cohort_summary(conn, day, "x")
+    yield conn
+    conn.close()
+
+
+def rows(conn, sql, params=None):
+    return conn.execute(sql, params or []).fetchall()
+
+
+def test_deltas_use_each_users_own_previous_snapshot(warehouse):
+    got = rows(
+        warehouse,
+        "SELECT username, previous_snapshot_date, days_since_previous, "
+        "follower_delta, follower_growth_per_day FROM tiktok.follower_snapshots "
+        "WHERE snapshot_date = ? ORDER BY 1",
+        [D3],
+    )
+    assert got == [
+        ("a", D2, 1, 30, 30.0),
+        ("b", D1, 3, -50, pytest.approx(-50 / 3)),  # absent on D2: back to D1
+        ("c", D1, 3, 10, pytest.approx(10 / 3)),  # private on D2: no counts there
+    ]
+    assert rows(
+        warehouse,
+        "SELECT count(*) FROM tiktok.follower_snapshots "
+        "WHERE snapshot_date = ? AND previous_snapshot_date IS NULL",
+        [D1],
+    ) == [(3,)]
+
+
+def test_rates_are_null_not_errors_where_a_denominator_is_zero(warehouse):
+    got = rows(
+        warehouse,
+        "SELECT username, likes_per_video, likes_per_follower, likes_delta, "
+        "video_delta, likes_gained_per_day FROM tiktok.engagement_snapshots "
+        "WHERE snapshot_date = ? ORDER BY 1",
+        [D3],
+    )
+    assert got == [
+        ("a", pytest.approx(1300 / 12), pytest.approx(1300 / 160), 200, 1, 200.0),
+        ("b", None, None, 10, 0, pytest.approx(10 / 3)),  # 0 videos and 0 followers
+        ("c", 4.5, 0.45, 4, 1, pytest.approx(4 / 3)),
+    ]
+
+
+def test_summary_counts_errors_by_code_and_medians(warehouse):
+    got = rows(
+        warehouse,
+        "SELECT snapshot_date, users, ok, errors, errors_by_code, "
+        "median_followers, total_followers, total_likes FROM tiktok.cohort_summary "
+        "ORDER BY 1",
+    )
+    assert got == [
+        (D1, 3, 3, 0, "{}", 50.0, 160, 1005),
+        (D2, 2, 1, 1, '{"invalid_params":1}', 130.0, 130, 1100),
+        (D3, 3, 3, 0, "{}", 20.0, 180, 1319),
+    ]
+
+
+def test_rewriting_a_partition_replaces_rows(warehouse):
+    storage.save_fetched(warehouse, D3, "x", [ok("a", 999, 1, 1)], [])
+    assert rows(
+        warehouse,
+        "SELECT follower_count FROM tiktok.user_info WHERE snapshot_date = ? AND username = 'a'",
+        [D3],
+    ) == [(999,)]
+    assert storage.derive_follower_snapshots(warehouse, D3, "x") == 3
+    assert rows(warehouse, "SELECT count(*) FROM tiktok.follower_snapshots") == [(7,)]
+
+
+def test_hostile_values_are_data_not_sql(warehouse):
+    name = "x'; DROP TABLE tiktok.user_info; --"
+    storage.save_fetched(warehouse, D1, name, [ok("a", 1, 1, 1)], [])
+    assert storage.final_usernames(warehouse, D1, name) == {"a"}
+    assert rows(warehouse, "SELECT count(*) FROM tiktok.user_info") == [(9,)]  # 8 + 1, none dropped
