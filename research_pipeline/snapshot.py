@@ -10,6 +10,7 @@ every answered row stored.
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -22,8 +23,12 @@ from research_pipeline.tiktok import (
 )
 from research_pipeline.tiktok.models import RequestRecord
 
-BATCH_SIZE = 200
-BATCH_SECONDS = 2.0
+# Answers are saved at least this often: a killed process loses at most a quarter second of
+# answers (plus the requests in flight), and the file's write lock is held only while saving.
+BATCH_SIZE = 500
+BATCH_SECONDS = 0.25
+
+OpenWarehouse = Callable[[], AbstractContextManager]
 
 
 class SnapshotDateError(ValueError):
@@ -51,8 +56,8 @@ class SnapshotReport:
     quota_left: int | None = None
 
 
-class _RequestLedger:
-    """Collects request records from worker threads until the next batch is saved."""
+class RequestLedger:
+    """Collects request records from the client's worker threads until the next save."""
 
     def __init__(self) -> None:
         self._records: list[RequestRecord] = []
@@ -70,9 +75,15 @@ class _RequestLedger:
             return records
 
 
+def quota_used_today(open_warehouse: OpenWarehouse) -> int:
+    with open_warehouse() as conn:
+        return storage.requests_spent_today(conn)
+
+
 def take_snapshot(
-    conn,
-    make_client: Callable[..., ResearchApiClient],
+    open_warehouse: OpenWarehouse,
+    client: ResearchApiClient,
+    ledger: RequestLedger,
     snapshot_date: date,
     cohort: str,
     members: Sequence[str],
@@ -80,14 +91,16 @@ def take_snapshot(
     refetch: bool = False,
     log: Callable[[str], None] = print,
 ) -> SnapshotReport:
-    """Fetch and store (snapshot_date, cohort). `make_client(on_request=..., quota_used_today=...)`
-    builds the client, so the quota starts from what the ledger says was spent today."""
-    stored = set() if refetch else storage.final_usernames(conn, snapshot_date, cohort)
+    """Fetch and store (snapshot_date, cohort) with `client`, whose `on_request` is `ledger`.
+
+    `open_warehouse()` gives a short-lived connection: the DuckDB file is locked only while a
+    batch is written, so runs in other processes can write between our batches."""
+    with open_warehouse() as conn:
+        stored = set() if refetch else storage.final_usernames(conn, snapshot_date, cohort)
     todo = [name for name in members if name not in stored]
     report = SnapshotReport(snapshot_date, cohort, len(members), len(members) - len(todo))
     if todo:
-        ledger = _RequestLedger()
-        client = make_client(on_request=ledger, quota_used_today=storage.requests_spent_today(conn))
+        spent_before = ledger.total
         try:
             _check_snapshot_date(client, snapshot_date)
             log(
@@ -95,18 +108,21 @@ def take_snapshot(
                 f"({report.already_stored} already stored); quota left today: "
                 f"{_quota_text(client.quota.remaining)}"
             )
-            _fetch_into(conn, client, ledger, report, todo, log)
+            _fetch_into(open_warehouse, client, ledger, report, todo, log)
         finally:
-            report.requests_spent = ledger.total
+            report.requests_spent = ledger.total - spent_before
             report.quota_left = client.quota.remaining
-            client.close()
-    storage.finish_snapshot(conn, snapshot_date, cohort, members)
-    report.statuses = storage.status_counts(conn, snapshot_date, cohort)
+    with open_warehouse() as conn:
+        storage.finish_snapshot(conn, snapshot_date, cohort, members)
+        report.statuses = storage.status_counts(conn, snapshot_date, cohort)
     return report
 
 
 def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None:
-    api_today = client.api_now().date()
+    try:
+        api_today = client.api_now().date()
+    except FatalApiError as exc:
+        raise SnapshotIncompleteError(f"no snapshot taken: {exc}", retryable=False) from None
     if snapshot_date != api_today:
         raise SnapshotDateError(
             f"cannot fetch the snapshot of {snapshot_date}: the Research API returns current "
@@ -115,13 +131,16 @@ def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None
         )
 
 
-def _fetch_into(conn, client, ledger, report: SnapshotReport, todo: list[str], log) -> None:
+def _fetch_into(open_warehouse, client, ledger, report: SnapshotReport, todo, log) -> None:
     batch: list[UserInfoResult] = []
-    last_save = time.monotonic()
+    last_save = last_log = time.monotonic()
 
     def save() -> None:
         nonlocal batch, last_save
-        storage.save_fetched(conn, report.snapshot_date, report.cohort, batch, ledger.take())
+        requests = ledger.take()
+        if batch or requests:
+            with open_warehouse() as conn:
+                storage.save_fetched(conn, report.snapshot_date, report.cohort, batch, requests)
         report.fetched += len(batch)
         report.transient_errors += sum(not r.is_final for r in batch)
         batch, last_save = [], time.monotonic()
@@ -129,11 +148,14 @@ def _fetch_into(conn, client, ledger, report: SnapshotReport, todo: list[str], l
     try:
         for result in client.iter_user_info(todo):
             batch.append(result)
-            if len(batch) >= BATCH_SIZE or time.monotonic() - last_save >= BATCH_SECONDS:
+            now = time.monotonic()
+            if len(batch) >= BATCH_SIZE or now - last_save >= BATCH_SECONDS:
                 save()
+            if now - last_log >= 10:
+                last_log = now
                 log(
                     f"{report.cohort} {report.snapshot_date}: {report.fetched}/{len(todo)} "
-                    f"fetched, {ledger.total} requests, quota left "
+                    f"saved, {ledger.total} requests, quota left "
                     f"{_quota_text(client.quota.remaining)}"
                 )
     except QuotaExhaustedError as exc:

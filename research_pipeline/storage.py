@@ -275,6 +275,15 @@ def requests_spent_today(conn, now: datetime | None = None) -> int:
     return requests_spent_since(conn, midnight)
 
 
+def unfinished_count(conn, partitions: Sequence[tuple[date, str]]) -> int:
+    """Rows whose retries ran out on a transient error: a re-run asks for these users again."""
+    keys = pd.DataFrame(partitions, columns=["snapshot_date", "cohort"])  # noqa: F841 - read by SQL
+    return conn.execute(
+        "SELECT count(*) FROM tiktok.user_info SEMI JOIN keys USING (snapshot_date, cohort) "
+        "WHERE NOT is_final"
+    ).fetchone()[0]
+
+
 def status_counts(conn, snapshot_date: date, cohort: str) -> dict[str, int]:
     rows = conn.execute(
         "SELECT status, count(*) FROM tiktok.user_info WHERE snapshot_date = ? AND cohort = ? "

@@ -1,7 +1,17 @@
 """Shared fixtures: the emulator as a real HTTP server on 127.0.0.1, and clients pointed at it."""
 
-import pytest
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 
+import duckdb
+import pytest
+from dagster import DagsterInstance, Definitions, instance_for_test
+from dagster_duckdb import DuckDBResource
+
+from research_pipeline.defs.definitions import build_defs
+from research_pipeline.defs.resources import CohortFolder, ResearchApiResource
+from research_pipeline.defs.runs import run_snapshot
 from research_pipeline.emulator import EmulatorConfig, EmulatorServer
 from research_pipeline.tiktok import ClientSettings, ResearchApiClient
 
@@ -70,3 +80,52 @@ def find_usernames(server: EmulatorServer, kind: str, count: int = 1) -> list[st
     population = server.state.population()
     found = [f"user_{i}" for i in range(10_000) if population.account(f"user_{i}").kind == kind]
     return found[:count]
+
+
+@dataclass
+class Pipeline:
+    defs: Definitions
+    instance: DagsterInstance
+    api: EmulatorServer
+    cohorts: Path
+    database: Path
+
+    def write_cohort(self, name: str, usernames: list[str]) -> None:
+        (self.cohorts / f"{name}.txt").write_text("\n".join(usernames) + "\n")
+
+    def run(self, cohorts: list[str], day: date | None = None, **config):
+        run_config = {"ops": {"tiktok__user_info": {"config": config}}} if config else None
+        return run_snapshot(
+            self.defs, self.instance, day or self.api.clock.today(), cohorts, run_config
+        )
+
+    def query(self, sql: str, params=None) -> list[tuple]:
+        with duckdb.connect(str(self.database), read_only=True) as conn:
+            return conn.execute(sql, params or []).fetchall()
+
+
+def make_resources(api: EmulatorServer, cohorts: Path, database: Path, **api_options) -> dict:
+    options = dict(
+        client_key=EMULATOR_KEY,
+        client_secret=EMULATOR_SECRET,
+        base_url=api.url,
+        rate_limit_per_minute=0,
+        daily_quota=0,
+        timeout_seconds=5.0,
+    )
+    options.update(api_options)
+    return {
+        "research_api": ResearchApiResource(**options),
+        "cohort_folder": CohortFolder(path=str(cohorts)),
+        "warehouse": DuckDBResource(database=str(database)),
+    }
+
+
+@pytest.fixture
+def pipeline(tmp_path, emulator):
+    cohorts = tmp_path / "cohorts"
+    cohorts.mkdir()
+    database = tmp_path / "warehouse" / "research.duckdb"
+    with instance_for_test() as instance:
+        defs = build_defs(make_resources(emulator, cohorts, database))
+        yield Pipeline(defs, instance, emulator, cohorts, database)

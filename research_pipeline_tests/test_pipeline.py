@@ -1,77 +1,22 @@
 """The Dagster pipeline end to end: real instance, real DuckDB file, emulator over HTTP."""
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 from dagster import (
     AddDynamicPartitionsRequest,
     DagsterInstance,
-    Definitions,
     build_schedule_context,
     build_sensor_context,
-    instance_for_test,
 )
-from dagster_duckdb import DuckDBResource
 
 from research_pipeline.defs.definitions import build_defs
-from research_pipeline.defs.resources import CohortFolder, ResearchApiResource
-from research_pipeline.defs.runs import contiguous_blocks, run_snapshot
+from research_pipeline.defs.resources import CohortFolder
+from research_pipeline.defs.runs import contiguous_blocks
 from research_pipeline.defs.schedules import daily_snapshot_schedule, plan_daily_runs
 from research_pipeline.defs.sensors import cohort_files_sensor
-from research_pipeline.emulator import EmulatorServer
-from research_pipeline_tests.conftest import EMULATOR_KEY, EMULATOR_SECRET, find_usernames
-
-
-@dataclass
-class Pipeline:
-    defs: Definitions
-    instance: DagsterInstance
-    api: EmulatorServer
-    cohorts: Path
-    database: Path
-
-    def write_cohort(self, name: str, usernames: list[str]) -> None:
-        (self.cohorts / f"{name}.txt").write_text("\n".join(usernames) + "\n")
-
-    def run(self, cohorts: list[str], day: date | None = None, **config):
-        run_config = {"ops": {"tiktok__user_info": {"config": config}}} if config else None
-        return run_snapshot(
-            self.defs, self.instance, day or self.api.clock.today(), cohorts, run_config
-        )
-
-    def query(self, sql: str, params=None) -> list[tuple]:
-        with duckdb.connect(str(self.database), read_only=True) as conn:
-            return conn.execute(sql, params or []).fetchall()
-
-
-def make_resources(api: EmulatorServer, cohorts: Path, database: Path, **api_options) -> dict:
-    options = dict(
-        client_key=EMULATOR_KEY,
-        client_secret=EMULATOR_SECRET,
-        base_url=api.url,
-        rate_limit_per_minute=0,
-        daily_quota=0,
-        timeout_seconds=5.0,
-    )
-    options.update(api_options)
-    return {
-        "research_api": ResearchApiResource(**options),
-        "cohort_folder": CohortFolder(path=str(cohorts)),
-        "warehouse": DuckDBResource(database=str(database)),
-    }
-
-
-@pytest.fixture
-def pipeline(tmp_path, emulator):
-    cohorts = tmp_path / "cohorts"
-    cohorts.mkdir()
-    database = tmp_path / "warehouse" / "research.duckdb"
-    with instance_for_test() as instance:
-        defs = build_defs(make_resources(emulator, cohorts, database))
-        yield Pipeline(defs, instance, emulator, cohorts, database)
+from research_pipeline_tests.conftest import find_usernames, make_resources
 
 
 def failure_messages(result) -> list[str]:

@@ -9,12 +9,16 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from research_pipeline.cohorts import check_cohort_name
 from research_pipeline.defs.constants import WRITER_TAG
 from research_pipeline.defs.partitions import cohort_partitions, snapshot_key
 
 
 def register_cohorts(instance: DagsterInstance, names: Sequence[str]) -> list[str]:
-    """Add cohort partitions not yet known; returns the names that were new."""
+    """Add cohort partitions not yet known; returns the names that were new. Names are checked
+    first: a partition key is forever, and it reaches SQL as a value."""
+    for name in names:
+        check_cohort_name(name)
     known = set(instance.get_dynamic_partitions(cohort_partitions.name))
     new = [name for name in names if name not in known]
     if new:

@@ -1,5 +1,6 @@
 """`tiktok/user_info`: the raw snapshot, one row per cohort member per day."""
 
+import functools
 import json
 
 from dagster import (
@@ -24,7 +25,14 @@ from research_pipeline.defs.checks import DEFAULT_MAX_ERROR_SHARE, USER_INFO_CHE
 from research_pipeline.defs.constants import SNAPSHOT_RETRIES, WAREHOUSE_POOL
 from research_pipeline.defs.partitions import snapshot_partitions, split_key
 from research_pipeline.defs.resources import CohortFolder, ResearchApiResource, open_warehouse
-from research_pipeline.snapshot import SnapshotDateError, SnapshotIncompleteError, take_snapshot
+from research_pipeline.snapshot import (
+    RequestLedger,
+    SnapshotDateError,
+    SnapshotIncompleteError,
+    quota_used_today,
+    take_snapshot,
+)
+from research_pipeline.tiktok import ConfigurationError
 
 
 class UserInfoConfig(Config):
@@ -67,7 +75,15 @@ def user_info(
     (UTC) partition can be fetched; a re-run fetches only the users not yet answered.
     """
     reports, partitions = [], []
-    with open_warehouse(warehouse) as conn:
+    warehouse_session = functools.partial(open_warehouse, warehouse)
+    ledger = RequestLedger()
+    try:
+        client = research_api.client(
+            on_request=ledger, quota_used_today=quota_used_today(warehouse_session)
+        )
+    except ConfigurationError as exc:
+        raise Failure(f"research_api is misconfigured: {exc}", allow_retries=False) from None
+    with client:
         for key in context.partition_keys:
             snapshot_date, cohort_name = split_key(key)
             try:
@@ -78,8 +94,9 @@ def user_info(
                 context.log.warning(cohort.report())
             try:
                 report = take_snapshot(
-                    conn,
-                    research_api.client,
+                    warehouse_session,
+                    client,
+                    ledger,
                     snapshot_date,
                     cohort_name,
                     cohort.usernames,
@@ -92,7 +109,8 @@ def user_info(
             context.log.info(f"{cohort_name} {snapshot_date}: {report.statuses}")
             reports.append(report)
             partitions.append((snapshot_date, cohort_name, cohort.usernames))
-        unfinished = sum(r.statuses.get(s, 0) for r in reports for s in _transient_statuses(conn))
+    with warehouse_session() as conn:
+        unfinished = storage.unfinished_count(conn, [(r.snapshot_date, r.cohort) for r in reports])
         if unfinished and context.retry_number < SNAPSHOT_RETRIES:
             context.log.warning(
                 f"{unfinished} users ended with transient errors (429/5xx/timeouts); their rows "
@@ -108,11 +126,6 @@ def user_info(
     return MaterializeResult(
         metadata=_metadata(reports, table_preview), check_results=check_results
     )
-
-
-def _transient_statuses(conn) -> list[str]:
-    rows = conn.execute("SELECT DISTINCT status FROM tiktok.user_info WHERE NOT is_final")
-    return [row[0] for row in rows.fetchall()]
 
 
 def _metadata(reports, table_preview) -> dict:
