@@ -132,9 +132,9 @@ def run_and_report(defs, instance, snapshot_date: date, cohorts: Sequence[str]) 
 
 
 def print_summary(database: str, snapshot_date: date) -> None:
-    import duckdb
+    from research_pipeline import storage
 
-    with duckdb.connect(database, read_only=True) as conn:
+    with storage.connect(database, read_only=True) as conn:
         summary = conn.execute(
             "SELECT cohort, users, ok, errors, errors_by_code, median_followers, total_likes, "
             "round(median_follower_growth_per_day, 2) AS median_growth_per_day "

@@ -6,6 +6,7 @@ checked against a strict pattern before they get here. Writes are idempotent: a 
 are deleted and inserted in one transaction.
 """
 
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -139,11 +140,26 @@ _INSERT_REQUESTS = "INSERT INTO tiktok.api_requests ({}) SELECT * FROM ledger".f
 )
 
 
-def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse file (creating its folder) with the schema in place."""
-    if str(path) != ":memory:":
+def connect(
+    path: str | Path, read_only: bool = False, wait_seconds: float = 60.0
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file (creating its folder) with the schema in place.
+
+    DuckDB lets one process write a file at a time, and our writers hold it only for a batch:
+    while another process holds the lock, wait (with backoff) instead of failing."""
+    if str(path) != ":memory:" and not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), read_only=read_only)
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.01
+    while True:
+        try:
+            conn = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
     if not read_only:
         ensure_schema(conn)
     return conn

@@ -112,6 +112,8 @@ def make_resources(api: EmulatorServer, cohorts: Path, database: Path, **api_opt
         rate_limit_per_minute=0,
         daily_quota=0,
         timeout_seconds=5.0,
+        backoff_base_seconds=0.02,
+        retry_delay_seconds=0,
     )
     options.update(api_options)
     return {

@@ -34,6 +34,9 @@ class ResearchApiResource(ConfigurableResource):
     concurrency: int = 8
     max_attempts: int = 5
     timeout_seconds: float = 30.0
+    backoff_base_seconds: float = Field(
+        default=1.0, description="First retry waits about this long; each further one doubles."
+    )
     retry_delay_seconds: float = Field(
         default=60.0,
         description="Wait before Dagster retries a snapshot whose users ended with transient "
@@ -50,6 +53,7 @@ class ResearchApiResource(ConfigurableResource):
             concurrency=self.concurrency,
             max_attempts=self.max_attempts,
             timeout_seconds=self.timeout_seconds,
+            backoff_base_seconds=self.backoff_base_seconds,
         )
 
     def client(self, **options) -> ResearchApiClient:

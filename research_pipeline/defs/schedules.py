@@ -42,7 +42,7 @@ def plan_daily_runs(
 def _needs_and_quota(warehouse, cohorts, today: date, daily_quota: int | None):
     sizes = {name: len(cohort.usernames) for name, cohort in cohorts.items()}
     try:
-        conn = duckdb.connect(warehouse.database, read_only=True)
+        conn = storage.connect(warehouse.database, read_only=True, wait_seconds=10)
     except (duckdb.Error, OSError):
         # No warehouse yet (first run) or a writer holds it: plan on the full quota.
         return list(sizes.items()), daily_quota
