@@ -240,6 +240,17 @@ def run_snapshot_command(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from research_pipeline import storage
+    from research_pipeline.defs.constants import duckdb_path
+
+    out = Path(args.out)
+    with storage.connect(duckdb_path(), read_only=True) as conn:
+        rows = storage.export_table(conn, args.table, out, args.format, args.cohort, args.since)
+    print(f"wrote {rows} rows of tiktok.{args.table} to {out} ({args.format})")
+    return 0
+
+
 def add_pipeline_parsers(commands) -> None:
     cohorts = commands.add_parser("cohorts", help="add, list and validate cohort files")
     sub = cohorts.add_subparsers(dest="cohorts_command", required=True)
@@ -261,6 +272,21 @@ def add_pipeline_parsers(commands) -> None:
     )
     snapshot.add_argument("--cohort", action="append", help="a cohort (repeatable); default: all")
     snapshot.set_defaults(func=run_snapshot_command)
+
+    from research_pipeline.storage import EXPORTABLE_TABLES
+
+    export = commands.add_parser("export", help="write a table to Parquet or CSV (R, pandas)")
+    export.add_argument("table", choices=EXPORTABLE_TABLES)
+    export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    export.add_argument("--out", required=True, help="the file to write")
+    export.add_argument("--cohort", default=None, help="only this cohort")
+    export.add_argument(
+        "--since",
+        type=date.fromisoformat,
+        default=None,
+        help="only snapshots on or after this date (YYYY-MM-DD)",
+    )
+    export.set_defaults(func=run_export)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -319,6 +319,43 @@ def preview(conn, table: str, snapshot_date: date, cohort: str, limit: int = 10)
     ).df()
 
 
+# -- export ---------------------------------------------------------------------------------
+
+EXPORTABLE_TABLES = (
+    "user_info",
+    "follower_snapshots",
+    "engagement_snapshots",
+    "cohort_summary",
+    "api_requests",
+)
+
+
+def export_table(
+    conn,
+    table: str,
+    out: Path,
+    file_format: str,
+    cohort: str | None = None,
+    since: date | None = None,
+) -> int:
+    """Write a table (optionally one cohort, from a date on) to Parquet or CSV for R or pandas;
+    returns the number of rows written."""
+    if table not in EXPORTABLE_TABLES:
+        raise ValueError(f"unknown table {table!r}; choose one of {', '.join(EXPORTABLE_TABLES)}")
+    if file_format not in ("parquet", "csv"):
+        raise ValueError(f"unknown format {file_format!r}; choose parquet or csv")
+    date_column = "requested_at" if table == "api_requests" else "snapshot_date"
+    query = f"SELECT * FROM tiktok.{table} WHERE (? IS NULL OR cohort = ?) "  # noqa: S608
+    query += f"AND (?::DATE IS NULL OR {date_column} >= ?::DATE) ORDER BY ALL"
+    relation = conn.sql(query, params=[cohort, cohort, since, since])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if file_format == "parquet":
+        relation.write_parquet(str(out))
+    else:
+        relation.write_csv(str(out))
+    return len(relation)
+
+
 # -- derived snapshots ----------------------------------------------------------------------
 
 DERIVED_TABLES = ("follower_snapshots", "engagement_snapshots", "cohort_summary")

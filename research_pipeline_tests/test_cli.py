@@ -53,3 +53,26 @@ def test_unsafe_cohort_name_is_refused_with_a_clear_error(env, tmp_path, capsys)
     source.write_text("alice\n")
     assert main(["cohorts", "add", "x'; DROP TABLE tiktok.user_info; --", str(source)]) == 2
     assert "invalid cohort name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "csv"])
+def test_export_writes_what_duckdb_holds(env, emulator, tmp_path, file_format):
+    users = find_usernames(emulator, "active", 3)
+    (tmp_path / "cohorts").mkdir(exist_ok=True)
+    for name in ("one", "two"):
+        (tmp_path / "cohorts" / f"{name}.txt").write_text("\n".join(users) + "\n")
+    assert main(["snapshot"]) == 0
+    out = tmp_path / "export" / f"followers.{file_format}"
+    args = ["export", "follower_snapshots", "--format", file_format, "--out", str(out)]
+    assert main([*args, "--cohort", "two", "--since", "2020-01-01"]) == 0
+    reader = "read_parquet" if file_format == "parquet" else "read_csv_auto"
+    with duckdb.connect(env["RESEARCH_PIPELINE_DUCKDB"], read_only=True) as conn:
+        expected = conn.execute(
+            "SELECT username, follower_count FROM tiktok.follower_snapshots "
+            "WHERE cohort = 'two' ORDER BY ALL"
+        ).fetchall()
+        exported = conn.execute(
+            f"SELECT username, follower_count FROM {reader}(?) ORDER BY ALL",  # noqa: S608
+            [str(out)],
+        ).fetchall()
+    assert exported == expected and len(expected) == 3

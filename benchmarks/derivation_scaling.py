@@ -1,0 +1,120 @@
+"""Derivation scaling: does deriving one day cost more when the history is longer?
+
+Builds synthetic histories in DuckDB (a cohort of --users users with 1, 30 and 365 daily
+snapshots), then times deriving the last day's follower + engagement snapshots and summary with
+the warehouse SQL, and with a pandas implementation of the same derivation as a peer.
+Usage: .venv/bin/python benchmarks/derivation_scaling.py [--users 100000] [--days 1 30 365]
+"""
+
+import argparse
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from research_pipeline import storage
+
+COHORT = "bench"
+LAST_DAY = date(2026, 11, 24)
+
+
+def build_history(path: Path, users: int, days: int) -> None:
+    conn = storage.connect(path)
+    first = LAST_DAY - timedelta(days=days - 1)
+    for offset in range(days):  # one day at a time, as the pipeline writes them
+        day = first + timedelta(days=offset)
+        conn.execute(
+            """
+            INSERT INTO tiktok.user_info
+            SELECT $day, $cohort, 'user_' || i, $day::TIMESTAMP, 'ok', NULL, 'log', 'name', 'bio',
+                   'url', false, (1000 + i % 5000 + $t * (i % 7))::BIGINT, 100,
+                   (50000 + i % 9000 + $t * (i % 11))::BIGINT, (10 + $t / 7 + i % 3)::BIGINT, true
+            FROM range($users) r(i)
+            """,
+            {"day": day, "cohort": COHORT, "t": offset, "users": users},
+        )
+        conn.execute("INSERT INTO tiktok.snapshots VALUES (?, ?, ?, now())", [day, COHORT, users])
+    conn.close()
+
+
+def derive_sql(path: Path) -> float:
+    conn = storage.connect(path)
+    started = time.perf_counter()
+    storage.derive_follower_snapshots(conn, LAST_DAY, COHORT)
+    storage.derive_engagement_snapshots(conn, LAST_DAY, COHORT)
+    storage.derive_cohort_summary(conn, LAST_DAY, COHORT)
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+def derive_pandas(path: Path) -> float:
+    """The same derivation the way a notebook would: load the cohort's history, shift per user."""
+    conn = storage.connect(path, read_only=True)
+    started = time.perf_counter()
+    raw = conn.execute(
+        "SELECT snapshot_date, username, status, follower_count, following_count, likes_count, "
+        "video_count FROM tiktok.user_info WHERE cohort = ? AND snapshot_date <= ?",
+        [COHORT, LAST_DAY],
+    ).df()
+    ok = raw[raw.status == "ok"].sort_values(["username", "snapshot_date"])
+    previous = ok.groupby("username")[
+        ["snapshot_date", "follower_count", "likes_count", "video_count", "following_count"]
+    ].shift()
+    today = ok[ok.snapshot_date == pd.Timestamp(LAST_DAY)]
+    prev = previous.loc[today.index]
+    days = (today.snapshot_date - prev.snapshot_date).dt.days
+    follower_delta = today.follower_count - prev.follower_count
+    _ = pd.DataFrame(
+        {
+            "username": today.username,
+            "follower_delta": follower_delta,
+            "growth_per_day": follower_delta / days.where(days != 0),
+            "likes_delta": today.likes_count - prev.likes_count,
+            "likes_per_video": today.likes_count / today.video_count.where(today.video_count != 0),
+            "likes_per_follower": today.likes_count
+            / today.follower_count.where(today.follower_count != 0),
+        }
+    )
+    _ = (today.follower_count.median(), today.follower_count.sum(), today.likes_count.sum())
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--days", type=int, nargs="+", default=[1, 30, 365])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for days in args.days:
+            path = Path(folder) / f"history_{days}.duckdb"
+            started = time.perf_counter()
+            build_history(path, args.users, days)
+            built = time.perf_counter() - started
+            sql = min(derive_sql(path) for _ in range(args.repeat))
+            pandas = min(derive_pandas(path) for _ in range(args.repeat))
+            results[days] = (sql, pandas)
+            print(
+                f"built {days:>4} days x {args.users} users in {built:6.1f}s "
+                f"({path.stat().st_size / 1e6:.0f} MB)",
+                flush=True,
+            )
+    base_sql, base_pandas = results[args.days[0]]
+    print(f"\nderive one day (best of {args.repeat}), {args.users} users")
+    header = ("history", "SQL s", "vs 1st", "pandas s", "vs 1st", "pandas/SQL")
+    print("{:>8} {:>8} {:>7} {:>9} {:>7} {:>11}".format(*header))
+    for days, (sql, pandas) in results.items():
+        print(
+            f"{days:>8} {sql:>8.3f} {sql / base_sql:>6.2f}x {pandas:>9.3f} "
+            f"{pandas / base_pandas:>6.2f}x {pandas / sql:>10.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
