@@ -119,3 +119,30 @@ def test_hostile_values_are_data_not_sql(warehouse):
     storage.save_fetched(warehouse, D1, name, [ok("a", 1, 1, 1)], [])
     assert storage.final_usernames(warehouse, D1, name) == {"a"}
     assert rows(warehouse, "SELECT count(*) FROM tiktok.user_info") == [(9,)]  # 8 + 1, none dropped
+
+
+def test_asset_checks_fail_on_bad_data(warehouse):
+    from research_pipeline.defs.checks import check_user_info
+
+    def results(members=("a", "b", "c")):
+        return {r.check_name: r.passed for r in check_user_info(warehouse, [(D3, "x", members)])}
+
+    assert results() == {
+        "unique_users": True,
+        "counts_not_negative": True,
+        "every_member_present": True,
+        "error_share_below_threshold": True,
+    }
+    assert results(("a", "b", "c", "dora"))["every_member_present"] is False
+    warehouse.execute("UPDATE tiktok.user_info SET follower_count = -1 WHERE username = 'a'")
+    assert results()["counts_not_negative"] is False
+    warehouse.execute(
+        "INSERT INTO tiktok.user_info SELECT * FROM tiktok.user_info "
+        "WHERE username = 'b' AND snapshot_date = ?",
+        [D3],
+    )
+    assert results()["unique_users"] is False
+    warehouse.execute(
+        "UPDATE tiktok.user_info SET status = 'invalid_params' WHERE snapshot_date = ?", [D3]
+    )
+    assert results()["error_share_below_threshold"] is False
