@@ -51,6 +51,27 @@ def test_every_member_ends_with_a_row_of_data_or_error(pipeline):
     }
     [ledger] = pipeline.query("SELECT count(*) FROM tiktok.api_requests")
     assert ledger[0] == pipeline.api.stats()["user_info_requests"] == 6
+    [summary] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "tiktok/cohort_summary"
+    ]
+    metadata = summary.materialization.metadata
+    assert metadata["median_followers"].value > 0
+    chart = Path(metadata["chart"].value.removeprefix("file://"))
+    assert chart.parent == pipeline.database.parent / "charts"
+    assert "<svg" in chart.read_text() and "Total followers" in chart.read_text()
+    user_info_metadata = next(
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "tiktok/user_info"
+    )
+    numbers = user_info_metadata.materialization.metadata
+    assert (numbers["ok"].value, numbers["errors"].value, numbers["requests_spent"].value) == (
+        3,
+        3,
+        6,
+    )
 
 
 def test_rerun_resumes_without_requests_and_refetch_replaces_rows(pipeline):

@@ -1,7 +1,9 @@
 """Follower and engagement snapshots and the cohort summary, derived in DuckDB SQL."""
 
 from collections.abc import Callable
+from pathlib import Path
 
+import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -13,6 +15,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from research_pipeline import storage
+from research_pipeline.charts import write_cohort_chart
 from research_pipeline.defs.constants import WAREHOUSE_POOL
 from research_pipeline.defs.partitions import snapshot_partitions, split_key
 from research_pipeline.defs.resources import open_warehouse
@@ -25,21 +28,45 @@ def _derive_each_partition(
     warehouse: DuckDBResource,
     table: str,
     derive: Callable[..., int],
+    extra_metadata: Callable[..., dict] | None = None,
 ) -> MaterializeResult:
     rows = 0
+    keys = [split_key(key) for key in context.partition_keys]
     with open_warehouse(warehouse) as conn:
-        for key in context.partition_keys:
-            snapshot_date, cohort = split_key(key)
+        for snapshot_date, cohort in keys:
             count = derive(conn, snapshot_date, cohort)
             context.log.info(f"{table} {cohort} {snapshot_date}: {count} rows")
             rows += count
+        snapshot_date, cohort = keys[-1]
         table_preview = storage.preview(conn, table, snapshot_date, cohort)
-    return MaterializeResult(
-        metadata={
+        metadata = {
             "rows": MetadataValue.int(rows),
             "preview": MetadataValue.md(table_preview.to_markdown(index=False)),
         }
-    )
+        if extra_metadata is not None:
+            metadata.update(extra_metadata(conn, keys, warehouse))
+    return MaterializeResult(metadata=metadata)
+
+
+def _summary_metadata(conn, keys, warehouse: DuckDBResource) -> dict:
+    """Numbers the UI can plot over time, and a chart page per cohort."""
+    frame = pd.DataFrame(keys, columns=["snapshot_date", "cohort"])  # noqa: F841 - read by SQL
+    median_followers, median_growth = conn.execute(
+        "SELECT median(median_followers), median(median_follower_growth_per_day) "
+        "FROM tiktok.cohort_summary SEMI JOIN frame USING (snapshot_date, cohort)"
+    ).fetchone()
+    metadata = {
+        "median_followers": MetadataValue.float(float(median_followers or 0.0)),
+        "median_follower_growth_per_day": MetadataValue.float(float(median_growth or 0.0)),
+    }
+    if warehouse.database != ":memory:":
+        charts = Path(warehouse.database).resolve().parent / "charts"
+        pages = [write_cohort_chart(conn, cohort, day, charts) for day, cohort in keys]
+        pages = [page for page in pages if page is not None]
+        if pages:
+            metadata["chart"] = MetadataValue.url(pages[-1].as_uri())
+            metadata["charts_folder"] = MetadataValue.path(str(charts))
+    return metadata
 
 
 _COMMON = dict(
@@ -82,5 +109,5 @@ def cohort_summary(context: AssetExecutionContext, warehouse: DuckDBResource):
     """Per (date, cohort): users, ok, errors by code, median and total followers, total likes,
     median likes per video and median follower growth per day."""
     return _derive_each_partition(
-        context, warehouse, "cohort_summary", storage.derive_cohort_summary
+        context, warehouse, "cohort_summary", storage.derive_cohort_summary, _summary_metadata
     )
