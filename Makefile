@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(VENV)/bin/research-pipeline demo
 
 test: $(STAMP)
+	scripts/ensure-test-services
 	$(VENV)/bin/python -m pytest
 
 lint: $(STAMP)

@@ -1,0 +1,143 @@
+"""The Dagster UI in a real browser: `dagster dev` on 127.0.0.1 over a real snapshot, driven by
+headless Chromium (Debian's) through Playwright; and a two-cohort backfill through GraphQL."""
+
+import shutil
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+import requests
+from dagster import DagsterInstance
+
+from research_pipeline.defs.definitions import build_defs
+from research_pipeline.defs.runs import register_cohorts, run_snapshot
+from research_pipeline_tests.conftest import (
+    EMULATOR_KEY,
+    EMULATOR_SECRET,
+    find_usernames,
+    make_resources,
+)
+from research_pipeline_tests.services import CHROMIUM, dagster_dev
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOTS = REPO / "docs" / "img"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+LAUNCH_BACKFILL = """
+mutation ($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on UnauthorizedError { message }
+  }
+}"""
+BACKFILL_STATUS = """
+query ($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { status }
+    ... on PythonError { message }
+  }
+}"""
+ASSETS = [
+    ["tiktok", n]
+    for n in ("user_info", "follower_snapshots", "engagement_snapshots", "cohort_summary")
+]
+
+
+def graphql(url: str, query: str, variables: dict) -> dict:
+    answer = requests.post(
+        url + "/graphql", json={"query": query, "variables": variables}, timeout=60
+    )
+    answer.raise_for_status()
+    body = answer.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+@pytest.fixture
+def ui(tmp_path, emulator, monkeypatch):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/ensure-test-services)")
+    home, cohorts = tmp_path / "dagster_home", tmp_path / "cohorts"
+    database = tmp_path / "data" / "research.duckdb"
+    home.mkdir()
+    cohorts.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    users = find_usernames(emulator, "active", 6)
+    for n, name in enumerate(["alpha", "beta", "gamma"]):
+        (cohorts / f"{name}.txt").write_text("\n".join(users[n * 2 : n * 2 + 2]) + "\n")
+    with DagsterInstance.from_config(str(home)) as instance:
+        defs = build_defs(make_resources(emulator, cohorts, database))
+        assert run_snapshot(defs, instance, emulator.clock.today(), ["alpha"])[0].success
+        register_cohorts(instance, ["beta", "gamma"])
+    env = {
+        "PATH": str(Path(shutil.which("python3") or "/usr/bin/python3").parent) + ":/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DAGSTER_HOME": str(home),
+        "TIKTOK_API_BASE_URL": emulator.url,
+        "TIKTOK_CLIENT_KEY": EMULATOR_KEY,
+        "TIKTOK_CLIENT_SECRET": EMULATOR_SECRET,
+        "TIKTOK_RATE_LIMIT_PER_MINUTE": "off",
+        "TIKTOK_DAILY_QUOTA": "off",
+        "RESEARCH_PIPELINE_COHORTS_DIR": str(cohorts),
+        "RESEARCH_PIPELINE_DUCKDB": str(database),
+    }
+    with dagster_dev(env, REPO) as url:
+        yield url, database, emulator.clock.today()
+
+
+def test_asset_graph_partitions_and_a_graphql_backfill(ui):
+    from playwright.sync_api import sync_playwright
+
+    url, database, today = ui
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{url}/asset-groups/tiktok", wait_until="networkidle")
+        skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog
+        if skip.count():
+            skip.first.click()
+        for name in ("user_info", "follower_snapshots", "engagement_snapshots", "cohort_summary"):
+            page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
+        page.screenshot(path=str(SCREENSHOTS / "asset-graph.png"))
+        page.goto(f"{url}/assets/tiktok/user_info?view=partitions", wait_until="networkidle")
+        page.get_by_text("alpha", exact=False).first.wait_for(timeout=60_000)
+        page.screenshot(path=str(SCREENSHOTS / "partitions.png"))
+        browser.close()
+
+    keys = [f"{cohort}|{today}" for cohort in ("beta", "gamma")]
+    params = {
+        "partitionNames": keys,
+        "assetSelection": [{"path": p} for p in ASSETS],
+        "fromFailure": False,
+        "title": "two cohorts from the test",
+    }
+    launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    deadline, status = time.monotonic() + 240, None
+    while time.monotonic() < deadline:
+        answer = graphql(url, BACKFILL_STATUS, {"id": launched["backfillId"]})
+        status = answer["partitionBackfillOrError"]["status"]
+        if status not in ("REQUESTED", "CANCELING", "FAILING"):
+            break
+        time.sleep(1)
+    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
+    with duckdb.connect(str(database), read_only=True) as conn:
+        cohorts = conn.execute(
+            "SELECT cohort, count(*) FROM tiktok.cohort_summary GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+    assert cohorts == [("alpha", 1), ("beta", 1), ("gamma", 1)]
