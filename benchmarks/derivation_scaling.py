@@ -42,9 +42,8 @@ def build_history(path: Path, users: int, days: int) -> None:
 def derive_sql(path: Path) -> float:
     conn = storage.connect(path)
     started = time.perf_counter()
-    storage.derive_follower_snapshots(conn, LAST_DAY, COHORT)
-    storage.derive_engagement_snapshots(conn, LAST_DAY, COHORT)
-    storage.derive_cohort_summary(conn, LAST_DAY, COHORT)
+    for table in storage.DERIVED_TABLES:
+        storage.derive(conn, table, [(LAST_DAY, COHORT)])
     elapsed = time.perf_counter() - started
     conn.close()
     return elapsed

@@ -14,6 +14,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
 
+import pandas as pd
+
 from research_pipeline import storage
 from research_pipeline.tiktok import (
     FatalApiError,
@@ -48,12 +50,23 @@ class SnapshotReport:
     snapshot_date: date
     cohort: str
     members: int
-    already_stored: int
+    already_stored: int = 0
+    copied: int = 0  # answered for another cohort the same day: no request needed
     fetched: int = 0
     requests_spent: int = 0
-    transient_errors: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     quota_left: int | None = None
+
+
+@dataclass(frozen=True)
+class Partition:
+    snapshot_date: date
+    cohort: str
+    members: Sequence[str]
+
+    @property
+    def key(self) -> storage.Key:
+        return (self.snapshot_date, self.cohort)
 
 
 class RequestLedger:
@@ -80,42 +93,67 @@ def quota_used_today(open_warehouse: OpenWarehouse) -> int:
         return storage.requests_spent_today(conn)
 
 
-def take_snapshot(
+def take_snapshots(
     open_warehouse: OpenWarehouse,
     client: ResearchApiClient,
     ledger: RequestLedger,
-    snapshot_date: date,
-    cohort: str,
-    members: Sequence[str],
+    partitions: Sequence[Partition],
     *,
     refetch: bool = False,
     log: Callable[[str], None] = print,
-) -> SnapshotReport:
-    """Fetch and store (snapshot_date, cohort) with `client`, whose `on_request` is `ledger`.
+) -> list[SnapshotReport]:
+    """Fetch and store the given (date, cohort) partitions with `client` (its `on_request` is
+    `ledger`), as one stream of requests: a user in several cohorts is asked once per day.
 
     `open_warehouse()` gives a short-lived connection: the DuckDB file is locked only while a
     batch is written, so runs in other processes can write between our batches."""
+    reports = {p.key: SnapshotReport(p.snapshot_date, p.cohort, len(p.members)) for p in partitions}
+    todo: dict[tuple[date, str], list[storage.Key]] = {}
     with open_warehouse() as conn:
-        stored = set() if refetch else storage.final_usernames(conn, snapshot_date, cohort)
-    todo = [name for name in members if name not in stored]
-    report = SnapshotReport(snapshot_date, cohort, len(members), len(members) - len(todo))
+        stored = {p.key: set() for p in partitions}
+        if not refetch:
+            stored = storage.final_usernames(conn, list(reports))
+        wanted = [
+            (p.snapshot_date, p.cohort, u)
+            for p in partitions
+            for u in p.members
+            if u not in stored[p.key]
+        ]
+        copied_rows: set[tuple[date, str, str]] = set()
+        if wanted and not refetch:
+            copied_rows = storage.copy_answers_from_other_cohorts(
+                conn, pd.DataFrame(wanted, columns=["snapshot_date", "cohort", "username"])
+            )
+    for snapshot_date, cohort, username in wanted:
+        if (snapshot_date, cohort, username) in copied_rows:
+            reports[(snapshot_date, cohort)].copied += 1
+        else:
+            todo.setdefault((snapshot_date, username), []).append((snapshot_date, cohort))
+    for key, report in reports.items():
+        report.already_stored = len(stored[key])
     if todo:
         spent_before = ledger.total
         try:
-            _check_snapshot_date(client, snapshot_date)
+            for snapshot_date in sorted({d for d, _ in todo}):
+                _check_snapshot_date(client, snapshot_date)
             log(
-                f"{cohort} {snapshot_date}: {len(todo)} of {len(members)} users to fetch "
-                f"({report.already_stored} already stored); quota left today: "
-                f"{_quota_text(client.quota.remaining)}"
+                f"{len(todo)} users to fetch for {len(partitions)} partition(s) "
+                f"({sum(r.already_stored for r in reports.values())} rows already stored, "
+                f"{sum(r.copied for r in reports.values())} copied from another cohort); "
+                f"quota left today: {_quota_text(client.quota.remaining)}"
             )
-            _fetch_into(open_warehouse, client, ledger, report, todo, log)
+            _fetch_into(open_warehouse, client, ledger, reports, todo, log)
         finally:
-            report.requests_spent = ledger.total - spent_before
-            report.quota_left = client.quota.remaining
+            spent = ledger.total - spent_before
+            for report in reports.values():
+                report.quota_left = client.quota.remaining
+            # Requests are shared by the partitions of a stream: credit them to the first.
+            next(iter(reports.values())).requests_spent = spent
     with open_warehouse() as conn:
-        storage.finish_snapshot(conn, snapshot_date, cohort, members)
-        report.statuses = storage.status_counts(conn, snapshot_date, cohort)
-    return report
+        statuses = storage.finish_snapshots(conn, {p.key: p.members for p in partitions})
+    for key, report in reports.items():
+        report.statuses = statuses[key]
+    return list(reports.values())
 
 
 def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None:
@@ -131,47 +169,58 @@ def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None
         )
 
 
-def _fetch_into(open_warehouse, client, ledger, report: SnapshotReport, todo, log) -> None:
-    batch: list[UserInfoResult] = []
+def _fetch_into(open_warehouse, client, ledger, reports, todo, log) -> None:
+    """Stream the users of `todo` through the client, saving answers as they come."""
+    rows: list[tuple[date, str, UserInfoResult]] = []
+    date_of: dict[str, date] = {}
+    for snapshot_date, username in todo:
+        date_of[username] = snapshot_date  # one snapshot date per stream (checked above)
+    answered = 0
     last_save = last_log = time.monotonic()
 
     def save() -> None:
-        nonlocal batch, last_save
-        requests = ledger.take()
-        if batch or requests:
+        nonlocal rows, last_save
+        records = ledger.take()
+        if rows or records:
+            requests = [
+                (date_of[r.username], todo[(date_of[r.username], r.username)][0][1], r)
+                for r in records
+            ]
             with open_warehouse() as conn:
-                storage.save_fetched(conn, report.snapshot_date, report.cohort, batch, requests)
-        report.fetched += len(batch)
-        report.transient_errors += sum(not r.is_final for r in batch)
-        batch, last_save = [], time.monotonic()
+                storage.save_fetched(conn, rows, requests)
+        for snapshot_date, cohort, result in rows:
+            reports[(snapshot_date, cohort)].fetched += result.is_final
+        rows, last_save = [], time.monotonic()
 
     try:
-        for result in client.iter_user_info(todo):
-            batch.append(result)
+        for result in client.iter_user_info(username for _, username in todo):
+            answered += 1
+            for snapshot_date, cohort in todo[(date_of[result.username], result.username)]:
+                rows.append((snapshot_date, cohort, result))
             now = time.monotonic()
-            if len(batch) >= BATCH_SIZE or now - last_save >= BATCH_SECONDS:
+            if len(rows) >= BATCH_SIZE or now - last_save >= BATCH_SECONDS:
                 save()
             if now - last_log >= 10:
                 last_log = now
                 log(
-                    f"{report.cohort} {report.snapshot_date}: {report.fetched}/{len(todo)} "
-                    f"saved, {ledger.total} requests, quota left "
-                    f"{_quota_text(client.quota.remaining)}"
+                    f"{answered}/{len(todo)} users answered, {ledger.total} requests, quota "
+                    f"left {_quota_text(client.quota.remaining)}"
                 )
     except QuotaExhaustedError as exc:
         save()
-        done = report.already_stored + report.fetched - report.transient_errors
+        members = sum(r.members for r in reports.values())
+        done = sum(r.already_stored + r.copied + r.fetched for r in reports.values())
+        where = ", ".join(f"{r.cohort} {r.snapshot_date}" for r in reports.values())
         raise SnapshotIncompleteError(
-            f"{report.cohort} {report.snapshot_date}: {done} of {report.members} users done, "
-            f"{report.members - done} remain; {exc}. Their rows are stored: run the partition "
-            "again after the reset and only the remaining users are requested.",
+            f"{where}: {done} of {members} users done, {members - done} remain; {exc}. Their "
+            "rows are stored: run again after the reset and only the remaining users are "
+            "requested.",
             retryable=False,
         ) from None
     except FatalApiError as exc:
         save()
         raise SnapshotIncompleteError(
-            f"{report.cohort} {report.snapshot_date}: stopped after {report.fetched} users: {exc}",
-            retryable=False,
+            f"stopped after {answered} users answered: {exc}", retryable=False
         ) from None
     except BaseException:
         save()  # whatever stopped us, keep what was paid for

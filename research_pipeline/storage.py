@@ -160,12 +160,21 @@ def connect(
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
     if not read_only:
-        ensure_schema(conn)
+        ensure_schema(conn, path)
     return conn
 
 
-def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+_SCHEMA_READY: set[str] = set()
+
+
+def ensure_schema(conn: duckdb.DuckDBPyConnection, database: str | Path | None = None) -> None:
+    """Create what is missing. With `database`, only once per process and file: the writers
+    open the file for every batch, and seven no-op CREATEs each time add up."""
+    if database is not None and str(database) in _SCHEMA_READY:
+        return
     conn.execute(SCHEMA_SQL)
+    if database is not None and str(database) != ":memory:":
+        _SCHEMA_READY.add(str(database))
 
 
 def _naive_utc(moment: datetime) -> datetime:
@@ -174,19 +183,58 @@ def _naive_utc(moment: datetime) -> datetime:
 
 # -- raw snapshot ---------------------------------------------------------------------------
 
+Key = tuple[date, str]  # (snapshot_date, cohort): one partition
 
-def final_usernames(conn, snapshot_date: date, cohort: str) -> set[str]:
-    """Users already answered for this snapshot: a resumed run does not spend quota on them."""
+
+def keys_frame(keys: Iterable[Key]) -> pd.DataFrame:
+    return pd.DataFrame(list(keys), columns=["snapshot_date", "cohort"])
+
+
+def final_usernames(conn, keys: Sequence[Key]) -> dict[Key, set[str]]:
+    """Users already answered for each snapshot: a resumed run spends no quota on them."""
+    wanted = keys_frame(keys)  # noqa: F841 - read by SQL
     rows = conn.execute(
-        "SELECT username FROM tiktok.user_info WHERE snapshot_date = ? AND cohort = ? AND is_final",
-        [snapshot_date, cohort],
+        "SELECT snapshot_date, cohort, username FROM tiktok.user_info "
+        "SEMI JOIN wanted USING (snapshot_date, cohort) WHERE is_final"
     ).fetchall()
-    return {row[0] for row in rows}
+    found: dict[Key, set[str]] = {key: set() for key in keys}
+    for snapshot_date, cohort, username in rows:
+        found[(snapshot_date, cohort)].add(username)
+    return found
 
 
-def user_info_frame(snapshot_date: date, cohort: str, results: Sequence[UserInfoResult]):
+def copy_answers_from_other_cohorts(conn, wanted: pd.DataFrame) -> set[tuple[date, str, str]]:
+    """Fill (snapshot_date, cohort, username) rows from another cohort's answer for the same
+    user on the same date: one API answer serves every cohort the user is in. Returns the
+    rows that were filled."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f"""
+            CREATE OR REPLACE TEMP TABLE copied AS
+            SELECT w.snapshot_date, w.cohort, a.* EXCLUDE (snapshot_date, cohort)
+            FROM wanted w JOIN (
+                SELECT * FROM tiktok.user_info
+                WHERE is_final AND snapshot_date IN (SELECT DISTINCT snapshot_date FROM wanted)
+                QUALIFY row_number() OVER (PARTITION BY snapshot_date, username
+                                           ORDER BY fetched_at DESC) = 1
+            ) a USING (snapshot_date, username);
+            DELETE FROM tiktok.user_info u USING copied c WHERE u.snapshot_date = c.snapshot_date
+                AND u.cohort = c.cohort AND u.username = c.username;
+            INSERT INTO tiktok.user_info ({", ".join(USER_INFO_COLUMNS)})
+                SELECT {", ".join(USER_INFO_COLUMNS)} FROM copied;
+        """)  # noqa: S608 - column names are this module's constants
+        filled = set(conn.execute("SELECT snapshot_date, cohort, username FROM copied").fetchall())
+        conn.execute("DROP TABLE copied")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return filled
+
+
+def user_info_frame(rows: Sequence[tuple[date, str, UserInfoResult]]) -> pd.DataFrame:
     records = []
-    for r in results:
+    for snapshot_date, cohort, r in rows:
         f = r.fields
         records.append(
             (
@@ -217,20 +265,18 @@ def user_info_frame(snapshot_date: date, cohort: str, results: Sequence[UserInfo
 
 def save_fetched(
     conn,
-    snapshot_date: date,
-    cohort: str,
-    results: Sequence[UserInfoResult],
-    requests: Sequence[RequestRecord],
+    rows: Sequence[tuple[date, str, UserInfoResult]],
+    requests: Sequence[tuple[date, str, RequestRecord]],
 ) -> None:
-    """Store a batch of answers and the requests that paid for them, in one transaction."""
+    """Store a batch of answers (each for a partition) and the requests that paid for them, in
+    one transaction; an answer already stored for the same partition and user is replaced."""
     conn.execute("BEGIN TRANSACTION")
     try:
-        if results:
-            batch = user_info_frame(snapshot_date, cohort, results)  # noqa: F841 - read by SQL
+        if rows:
+            batch = user_info_frame(rows)  # noqa: F841 - read by SQL
             conn.execute(
-                "DELETE FROM tiktok.user_info WHERE snapshot_date = ? AND cohort = ? "
-                "AND username IN (SELECT username FROM batch)",
-                [snapshot_date, cohort],
+                "DELETE FROM tiktok.user_info u USING batch b WHERE u.snapshot_date = "
+                "b.snapshot_date AND u.cohort = b.cohort AND u.username = b.username"
             )
             conn.execute(_INSERT_USER_INFO)
         if requests:
@@ -245,7 +291,7 @@ def save_fetched(
                         r.status,
                         r.log_id or None,
                     )
-                    for r in requests
+                    for snapshot_date, cohort, r in requests
                 ],
                 columns=REQUEST_COLUMNS,
             )
@@ -257,29 +303,39 @@ def save_fetched(
         raise
 
 
-def finish_snapshot(conn, snapshot_date: date, cohort: str, members: Iterable[str]) -> int:
-    """Drop rows of users no longer in the cohort and record the partition as complete."""
-    member_frame = pd.DataFrame({"username": list(members)})  # noqa: F841 - read by SQL
+def finish_snapshots(conn, members: dict[Key, Sequence[str]]) -> dict[Key, dict[str, int]]:
+    """Drop rows of users no longer in their cohort, record each partition as complete, and
+    return its row count per status."""
+    keys = keys_frame(members)  # noqa: F841 - read by SQL
+    member_frame = pd.DataFrame(  # noqa: F841 - read by SQL
+        [(d, c, u) for (d, c), names in members.items() for u in names],
+        columns=["snapshot_date", "cohort", "username"],
+    )
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute(
-            "DELETE FROM tiktok.user_info WHERE snapshot_date = ? AND cohort = ? "
-            "AND username NOT IN (SELECT username FROM member_frame)",
-            [snapshot_date, cohort],
-        )
-        users = conn.execute(
-            "SELECT count(*) FROM tiktok.user_info WHERE snapshot_date = ? AND cohort = ?",
-            [snapshot_date, cohort],
-        ).fetchone()[0]
-        conn.execute(
-            "INSERT OR REPLACE INTO tiktok.snapshots VALUES (?, ?, ?, ?)",
-            [snapshot_date, cohort, users, _naive_utc(datetime.now(UTC))],
-        )
+        conn.execute("""
+            DELETE FROM tiktok.user_info u USING keys k
+            WHERE u.snapshot_date = k.snapshot_date AND u.cohort = k.cohort
+              AND NOT EXISTS (SELECT 1 FROM member_frame m WHERE m.snapshot_date = u.snapshot_date
+                              AND m.cohort = u.cohort AND m.username = u.username)
+        """)
+        counts = conn.execute("""
+            SELECT snapshot_date, cohort, status, count(*) FROM tiktok.user_info
+            SEMI JOIN keys USING (snapshot_date, cohort) GROUP BY ALL
+        """).fetchall()
+        conn.execute("""
+            INSERT OR REPLACE INTO tiktok.snapshots
+            SELECT k.snapshot_date, k.cohort, count(u.username), now()::TIMESTAMP
+            FROM keys k LEFT JOIN tiktok.user_info u USING (snapshot_date, cohort) GROUP BY ALL
+        """)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return users
+    statuses: dict[Key, dict[str, int]] = {key: {} for key in members}
+    for snapshot_date, cohort, status, count in sorted(counts):
+        statuses[(snapshot_date, cohort)][status] = count
+    return statuses
 
 
 def requests_spent_since(conn, since: datetime) -> int:
@@ -302,15 +358,6 @@ def unfinished_count(conn, partitions: Sequence[tuple[date, str]]) -> int:
         "SELECT count(*) FROM tiktok.user_info SEMI JOIN keys USING (snapshot_date, cohort) "
         "WHERE NOT is_final"
     ).fetchone()[0]
-
-
-def status_counts(conn, snapshot_date: date, cohort: str) -> dict[str, int]:
-    rows = conn.execute(
-        "SELECT status, count(*) FROM tiktok.user_info WHERE snapshot_date = ? AND cohort = ? "
-        "GROUP BY status ORDER BY status",
-        [snapshot_date, cohort],
-    ).fetchall()
-    return dict(rows)
 
 
 def preview(conn, table: str, snapshot_date: date, cohort: str, limit: int = 10) -> pd.DataFrame:
@@ -364,131 +411,133 @@ def export_table(
 
 DERIVED_TABLES = ("follower_snapshots", "engagement_snapshots", "cohort_summary")
 
+# Every ok user of each wanted partition (`keys`), with their latest earlier ok row. Most users
+# were in their cohort's previous snapshot, found directly by date (DuckDB prunes the scan to
+# that date); only users missing there are looked for further back, so the cost grows with the
+# cohort, not with the length of the history.
+_WITH_PREVIOUS = """
+    WITH k AS (
+        SELECT k.snapshot_date, k.cohort,
+               coalesce((SELECT max(s.snapshot_date) FROM tiktok.snapshots s
+                         WHERE s.cohort = k.cohort AND s.snapshot_date < k.snapshot_date),
+                        DATE '1970-01-01') AS prev
+        FROM keys k
+    ),
+    cur AS (
+        SELECT u.*, k.prev FROM tiktok.user_info u JOIN k USING (snapshot_date, cohort)
+        WHERE u.status = 'ok'
+    ),
+    at_previous AS (
+        SELECT c.snapshot_date, c.cohort, c.username, p.snapshot_date AS prev_date,
+               p.follower_count AS prev_followers, p.following_count AS prev_following,
+               p.likes_count AS prev_likes, p.video_count AS prev_videos
+        FROM cur c JOIN tiktok.user_info p
+          ON p.cohort = c.cohort AND p.username = c.username AND p.snapshot_date = c.prev
+        WHERE p.status = 'ok' AND p.snapshot_date IN (SELECT prev FROM k)
+    ),
+    missing AS (
+        SELECT c.snapshot_date, c.cohort, c.username, c.prev FROM cur c
+        ANTI JOIN at_previous USING (snapshot_date, cohort, username)
+    ),
+    further_back AS (
+        SELECT m.snapshot_date, m.cohort, m.username,
+               max(p.snapshot_date) AS prev_date,
+               arg_max(p.follower_count, p.snapshot_date) AS prev_followers,
+               arg_max(p.following_count, p.snapshot_date) AS prev_following,
+               arg_max(p.likes_count, p.snapshot_date) AS prev_likes,
+               arg_max(p.video_count, p.snapshot_date) AS prev_videos
+        FROM missing m JOIN tiktok.user_info p
+          ON p.cohort = m.cohort AND p.username = m.username AND p.snapshot_date < m.prev
+        WHERE p.status = 'ok'
+        GROUP BY ALL
+    ),
+    prev AS (SELECT * FROM at_previous UNION ALL BY NAME SELECT * FROM further_back),
+    joined AS (
+        SELECT cur.*, prev.* EXCLUDE (snapshot_date, cohort, username),
+               datediff('day', prev.prev_date, cur.snapshot_date) AS days
+        FROM cur LEFT JOIN prev USING (snapshot_date, cohort, username)
+    )
+"""
 
-def previous_snapshot_date(conn, snapshot_date: date, cohort: str) -> date | None:
-    row = conn.execute(
-        "SELECT max(snapshot_date) FROM tiktok.snapshots WHERE cohort = ? AND snapshot_date < ?",
-        [cohort, snapshot_date],
-    ).fetchone()
-    return row[0] if row else None
-
-
-def _previous_values_sql() -> str:
-    """Each ok user of (date, cohort) with their latest earlier ok row.
-
-    Most users were in the cohort's previous snapshot, which is looked up directly; only users
-    missing there are searched for further back, so the cost grows with the cohort, not with the
-    length of the history. Parameters: $d (date), $c (cohort), $p (previous snapshot date).
-    """
-    return """
-        WITH cur AS (
-            SELECT * FROM tiktok.user_info
-            WHERE snapshot_date = $d AND cohort = $c AND status = 'ok'
-        ),
-        at_previous AS (
-            SELECT p.* FROM tiktok.user_info p SEMI JOIN cur USING (username)
-            WHERE p.snapshot_date = $p AND p.cohort = $c AND p.status = 'ok'
-        ),
-        missing AS (SELECT username FROM cur ANTI JOIN at_previous USING (username)),
-        further_back AS (
-            SELECT username, arg_max(p, snapshot_date) AS row
-            FROM (SELECT username, snapshot_date, p FROM tiktok.user_info p
-                  SEMI JOIN missing USING (username)
-                  WHERE p.cohort = $c AND p.snapshot_date < $p AND p.status = 'ok')
-            GROUP BY username
-        ),
-        prev AS (
-            SELECT username, snapshot_date, follower_count, following_count, likes_count,
-                   video_count FROM at_previous
-            UNION ALL
-            SELECT username, row.snapshot_date, row.follower_count, row.following_count,
-                   row.likes_count, row.video_count FROM further_back
-        )
-        SELECT cur.*, prev.snapshot_date AS prev_date,
-               prev.follower_count AS prev_followers, prev.following_count AS prev_following,
-               prev.likes_count AS prev_likes, prev.video_count AS prev_videos,
-               datediff('day', prev.snapshot_date, cur.snapshot_date) AS days
-        FROM cur LEFT JOIN prev USING (username)
-    """
-
-
-def _replace_partition(
-    conn, table: str, snapshot_date: date, cohort: str, insert_sql: str, params: dict
-) -> int:
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        conn.execute(
-            f"DELETE FROM tiktok.{table} WHERE snapshot_date = ? AND cohort = ?",  # noqa: S608
-            [snapshot_date, cohort],
-        )
-        conn.execute(insert_sql, params)
-        count = conn.execute(
-            f"SELECT count(*) FROM tiktok.{table} WHERE snapshot_date = ? AND cohort = ?",  # noqa: S608
-            [snapshot_date, cohort],
-        ).fetchone()[0]
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return count
-
-
-def _derivation_params(conn, snapshot_date: date, cohort: str) -> dict:
-    previous = previous_snapshot_date(conn, snapshot_date, cohort)
-    # With no earlier snapshot, a date before any data makes every lookup come back empty.
-    return {"d": snapshot_date, "c": cohort, "p": previous or date(1970, 1, 1)}
-
-
-def derive_follower_snapshots(conn, snapshot_date: date, cohort: str) -> int:
-    sql = f"""
-        INSERT INTO tiktok.follower_snapshots
-        SELECT snapshot_date, cohort, username, follower_count, following_count, prev_date, days,
-               follower_count - prev_followers, following_count - prev_following,
+_DERIVE_SQL = {
+    "follower_snapshots": _WITH_PREVIOUS  # noqa: S608 - fixed SQL fragments
+    + """
+        SELECT snapshot_date, cohort, username, follower_count, following_count, prev_date,
+               days, follower_count - prev_followers, following_count - prev_following,
                (follower_count - prev_followers) / nullif(days, 0)
-        FROM ({_previous_values_sql()})
-    """  # noqa: S608 - no values interpolated, only a fixed SQL fragment
-    params = _derivation_params(conn, snapshot_date, cohort)
-    return _replace_partition(conn, "follower_snapshots", snapshot_date, cohort, sql, params)
-
-
-def derive_engagement_snapshots(conn, snapshot_date: date, cohort: str) -> int:
-    sql = f"""
-        INSERT INTO tiktok.engagement_snapshots
+        FROM joined
+    """,
+    "engagement_snapshots": _WITH_PREVIOUS  # noqa: S608 - fixed SQL fragments
+    + """
         SELECT snapshot_date, cohort, username, likes_count, video_count,
                likes_count / nullif(video_count, 0), likes_count / nullif(follower_count, 0),
                prev_date, likes_count - prev_likes, video_count - prev_videos,
                (likes_count - prev_likes) / nullif(days, 0)
-        FROM ({_previous_values_sql()})
-    """  # noqa: S608 - no values interpolated, only a fixed SQL fragment
-    params = _derivation_params(conn, snapshot_date, cohort)
-    return _replace_partition(conn, "engagement_snapshots", snapshot_date, cohort, sql, params)
-
-
-def derive_cohort_summary(conn, snapshot_date: date, cohort: str) -> int:
-    sql = """
-        INSERT INTO tiktok.cohort_summary
+        FROM joined
+    """,
+    "cohort_summary": """
         WITH raw AS (
-            SELECT * FROM tiktok.user_info WHERE snapshot_date = $d AND cohort = $c
+            SELECT u.* FROM tiktok.user_info u SEMI JOIN keys USING (snapshot_date, cohort)
+        ),
+        counts AS (
+            SELECT snapshot_date, cohort, count(*) AS users,
+                   count(*) FILTER (WHERE status = 'ok') AS ok,
+                   count(*) FILTER (WHERE status <> 'ok') AS errors
+            FROM raw GROUP BY ALL
         ),
         codes AS (
-            SELECT coalesce(
-                to_json(map_from_entries(list({'k': status, 'v': n} ORDER BY status)))::VARCHAR,
-                '{}') AS errors_by_code
-            FROM (SELECT status, count(*) AS n FROM raw WHERE status <> 'ok' GROUP BY status)
+            SELECT snapshot_date, cohort,
+                   to_json(map_from_entries(list({'k': status, 'v': n} ORDER BY status)))::VARCHAR
+                       AS errors_by_code
+            FROM (SELECT snapshot_date, cohort, status, count(*) AS n FROM raw
+                  WHERE status <> 'ok' GROUP BY ALL)
+            GROUP BY ALL
         ),
-        f AS (SELECT * FROM tiktok.follower_snapshots WHERE snapshot_date = $d AND cohort = $c),
-        e AS (SELECT * FROM tiktok.engagement_snapshots WHERE snapshot_date = $d AND cohort = $c)
-        SELECT $d, $c,
-               (SELECT count(*) FROM raw),
-               (SELECT count(*) FROM raw WHERE status = 'ok'),
-               (SELECT count(*) FROM raw WHERE status <> 'ok'),
-               (SELECT errors_by_code FROM codes),
-               (SELECT median(follower_count) FROM f),
-               (SELECT sum(follower_count) FROM f),
-               (SELECT sum(likes_count) FROM e),
-               (SELECT median(likes_per_video) FROM e),
-               (SELECT median(follower_growth_per_day) FROM f)
-        WHERE EXISTS (SELECT 1 FROM raw)
-    """
-    params = {"d": snapshot_date, "c": cohort}
-    return _replace_partition(conn, "cohort_summary", snapshot_date, cohort, sql, params)
+        f AS (
+            SELECT snapshot_date, cohort, median(follower_count) AS median_followers,
+                   sum(follower_count) AS total_followers,
+                   median(follower_growth_per_day) AS median_growth
+            FROM tiktok.follower_snapshots SEMI JOIN keys USING (snapshot_date, cohort)
+            GROUP BY ALL
+        ),
+        e AS (
+            SELECT snapshot_date, cohort, sum(likes_count) AS total_likes,
+                   median(likes_per_video) AS median_likes_per_video
+            FROM tiktok.engagement_snapshots SEMI JOIN keys USING (snapshot_date, cohort)
+            GROUP BY ALL
+        )
+        SELECT snapshot_date, cohort, users, ok, errors, coalesce(errors_by_code, '{}'),
+               median_followers, total_followers, total_likes, median_likes_per_video,
+               median_growth
+        FROM counts
+        LEFT JOIN codes USING (snapshot_date, cohort)
+        LEFT JOIN f USING (snapshot_date, cohort)
+        LEFT JOIN e USING (snapshot_date, cohort)
+    """,
+}
+
+
+def derive(conn, table: str, keys: Sequence[Key]) -> dict[Key, int]:
+    """Replace `table`'s rows of the given partitions, all in one statement and transaction;
+    returns the rows written per partition."""
+    if table not in _DERIVE_SQL:
+        raise ValueError(f"unknown derived table {table!r}")
+    keys = keys_frame(keys)  # noqa: F841 - read by SQL
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(
+            f"DELETE FROM tiktok.{table} t USING keys k "  # noqa: S608 - table is checked above
+            "WHERE t.snapshot_date = k.snapshot_date AND t.cohort = k.cohort"
+        )
+        conn.execute(f"INSERT INTO tiktok.{table} {_DERIVE_SQL[table]}")  # noqa: S608
+        counts = conn.execute(
+            f"SELECT snapshot_date, cohort, count(*) FROM tiktok.{table} "  # noqa: S608
+            "SEMI JOIN keys USING (snapshot_date, cohort) GROUP BY ALL"
+        ).fetchall()
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    written = {(d, c): 0 for d, c in keys.itertuples(index=False)}
+    written.update({(d, c): n for d, c, n in counts})
+    return written

@@ -116,7 +116,7 @@ def test_resets_and_timeouts_are_retried_and_bounded(pipeline):
     for user in users:
         # A timed-out request may still have been served: only those may be asked again.
         outcomes = stats["by_username"][user]
-        assert outcomes["ok"] == 1 + outcomes.get("hang", 0)
+        assert 1 <= outcomes["ok"] <= 1 + outcomes.get("hang", 0)
 
 
 def test_a_user_that_keeps_failing_ends_with_a_transient_error_row(pipeline):
@@ -218,7 +218,7 @@ def test_secret_and_tokens_never_reach_dagster_home_duckdb_or_metadata(tmp_path,
         assert pipeline.run(["c1"])[0].success
         issued = list(emulator.state.tokens)
         emulator.state.tokens.clear()  # forces a renewal on the next run
-        pipeline.write_cohort("c2", users)
+        pipeline.write_cohort("c2", find_usernames(emulator, "active", 8)[5:])  # new users
         emulator.config.scope_authorized = False  # a failing run: exception text too
         assert not pipeline.run(["c2"])[0].success
         texts = [str(e) for r in instance.get_runs() for e in instance.all_logs(r.run_id)]

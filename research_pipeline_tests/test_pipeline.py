@@ -264,3 +264,20 @@ def test_project_definitions_and_instance_config_load(tmp_path, monkeypatch):
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
         assert {"key": "research_pipeline/duckdb_writer", "limit": 1} in limits
+
+
+def test_a_user_in_several_cohorts_costs_one_request_per_day(pipeline):
+    shared, only_a, only_b = find_usernames(pipeline.api, "active", 3)
+    pipeline.write_cohort("a", [shared, only_a])
+    pipeline.write_cohort("b", [shared, only_b])
+    pipeline.write_cohort("c", [shared])
+    assert pipeline.run(["a", "b"])[0].success  # one run: one stream of requests
+    assert pipeline.run(["c"])[0].success  # a later run: copies today's answer
+    stats = pipeline.api.stats()
+    assert stats["user_info_requests"] == 3 and stats["by_username"][shared] == {"ok": 1}
+    rows = pipeline.query(
+        "SELECT cohort, follower_count, log_id FROM tiktok.user_info WHERE username = ? "
+        "ORDER BY cohort",
+        [shared],
+    )
+    assert [r[0] for r in rows] == ["a", "b", "c"] and len({r[1:] for r in rows}) == 1

@@ -40,11 +40,10 @@ def warehouse(tmp_path):
         D3: [ok("a", 160, 1300, 12), ok("b", 0, 10, 0), ok("c", 20, 9, 2)],
     }
     for day, rows in history.items():
-        storage.save_fetched(conn, day, "x", rows, [])
-        storage.finish_snapshot(conn, day, "x", [r.username for r in rows])
-        storage.derive_follower_snapshots(conn, day, "x")
-        storage.derive_engagement_snapshots(conn, day, "x")
-        storage.derive_cohort_summary(conn, day, "x")
+        storage.save_fetched(conn, [(day, "x", r) for r in rows], [])
+        storage.finish_snapshots(conn, {(day, "x"): [r.username for r in rows]})
+        for table in storage.DERIVED_TABLES:
+            storage.derive(conn, table, [(day, "x")])
     yield conn
     conn.close()
 
@@ -104,20 +103,20 @@ def test_summary_counts_errors_by_code_and_medians(warehouse):
 
 
 def test_rewriting_a_partition_replaces_rows(warehouse):
-    storage.save_fetched(warehouse, D3, "x", [ok("a", 999, 1, 1)], [])
+    storage.save_fetched(warehouse, [(D3, "x", ok("a", 999, 1, 1))], [])
     assert rows(
         warehouse,
         "SELECT follower_count FROM tiktok.user_info WHERE snapshot_date = ? AND username = 'a'",
         [D3],
     ) == [(999,)]
-    assert storage.derive_follower_snapshots(warehouse, D3, "x") == 3
+    assert storage.derive(warehouse, "follower_snapshots", [(D3, "x")]) == {(D3, "x"): 3}
     assert rows(warehouse, "SELECT count(*) FROM tiktok.follower_snapshots") == [(7,)]
 
 
 def test_hostile_values_are_data_not_sql(warehouse):
     name = "x'; DROP TABLE tiktok.user_info; --"
-    storage.save_fetched(warehouse, D1, name, [ok("a", 1, 1, 1)], [])
-    assert storage.final_usernames(warehouse, D1, name) == {"a"}
+    storage.save_fetched(warehouse, [(D1, name, ok("a", 1, 1, 1))], [])
+    assert storage.final_usernames(warehouse, [(D1, name)]) == {(D1, name): {"a"}}
     assert rows(warehouse, "SELECT count(*) FROM tiktok.user_info") == [(9,)]  # 8 + 1, none dropped
 
 
@@ -146,3 +145,11 @@ def test_asset_checks_fail_on_bad_data(warehouse):
         "UPDATE tiktok.user_info SET status = 'invalid_params' WHERE snapshot_date = ?", [D3]
     )
     assert results()["error_share_below_threshold"] is False
+
+
+def test_deriving_many_partitions_at_once_equals_one_at_a_time(warehouse):
+    for table in ("follower_snapshots", "engagement_snapshots", "cohort_summary"):
+        one_by_one = rows(warehouse, f"SELECT * FROM tiktok.{table} ORDER BY ALL")  # noqa: S608
+        written = storage.derive(warehouse, table, [(D1, "x"), (D2, "x"), (D3, "x")])
+        assert sum(written.values()) == len(one_by_one)
+        assert rows(warehouse, f"SELECT * FROM tiktok.{table} ORDER BY ALL") == one_by_one  # noqa: S608

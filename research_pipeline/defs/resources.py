@@ -88,7 +88,7 @@ def open_warehouse(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnect
         Path(warehouse.database).parent.mkdir(parents=True, exist_ok=True)
     with warehouse.get_connection() as conn:
         try:
-            ensure_schema(conn)
+            ensure_schema(conn, warehouse.database)
             yield conn
         finally:
             conn.close()

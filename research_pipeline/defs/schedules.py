@@ -54,10 +54,8 @@ def _needs_and_quota(warehouse, cohorts, today: date, daily_quota: int | None):
         if not has_schema:
             return list(sizes.items()), daily_quota
         spent = storage.requests_spent_today(conn)
-        needs = [
-            (name, size - len(storage.final_usernames(conn, today, name)))
-            for name, size in sizes.items()
-        ]
+        stored = storage.final_usernames(conn, [(today, name) for name in sizes])
+        needs = [(name, size - len(stored[(today, name)])) for name, size in sizes.items()]
     finally:
         conn.close()
     return needs, None if daily_quota is None else max(0, daily_quota - spent)

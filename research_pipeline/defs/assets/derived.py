@@ -23,24 +23,21 @@ from research_pipeline.defs.resources import open_warehouse
 USER_INFO = AssetKey(["tiktok", "user_info"])
 
 
-def _derive_each_partition(
+def _derive_partitions(
     context: AssetExecutionContext,
     warehouse: DuckDBResource,
     table: str,
-    derive: Callable[..., int],
     extra_metadata: Callable[..., dict] | None = None,
 ) -> MaterializeResult:
-    rows = 0
+    """Derive every partition of the step in one SQL statement (set work, not a loop)."""
     keys = [split_key(key) for key in context.partition_keys]
     with open_warehouse(warehouse) as conn:
-        for snapshot_date, cohort in keys:
-            count = derive(conn, snapshot_date, cohort)
-            context.log.info(f"{table} {cohort} {snapshot_date}: {count} rows")
-            rows += count
+        written = storage.derive(conn, table, keys)
+        context.log.info(f"{table}: {sum(written.values())} rows for {len(keys)} partition(s)")
         snapshot_date, cohort = keys[-1]
         table_preview = storage.preview(conn, table, snapshot_date, cohort)
         metadata = {
-            "rows": MetadataValue.int(rows),
+            "rows": MetadataValue.int(sum(written.values())),
             "preview": MetadataValue.md(table_preview.to_markdown(index=False)),
         }
         if extra_metadata is not None:
@@ -83,18 +80,14 @@ _COMMON = dict(
 def follower_snapshots(context: AssetExecutionContext, warehouse: DuckDBResource):
     """Per user: followers and following, the previous snapshot present for that user (not
     necessarily yesterday), deltas and follower growth per day (NULL without a previous one)."""
-    return _derive_each_partition(
-        context, warehouse, "follower_snapshots", storage.derive_follower_snapshots
-    )
+    return _derive_partitions(context, warehouse, "follower_snapshots")
 
 
 @asset(deps=[USER_INFO], **_COMMON)
 def engagement_snapshots(context: AssetExecutionContext, warehouse: DuckDBResource):
     """Per user: likes, videos, likes per video and per follower (NULL where the denominator is
     0), and likes and videos gained since the previous snapshot."""
-    return _derive_each_partition(
-        context, warehouse, "engagement_snapshots", storage.derive_engagement_snapshots
-    )
+    return _derive_partitions(context, warehouse, "engagement_snapshots")
 
 
 @asset(
@@ -108,6 +101,4 @@ def engagement_snapshots(context: AssetExecutionContext, warehouse: DuckDBResour
 def cohort_summary(context: AssetExecutionContext, warehouse: DuckDBResource):
     """Per (date, cohort): users, ok, errors by code, median and total followers, total likes,
     median likes per video and median follower growth per day."""
-    return _derive_each_partition(
-        context, warehouse, "cohort_summary", storage.derive_cohort_summary, _summary_metadata
-    )
+    return _derive_partitions(context, warehouse, "cohort_summary", _summary_metadata)

@@ -26,11 +26,12 @@ from research_pipeline.defs.constants import SNAPSHOT_RETRIES, WAREHOUSE_POOL
 from research_pipeline.defs.partitions import snapshot_partitions, split_key
 from research_pipeline.defs.resources import CohortFolder, ResearchApiResource, open_warehouse
 from research_pipeline.snapshot import (
+    Partition,
     RequestLedger,
     SnapshotDateError,
     SnapshotIncompleteError,
     quota_used_today,
-    take_snapshot,
+    take_snapshots,
 )
 from research_pipeline.tiktok import ConfigurationError
 
@@ -74,7 +75,16 @@ def user_info(
     Every member ends with a row: its fields, or the API's error code and message. Only today's
     (UTC) partition can be fetched; a re-run fetches only the users not yet answered.
     """
-    reports, partitions = [], []
+    partitions = []
+    for key in context.partition_keys:
+        snapshot_date, cohort_name = split_key(key)
+        try:
+            cohort = cohort_folder.read(cohort_name)
+        except CohortError as exc:
+            raise Failure(str(exc), allow_retries=False) from None
+        if cohort.problem_count:
+            context.log.warning(cohort.report())
+        partitions.append(Partition(snapshot_date, cohort_name, cohort.usernames))
     warehouse_session = functools.partial(open_warehouse, warehouse)
     ledger = RequestLedger()
     try:
@@ -84,31 +94,20 @@ def user_info(
     except ConfigurationError as exc:
         raise Failure(f"research_api is misconfigured: {exc}", allow_retries=False) from None
     with client:
-        for key in context.partition_keys:
-            snapshot_date, cohort_name = split_key(key)
-            try:
-                cohort = cohort_folder.read(cohort_name)
-            except CohortError as exc:
-                raise Failure(str(exc), allow_retries=False) from None
-            if cohort.problem_count:
-                context.log.warning(cohort.report())
-            try:
-                report = take_snapshot(
-                    warehouse_session,
-                    client,
-                    ledger,
-                    snapshot_date,
-                    cohort_name,
-                    cohort.usernames,
-                    refetch=config.refetch,
-                    log=context.log.info,
-                )
-            except (SnapshotDateError, SnapshotIncompleteError) as exc:
-                retryable = getattr(exc, "retryable", False)
-                raise Failure(str(exc), allow_retries=retryable) from None
-            context.log.info(f"{cohort_name} {snapshot_date}: {report.statuses}")
-            reports.append(report)
-            partitions.append((snapshot_date, cohort_name, cohort.usernames))
+        try:
+            reports = take_snapshots(
+                warehouse_session,
+                client,
+                ledger,
+                partitions,
+                refetch=config.refetch,
+                log=context.log.info,
+            )
+        except (SnapshotDateError, SnapshotIncompleteError) as exc:
+            retryable = getattr(exc, "retryable", False)
+            raise Failure(str(exc), allow_retries=retryable) from None
+    for report in reports[:20]:
+        context.log.info(f"{report.cohort} {report.snapshot_date}: {report.statuses}")
     with warehouse_session() as conn:
         unfinished = storage.unfinished_count(conn, [(r.snapshot_date, r.cohort) for r in reports])
         if unfinished and context.retry_number < SNAPSHOT_RETRIES:
@@ -120,7 +119,11 @@ def user_info(
             raise RetryRequested(
                 max_retries=SNAPSHOT_RETRIES, seconds_to_wait=research_api.retry_delay_seconds
             )
-        check_results = check_user_info(conn, partitions, config.max_error_share)
+        check_results = check_user_info(
+            conn,
+            [(p.snapshot_date, p.cohort, p.members) for p in partitions],
+            config.max_error_share,
+        )
         first = reports[0]
         table_preview = storage.preview(conn, "user_info", first.snapshot_date, first.cohort)
     return MaterializeResult(
