@@ -281,3 +281,14 @@ def test_a_user_in_several_cohorts_costs_one_request_per_day(pipeline):
         [shared],
     )
     assert [r[0] for r in rows] == ["a", "b", "c"] and len({r[1:] for r in rows}) == 1
+
+
+def test_executor_is_chosen_by_configuration():
+    from dagster import in_process_executor
+
+    from research_pipeline.defs.definitions import choose_executor
+
+    assert choose_executor(None) is None  # Dagster's multiprocess default
+    assert choose_executor("in_process") is in_process_executor
+    with pytest.raises(ValueError, match="RESEARCH_PIPELINE_EXECUTOR"):
+        choose_executor("spark")

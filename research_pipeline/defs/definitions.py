@@ -6,7 +6,7 @@ RESEARCH_PIPELINE_DUCKDB and RESEARCH_PIPELINE_COHORTS_DIR for where data and co
 
 import os
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, in_process_executor
 from dagster_duckdb import DuckDBResource
 
 from research_pipeline.defs.assets.derived import (
@@ -45,6 +45,27 @@ def build_resources() -> dict:
     }
 
 
+def choose_executor(name: str | None):
+    """RESEARCH_PIPELINE_EXECUTOR picks how steps run, so moving to Kubernetes or Celery is a
+    deployment setting: multiprocess (Dagster's default), in_process, k8s or celery."""
+    name = (name or "multiprocess").strip().lower()
+    if name == "multiprocess":
+        return None
+    if name == "in_process":
+        return in_process_executor
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor  # pip install dagster-k8s
+
+        return k8s_job_executor
+    if name == "celery":
+        from dagster_celery import celery_executor  # pip install dagster-celery
+
+        return celery_executor
+    raise ValueError(
+        f"RESEARCH_PIPELINE_EXECUTOR={name!r}: choose multiprocess, in_process, k8s or celery"
+    )
+
+
 def build_defs(resources: dict | None = None) -> Definitions:
     """The project's definitions; tests and the demo pass resources of their own."""
     return Definitions(
@@ -53,6 +74,7 @@ def build_defs(resources: dict | None = None) -> Definitions:
         schedules=[daily_snapshot_schedule],
         sensors=[cohort_files_sensor],
         resources=resources or build_resources(),
+        executor=choose_executor(os.environ.get("RESEARCH_PIPELINE_EXECUTOR")),
     )
 
 
