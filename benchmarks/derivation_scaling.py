@@ -3,7 +3,7 @@
 Builds synthetic histories in DuckDB (a cohort of --users users with 1, 30 and 365 daily
 snapshots), then times deriving the last day's follower + engagement snapshots and summary with
 the warehouse SQL, and with a pandas implementation of the same derivation as a peer.
-Usage: .venv/bin/python benchmarks/derivation_scaling.py [--users 100000] [--days 1 30 365]
+Usage: .venv/bin/python -m benchmarks.derivation_scaling [--users 100000] [--days 1 30 365]
 """
 
 import argparse

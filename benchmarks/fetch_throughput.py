@@ -1,59 +1,21 @@
 """Fetch throughput: a plain sequential requests.post loop vs our client, side by side.
 
 The emulator runs in its own process (50 ms latency, limits off) so it does not share the GIL
-with the client. Usage: .venv/bin/python benchmarks/fetch_throughput.py [--users 1000]
+with the client. Usage: .venv/bin/python -m benchmarks.fetch_throughput [--users 1000]
 """
 
 import argparse
-import socket
-import subprocess
-import sys
 import time
 
 import requests
 
+from benchmarks.common import KEY, SECRET, start_emulator
 from research_pipeline.tiktok import ClientSettings, ResearchApiClient
 
-KEY, SECRET = "emulator-key", "emulator-secret"
 FIELDS = (
     "display_name,bio_description,avatar_url,is_verified,follower_count,following_count,"
     "likes_count,video_count"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_emulator(latency_ms: float) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "research_pipeline.cli",
-            "emulator",
-            "--port",
-            str(port),
-            "--latency-ms",
-            str(latency_ms),
-            "--rate-limit",
-            "off",
-            "--daily-quota",
-            "off",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            requests.get(url + "/emulator/stats", timeout=1)
-            return process, url
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError("emulator did not start")
 
 
 def sequential_loop(url: str, usernames: list[str]) -> float:
@@ -97,7 +59,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     args = parser.parse_args()
     usernames = [f"bench_user_{i}" for i in range(args.users)]
-    process, url = start_emulator(args.latency_ms)
+    process, url = start_emulator(
+        "--latency-ms", str(args.latency_ms), "--rate-limit", "off", "--daily-quota", "off"
+    )
     try:
         seq = sequential_loop(url, usernames)
         concurrency = ClientSettings(client_key="k", client_secret="s").concurrency

@@ -2,7 +2,7 @@
 
 The emulator runs in its own process with no latency and no limits; `research-pipeline snapshot`
 runs in a child process whose peak RSS is read when it exits.
-Usage: .venv/bin/python benchmarks/memory_100k.py [--users 100000]
+Usage: .venv/bin/python -m benchmarks.memory_100k [--users 100000]
 """
 
 import argparse

@@ -2,7 +2,7 @@
 
 200 cohorts x 5 users for one date against the in-process emulator (no latency, no limits),
 each variant on a fresh DuckDB file and a fresh Dagster instance, measured in one process.
-Usage: .venv/bin/python benchmarks/orchestration_overhead.py [--cohorts 200] [--users 5]
+Usage: .venv/bin/python -m benchmarks.orchestration_overhead [--cohorts 200] [--users 5]
 """
 
 import argparse

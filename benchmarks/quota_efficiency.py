@@ -2,7 +2,7 @@
 
 Each variant runs `research-pipeline snapshot` on a fresh DuckDB file and Dagster instance
 against an emulator in its own process (no limits), and counts what the emulator served.
-Usage: .venv/bin/python benchmarks/quota_efficiency.py [--users 1000]
+Usage: .venv/bin/python -m benchmarks.quota_efficiency [--users 1000]
 """
 
 import argparse

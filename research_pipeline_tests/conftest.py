@@ -131,3 +131,19 @@ def pipeline(tmp_path, emulator):
     with instance_for_test() as instance:
         defs = build_defs(make_resources(emulator, cohorts, database))
         yield Pipeline(defs, instance, emulator, cohorts, database)
+
+
+def cli_environment(tmp_path: Path, server: EmulatorServer) -> dict[str, str]:
+    """Environment for the `research-pipeline` command: its own DAGSTER_HOME, cohort folder and
+    DuckDB file under tmp_path, the API at the emulator."""
+    (tmp_path / "dagster_home").mkdir(exist_ok=True)
+    (tmp_path / "cohorts").mkdir(exist_ok=True)
+    return {
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "TIKTOK_API_BASE_URL": server.url,
+        "TIKTOK_CLIENT_KEY": EMULATOR_KEY,
+        "TIKTOK_CLIENT_SECRET": EMULATOR_SECRET,
+        "TIKTOK_RATE_LIMIT_PER_MINUTE": "off",
+        "RESEARCH_PIPELINE_COHORTS_DIR": str(tmp_path / "cohorts"),
+        "RESEARCH_PIPELINE_DUCKDB": str(tmp_path / "data" / "research.duckdb"),
+    }

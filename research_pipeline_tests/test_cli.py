@@ -4,22 +4,12 @@ import duckdb
 import pytest
 
 from research_pipeline.cli import main
-from research_pipeline_tests.conftest import EMULATOR_KEY, EMULATOR_SECRET, find_usernames
+from research_pipeline_tests.conftest import EMULATOR_SECRET, cli_environment, find_usernames
 
 
 @pytest.fixture
 def env(tmp_path, emulator, monkeypatch):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    values = {
-        "DAGSTER_HOME": str(home),
-        "TIKTOK_API_BASE_URL": emulator.url,
-        "TIKTOK_CLIENT_KEY": EMULATOR_KEY,
-        "TIKTOK_CLIENT_SECRET": EMULATOR_SECRET,
-        "TIKTOK_RATE_LIMIT_PER_MINUTE": "off",
-        "RESEARCH_PIPELINE_COHORTS_DIR": str(tmp_path / "cohorts"),
-        "RESEARCH_PIPELINE_DUCKDB": str(tmp_path / "data" / "research.duckdb"),
-    }
+    values = cli_environment(tmp_path, emulator)
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values

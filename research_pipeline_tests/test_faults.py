@@ -18,9 +18,9 @@ from research_pipeline.defs.definitions import build_defs
 from research_pipeline.defs.partitions import split_key
 from research_pipeline.defs.runs import run_snapshot
 from research_pipeline_tests.conftest import (
-    EMULATOR_KEY,
     EMULATOR_SECRET,
     Pipeline,
+    cli_environment,
     find_usernames,
     make_resources,
 )
@@ -231,21 +231,7 @@ def test_secret_and_tokens_never_reach_dagster_home_duckdb_or_metadata(tmp_path,
 
 
 def _cli_env(tmp_path: Path, emulator) -> dict:
-    env = dict(os.environ)
-    env.update(
-        {
-            "DAGSTER_HOME": str(tmp_path / "home"),
-            "TIKTOK_API_BASE_URL": emulator.url,
-            "TIKTOK_CLIENT_KEY": EMULATOR_KEY,
-            "TIKTOK_CLIENT_SECRET": EMULATOR_SECRET,
-            "TIKTOK_RATE_LIMIT_PER_MINUTE": "off",
-            "RESEARCH_PIPELINE_COHORTS_DIR": str(tmp_path / "cohorts"),
-            "RESEARCH_PIPELINE_DUCKDB": str(tmp_path / "data" / "research.duckdb"),
-        }
-    )
-    (tmp_path / "home").mkdir(exist_ok=True)
-    (tmp_path / "cohorts").mkdir(exist_ok=True)
-    return env
+    return {**os.environ, **cli_environment(tmp_path, emulator)}
 
 
 def _snapshot_process(env: dict, *cohorts: str) -> subprocess.Popen:
