@@ -147,3 +147,42 @@ def test_stats_clock_and_config_are_reachable_over_http(emulator):
     assert user_info(emulator, "alice").status_code == 500
     refused = requests.post(emulator.url + "/emulator/config", json={"nope": 1}, timeout=5)
     assert refused.status_code == 400
+
+
+def test_the_emulator_command_serves_on_the_port_it_is_given():
+    import subprocess
+    import sys
+    import time
+
+    from research_pipeline_tests.services import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "research_pipeline.cli",
+            "emulator",
+            "--port",
+            str(port),
+            "--date",
+            "2026-01-02",
+            "--daily-quota",
+            "off",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert f"127.0.0.1:{port}" in process.stdout.readline()  # printed once it listens
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                stats = requests.get(f"http://127.0.0.1:{port}/emulator/stats", timeout=2).json()
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline
+        assert stats["emulator_date"] == "2026-01-02" and stats["user_info_requests"] == 0
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -305,3 +305,17 @@ def test_a_past_partition_stays_refused_even_after_a_failed_attempt(pipeline):
     [result] = pipeline.run(["c1"], day=yesterday)
     assert not result.success and step_attempts(result) == 1
     assert pipeline.api.stats()["user_info_requests"] == 0
+
+
+@pytest.fixture(autouse=True)
+def report_requests(request, emulator):
+    """Print what each scenario cost (`pytest -s` shows it): the numbers in the closing notes."""
+    yield
+    stats = emulator.stats()
+    ok = sum(1 for c in stats["by_username"].values() if c.get("ok"))
+    twice = sum(1 for c in stats["by_username"].values() if c.get("ok", 0) > 1)
+    print(
+        f"\n[{request.node.name}] requests={stats['user_info_requests']} "
+        f"users_ok={ok} ok_twice={twice} tokens={stats['token_requests']} "
+        f"outcomes={stats['by_outcome']}"
+    )
