@@ -1,10 +1,11 @@
-"""Taking one snapshot: fetch a cohort's users for a date and store every answer as it arrives.
+"""Taking snapshots: fetch the users of some (date, cohort) partitions and store every answer.
 
 Plain Python over the client and the warehouse, so the rules live in one place whoever calls it
-(the Dagster asset, a notebook): users already answered for this snapshot are skipped (resume
-spends no quota), answers are saved in small batches together with the requests that paid for
-them (a crash loses at most one batch), and an exhausted quota or a fatal API error still leaves
-every answered row stored.
+(the Dagster asset, a notebook): users already answered for a snapshot are skipped (resume
+spends no quota), a user answered today for another cohort is copied, a user in several cohorts
+is asked once, answers are saved in small batches together with the requests that paid for them
+(a crash loses at most a quarter second of answers), and an exhausted quota or a fatal API error
+still leaves every answered row stored.
 """
 
 import threading
