@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from research_pipeline.tiktok.constants import USER_INFO_FIELDS
 from research_pipeline.tiktok.models import RequestRecord, UserInfoResult
 
 SCHEMA_SQL = """
@@ -102,23 +103,9 @@ CREATE TABLE IF NOT EXISTS tiktok.cohort_summary (
 """
 
 USER_INFO_COLUMNS = (
-    "snapshot_date",
-    "cohort",
-    "username",
-    "fetched_at",
-    "status",
-    "error_message",
-    "log_id",
-    "display_name",
-    "bio_description",
-    "avatar_url",
-    "is_verified",
-    "follower_count",
-    "following_count",
-    "likes_count",
-    "video_count",
-    "is_final",
-)
+    "snapshot_date", "cohort", "username", "fetched_at", "status", "error_message", "log_id",
+    *USER_INFO_FIELDS, "is_final",
+)  # fmt: skip
 
 REQUEST_COLUMNS = (
     "requested_at",
@@ -245,14 +232,7 @@ def user_info_frame(rows: Sequence[tuple[date, str, UserInfoResult]]) -> pd.Data
                 r.status,
                 r.error_message or None,
                 r.log_id or None,
-                f.get("display_name"),
-                f.get("bio_description"),
-                f.get("avatar_url"),
-                f.get("is_verified"),
-                f.get("follower_count"),
-                f.get("following_count"),
-                f.get("likes_count"),
-                f.get("video_count"),
+                *(f.get(name) for name in USER_INFO_FIELDS),
                 r.is_final,
             )
         )

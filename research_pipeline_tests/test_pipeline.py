@@ -226,25 +226,23 @@ def test_schedule_requests_what_todays_quota_can_serve(pipeline):
     pipeline.write_cohort("small", find_usernames(pipeline.api, "active", 3))
     pipeline.write_cohort("large", find_usernames(pipeline.api, "active", 10))
     pipeline.instance.add_dynamic_partitions("cohorts", ["large", "small"])
-    resources = make_resources(pipeline.api, pipeline.cohorts, pipeline.database, daily_quota=5)
-    context = build_schedule_context(
-        instance=pipeline.instance,
-        resources=resources,
-        scheduled_execution_time=_midnight_plus(today),
-        repository_def=pipeline.defs.get_repository_def(),
-    )
-    requests = daily_snapshot_schedule.evaluate_tick(context).run_requests
-    assert [r.partition_key for r in requests] == [f"small|{today}"]
-    resources = make_resources(pipeline.api, pipeline.cohorts, pipeline.database, daily_quota=2)
-    context = build_schedule_context(
-        instance=pipeline.instance,
-        resources=resources,
-        scheduled_execution_time=_midnight_plus(today),
-        repository_def=pipeline.defs.get_repository_def(),
-    )
-    tick = daily_snapshot_schedule.evaluate_tick(context)
-    assert not tick.run_requests
-    assert "large" in tick.skip_message and "small" in tick.skip_message
+
+    def tick(daily_quota: int):
+        resources = make_resources(
+            pipeline.api, pipeline.cohorts, pipeline.database, daily_quota=daily_quota
+        )
+        context = build_schedule_context(
+            instance=pipeline.instance,
+            resources=resources,
+            scheduled_execution_time=_midnight_plus(today),
+            repository_def=pipeline.defs.get_repository_def(),
+        )
+        return daily_snapshot_schedule.evaluate_tick(context)
+
+    assert [r.partition_key for r in tick(5).run_requests] == [f"small|{today}"]
+    short = tick(2)
+    assert not short.run_requests
+    assert "large" in short.skip_message and "small" in short.skip_message
 
 
 def _midnight_plus(day: date):
