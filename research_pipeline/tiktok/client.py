@@ -168,7 +168,7 @@ class ResearchApiClient:
                 self._sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter: spreads retries of many threads apart."""
+        """Exponential backoff, jittered to 50-100% of its ceiling: retrying threads spread out."""
         ceiling = min(
             self.settings.backoff_max_seconds,
             self.settings.backoff_base_seconds * 2 ** (attempt - 1),
