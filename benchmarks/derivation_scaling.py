@@ -12,22 +12,29 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
-from research_pipeline import storage
+from research_pipeline import warehouse
 
 COHORT = "bench"
 LAST_DAY = date(2026, 11, 24)
 
 
 def build_history(path: Path, users: int, days: int) -> None:
-    conn = storage.connect(path)
+    with warehouse.connect(path) as conn:
+        _insert_history(conn, users, days)
+
+
+def _insert_history(conn, users: int, days: int) -> None:
     first = LAST_DAY - timedelta(days=days - 1)
     for offset in range(days):  # one day at a time, as the pipeline writes them
         day = first + timedelta(days=offset)
         conn.execute(
             """
-            INSERT INTO tiktok.user_info
+            INSERT INTO tiktok.user_info (snapshot_date, cohort, username, fetched_at, status,
+                error_message, log_id, display_name, bio_description, avatar_url, is_verified,
+                follower_count, following_count, likes_count, video_count, is_final)
             SELECT $day, $cohort, 'user_' || i, $day::TIMESTAMP, 'ok', NULL, 'log', 'name', 'bio',
                    'url', false, (1000 + i % 5000 + $t * (i % 7))::BIGINT, 100,
                    (50000 + i % 9000 + $t * (i % 11))::BIGINT, (10 + $t / 7 + i % 3)::BIGINT, true
@@ -36,22 +43,19 @@ def build_history(path: Path, users: int, days: int) -> None:
             {"day": day, "cohort": COHORT, "t": offset, "users": users},
         )
         conn.execute("INSERT INTO tiktok.snapshots VALUES (?, ?, ?, now())", [day, COHORT, users])
-    conn.close()
 
 
 def derive_sql(path: Path) -> float:
-    conn = storage.connect(path)
-    started = time.perf_counter()
-    for table in storage.DERIVED_TABLES:
-        storage.derive(conn, table, [(LAST_DAY, COHORT)])
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return elapsed
+    with warehouse.connect(path) as conn:
+        started = time.perf_counter()
+        for table in warehouse.DERIVED_TABLES:
+            warehouse.derive(conn, table, [(LAST_DAY, COHORT)])
+        return time.perf_counter() - started
 
 
 def derive_pandas(path: Path) -> float:
     """The same derivation the way a notebook would: load the cohort's history, shift per user."""
-    conn = storage.connect(path, read_only=True)
+    conn = duckdb.connect(str(path), read_only=True)
     started = time.perf_counter()
     raw = conn.execute(
         "SELECT snapshot_date, username, status, follower_count, following_count, likes_count, "

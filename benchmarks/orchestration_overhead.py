@@ -6,18 +6,17 @@ Usage: .venv/bin/python -m benchmarks.orchestration_overhead [--cohorts 200] [--
 """
 
 import argparse
+import os
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
 from dagster import instance_for_test
-from dagster_duckdb import DuckDBResource
 
-from research_pipeline.defs.definitions import build_defs
-from research_pipeline.defs.resources import CohortFolder, ResearchApiResource
-from research_pipeline.defs.runs import register_cohorts, run_snapshot
+from research_pipeline.definitions import load_project_defs
 from research_pipeline.emulator import EmulatorConfig, EmulatorServer
+from research_pipeline.orchestration.runs import register_cohorts, run_snapshot
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -29,20 +28,18 @@ def setup(folder: Path, api: EmulatorServer, cohorts: int, users: int):
     for n, name in enumerate(names):
         members = [f"member_{n}_{i}" for i in range(users)]
         (cohort_dir / f"{name}.txt").write_text("\n".join(members) + "\n")
-    defs = build_defs(
+    os.environ.update(
         {
-            "research_api": ResearchApiResource(
-                client_key="emulator-key",
-                client_secret="emulator-secret",
-                base_url=api.url,
-                rate_limit_per_minute=0,
-                daily_quota=0,
-            ),
-            "cohort_folder": CohortFolder(path=str(cohort_dir)),
-            "warehouse": DuckDBResource(database=str(folder / "w.duckdb")),
+            "TIKTOK_CLIENT_KEY": "emulator-key",
+            "TIKTOK_CLIENT_SECRET": "emulator-secret",
+            "TIKTOK_API_BASE_URL": api.url,
+            "TIKTOK_RATE_LIMIT_PER_MINUTE": "off",
+            "TIKTOK_DAILY_QUOTA": "off",
+            "RESEARCH_PIPELINE_COHORTS_DIR": str(cohort_dir),
+            "RESEARCH_PIPELINE_DUCKDB": str(folder / "w.duckdb"),
         }
     )
-    return defs, names
+    return load_project_defs(), names
 
 
 def timed_runs(api, cohorts, users, batches) -> tuple[float, int, bool]:

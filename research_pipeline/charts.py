@@ -8,18 +8,10 @@ import html
 from datetime import date
 from pathlib import Path
 
+from research_pipeline.warehouse.queries import cohort_trajectories
+
 WIDTH, HEIGHT, PAD = 640, 220, 40
 COLOURS = ("#1f77b4", "#d62728")
-
-
-def cohort_trajectories(conn, cohort: str, until: date, top: int = 0):
-    """Per day: total followers and total likes of the cohort's ok users."""
-    return conn.execute(
-        "SELECT snapshot_date, sum(follower_count) AS followers, sum(likes_count) AS likes, "
-        "count(*) AS users FROM tiktok.user_info WHERE cohort = ? AND status = 'ok' "
-        "AND snapshot_date <= ? GROUP BY snapshot_date ORDER BY snapshot_date",
-        [cohort, until],
-    ).fetchall()
 
 
 def _polyline(values: list[float], colour: str) -> str:

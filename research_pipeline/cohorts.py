@@ -13,16 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from research_pipeline.tiktok.errors import InvalidUsernameError
+from research_pipeline.errors import CohortError, InvalidUsernameError
 from research_pipeline.tiktok.usernames import normalize_username
 
 COHORT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 COHORT_SUFFIXES = (".txt", ".csv")
 MAX_PROBLEMS_KEPT = 1000
-
-
-class CohortError(ValueError):
-    """A cohort that cannot be used at all (bad name, missing file, no username column)."""
 
 
 def check_cohort_name(name: str) -> str:

@@ -17,13 +17,14 @@ from datetime import date
 
 import pandas as pd
 
-from research_pipeline import storage
-from research_pipeline.tiktok import (
+from research_pipeline import warehouse
+from research_pipeline.errors import (
     FatalApiError,
     QuotaExhaustedError,
-    ResearchApiClient,
-    UserInfoResult,
+    SnapshotDateError,
+    SnapshotIncompleteError,
 )
+from research_pipeline.tiktok import ResearchApiClient, UserInfoResult
 from research_pipeline.tiktok.models import RequestRecord
 
 # Answers are saved at least this often: a killed process loses at most a quarter second of
@@ -32,18 +33,6 @@ BATCH_SIZE = 500
 BATCH_SECONDS = 0.25
 
 OpenWarehouse = Callable[[], AbstractContextManager]
-
-
-class SnapshotDateError(ValueError):
-    """The API serves current values only: a snapshot can be fetched on its own day only."""
-
-
-class SnapshotIncompleteError(Exception):
-    """Fetching stopped before every user was answered; the rows fetched so far are stored."""
-
-    def __init__(self, message: str, *, retryable: bool):
-        super().__init__(message)
-        self.retryable = retryable
 
 
 @dataclass
@@ -66,7 +55,7 @@ class Partition:
     members: Sequence[str]
 
     @property
-    def key(self) -> storage.Key:
+    def key(self) -> warehouse.Key:
         return (self.snapshot_date, self.cohort)
 
 
@@ -91,7 +80,7 @@ class RequestLedger:
 
 def quota_used_today(open_warehouse: OpenWarehouse) -> int:
     with open_warehouse() as conn:
-        return storage.requests_spent_today(conn)
+        return warehouse.requests_spent_today(conn)
 
 
 def take_snapshots(
@@ -109,11 +98,11 @@ def take_snapshots(
     `open_warehouse()` gives a short-lived connection: the DuckDB file is locked only while a
     batch is written, so runs in other processes can write between our batches."""
     reports = {p.key: SnapshotReport(p.snapshot_date, p.cohort, len(p.members)) for p in partitions}
-    todo: dict[tuple[date, str], list[storage.Key]] = {}
+    todo: dict[tuple[date, str], list[warehouse.Key]] = {}
     with open_warehouse() as conn:
         stored = {p.key: set() for p in partitions}
         if not refetch:
-            stored = storage.final_usernames(conn, list(reports))
+            stored = warehouse.final_usernames(conn, list(reports))
         wanted = [
             (p.snapshot_date, p.cohort, u)
             for p in partitions
@@ -122,7 +111,7 @@ def take_snapshots(
         ]
         copied_rows: set[tuple[date, str, str]] = set()
         if wanted and not refetch:
-            copied_rows = storage.copy_answers_from_other_cohorts(
+            copied_rows = warehouse.copy_answers_from_other_cohorts(
                 conn, pd.DataFrame(wanted, columns=["snapshot_date", "cohort", "username"])
             )
     for snapshot_date, cohort, username in wanted:
@@ -151,7 +140,7 @@ def take_snapshots(
             # Requests are shared by the partitions of a stream: credit them to the first.
             next(iter(reports.values())).requests_spent = spent
     with open_warehouse() as conn:
-        statuses = storage.finish_snapshots(conn, {p.key: p.members for p in partitions})
+        statuses = warehouse.finish_snapshots(conn, {p.key: p.members for p in partitions})
     for key, report in reports.items():
         report.statuses = statuses[key]
     return list(reports.values())
@@ -161,7 +150,7 @@ def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None
     try:
         api_today = client.api_now().date()
     except FatalApiError as exc:
-        raise SnapshotIncompleteError(f"no snapshot taken: {exc}", retryable=False) from None
+        raise SnapshotIncompleteError(f"no snapshot taken: {exc}") from None
     if snapshot_date != api_today:
         raise SnapshotDateError(
             f"cannot fetch the snapshot of {snapshot_date}: the Research API returns current "
@@ -188,7 +177,7 @@ def _fetch_into(open_warehouse, client, ledger, reports, todo, log) -> None:
                 for r in records
             ]
             with open_warehouse() as conn:
-                storage.save_fetched(conn, rows, requests)
+                warehouse.save_fetched(conn, rows, requests, client.source)
         for snapshot_date, cohort, result in rows:
             reports[(snapshot_date, cohort)].fetched += result.is_final
         rows, last_save = [], time.monotonic()
@@ -216,13 +205,10 @@ def _fetch_into(open_warehouse, client, ledger, reports, todo, log) -> None:
             f"{where}: {done} of {members} users done, {members - done} remain; {exc}. Their "
             "rows are stored: run again after the reset and only the remaining users are "
             "requested.",
-            retryable=False,
         ) from None
     except FatalApiError as exc:
         save()
-        raise SnapshotIncompleteError(
-            f"stopped after {answered} users answered: {exc}", retryable=False
-        ) from None
+        raise SnapshotIncompleteError(f"stopped after {answered} users answered: {exc}") from None
     except BaseException:
         save()  # whatever stopped us, keep what was paid for
         raise

@@ -4,7 +4,7 @@ import duckdb
 import pytest
 
 from research_pipeline.cli import main
-from research_pipeline_tests.conftest import EMULATOR_SECRET, cli_environment, find_usernames
+from research_pipeline_tests.helpers import EMULATOR_SECRET, cli_environment, find_usernames
 
 
 @pytest.fixture

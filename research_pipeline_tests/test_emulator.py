@@ -4,7 +4,7 @@ import requests
 
 from research_pipeline.emulator import EmulatorConfig, EmulatorServer, Population
 from research_pipeline.emulator.population import EPOCH
-from research_pipeline_tests.conftest import EMULATOR_KEY, EMULATOR_SECRET, find_usernames
+from research_pipeline_tests.helpers import EMULATOR_KEY, EMULATOR_SECRET, find_usernames
 
 FIELDS = "display_name,follower_count,likes_count"
 

@@ -13,16 +13,14 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
-from research_pipeline.cohorts import CohortError
-from research_pipeline.defs.definitions import build_defs
-from research_pipeline.defs.partitions import split_key
-from research_pipeline.defs.runs import run_snapshot
-from research_pipeline_tests.conftest import (
+from research_pipeline.errors import CohortError
+from research_pipeline.orchestration.partitions import split_key
+from research_pipeline.orchestration.runs import run_snapshot
+from research_pipeline_tests.helpers import (
     EMULATOR_SECRET,
     Pipeline,
     cli_environment,
     find_usernames,
-    make_resources,
 )
 
 
@@ -37,11 +35,6 @@ def step_attempts(result, step: str = "tiktok__user_info") -> int:
 
 def ok_requests(stats: dict, username: str) -> int:
     return stats["by_username"].get(username, {}).get("ok", 0)
-
-
-def use_resources(pipeline: Pipeline, **api_options) -> None:
-    resources = make_resources(pipeline.api, pipeline.cohorts, pipeline.database, **api_options)
-    pipeline.defs = build_defs(resources)
 
 
 def assert_all_ok_once(pipeline: Pipeline, users: list[str]) -> dict:
@@ -76,7 +69,7 @@ def test_a_429_burst_holds_every_sender_for_retry_after(pipeline):
             "latency_seconds": 0.01,
         }
     )
-    use_resources(pipeline, concurrency=4)
+    pipeline.configure(concurrency=4)
     [result] = pipeline.run(["c1"])
     assert result.success
     assert_all_ok_once(pipeline, users)
@@ -92,7 +85,7 @@ def test_short_lived_tokens_are_renewed_once_per_expiry(pipeline):
     users = find_usernames(pipeline.api, "active", 40)
     pipeline.write_cohort("c1", users)
     pipeline.api.config.update({"token_lifetime_seconds": 3, "latency_seconds": 0.2})
-    use_resources(pipeline, concurrency=2)
+    pipeline.configure(concurrency=2)
     started = time.monotonic()
     [result] = pipeline.run(["c1"])
     elapsed = time.monotonic() - started
@@ -107,7 +100,7 @@ def test_resets_and_timeouts_are_retried_and_bounded(pipeline):
     users = find_usernames(pipeline.api, "active", 30)
     pipeline.write_cohort("c1", users)
     pipeline.api.config.update({"reset_rate": 0.15, "hang_rate": 0.1, "hang_seconds": 1.0})
-    use_resources(pipeline, timeout_seconds=0.3, max_attempts=6)
+    pipeline.configure(timeout_seconds=0.3, max_attempts=6)
     [result] = pipeline.run(["c1"])
     assert result.success
     assert pipeline.query("SELECT DISTINCT status FROM tiktok.user_info") == [("ok",)]
@@ -123,7 +116,7 @@ def test_a_user_that_keeps_failing_ends_with_a_transient_error_row(pipeline):
     users = find_usernames(pipeline.api, "active", 3)
     pipeline.write_cohort("c1", users)
     pipeline.api.config.reset_rate = 1.0
-    use_resources(pipeline, max_attempts=2)
+    pipeline.configure(max_attempts=2)
     [result] = pipeline.run(["c1"])
     assert result.success  # the last retry keeps what it has, and says so in the checks
     rows = pipeline.query("SELECT username, status, is_final FROM tiktok.user_info ORDER BY 1")
@@ -137,7 +130,7 @@ def test_garbled_answers_are_transient_and_never_crash_the_run(pipeline):
     users = find_usernames(pipeline.api, "active", 40)
     pipeline.write_cohort("c1", users)
     pipeline.api.config.malformed_rate = 0.3
-    use_resources(pipeline, max_attempts=8)
+    pipeline.configure(max_attempts=8)
     [result] = pipeline.run(["c1"])
     assert result.success
     stats = assert_all_ok_once(pipeline, users)
@@ -167,7 +160,7 @@ def test_quota_running_out_mid_cohort_fails_once_and_the_rerun_fetches_only_the_
 def test_refused_credentials_fail_fast_without_a_retry_storm(pipeline, fault, expected):
     pipeline.write_cohort("c1", find_usernames(pipeline.api, "active", 30))
     if fault == "wrong_secret":
-        use_resources(pipeline, client_secret="not-the-secret-7Hq")
+        pipeline.configure(client_secret="not-the-secret-7Hq")
     else:
         pipeline.api.config.scope_authorized = False
     [result] = pipeline.run(["c1"])
@@ -180,7 +173,7 @@ def test_refused_credentials_fail_fast_without_a_retry_storm(pipeline, fault, ex
 
 def test_plain_http_to_another_host_is_refused_before_the_secret_is_sent(pipeline):
     pipeline.write_cohort("c1", ["alice"])
-    use_resources(pipeline, base_url="http://example.org")
+    pipeline.configure(base_url="http://example.org")
     [result] = pipeline.run(["c1"])
     assert not result.success and step_attempts(result) == 1
     assert "refusing plain-http" in failure_messages(result)[0]
@@ -199,19 +192,15 @@ def test_hostile_cohort_names_are_refused_before_any_sql(pipeline):
     assert pipeline.query("SELECT count(*) FROM tiktok.user_info") == [(1,)]
 
 
-def test_secret_and_tokens_never_reach_dagster_home_duckdb_or_metadata(tmp_path, emulator):
+def test_secret_and_tokens_never_reach_dagster_home_duckdb_or_metadata(
+    tmp_path, emulator, monkeypatch
+):
     cohorts, database = tmp_path / "cohorts", tmp_path / "data" / "w.duckdb"
     cohorts.mkdir()
     home = tmp_path / "dagster_home"
     home.mkdir()
     with instance_for_test(temp_dir=str(home)) as instance:
-        pipeline = Pipeline(
-            build_defs(make_resources(emulator, cohorts, database)),
-            instance,
-            emulator,
-            cohorts,
-            database,
-        )
+        pipeline = Pipeline(instance, emulator, cohorts, database, monkeypatch)
         users = find_usernames(emulator, "active", 5) + find_usernames(emulator, "unknown")
         pipeline.write_cohort("c1", users)
         emulator.config.error_rate = 0.3

@@ -1,22 +1,26 @@
 """The Dagster pipeline end to end: real instance, real DuckDB file, emulator over HTTP."""
 
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from dagster import (
     AddDynamicPartitionsRequest,
+    AssetKey,
     DagsterInstance,
     build_schedule_context,
     build_sensor_context,
+    instance_for_test,
 )
 
-from research_pipeline.defs.definitions import build_defs
+from research_pipeline.definitions import load_project_defs
 from research_pipeline.defs.resources import CohortFolder
-from research_pipeline.defs.runs import contiguous_blocks
-from research_pipeline.defs.schedules import daily_snapshot_schedule, plan_daily_runs
-from research_pipeline.defs.sensors import cohort_files_sensor
-from research_pipeline_tests.conftest import find_usernames, make_resources
+from research_pipeline.defs.tiktok.schedules import daily_snapshot_schedule, plan_daily_runs
+from research_pipeline.defs.tiktok.sensors import cohort_files_sensor
+from research_pipeline.orchestration.runs import contiguous_blocks
+from research_pipeline_tests.helpers import find_usernames
 
 
 def failure_messages(result) -> list[str]:
@@ -127,11 +131,7 @@ def test_a_past_date_is_refused_without_spending_quota(pipeline):
 def test_transient_errors_are_retried_by_dagster_for_the_failing_users_only(pipeline):
     users = find_usernames(pipeline.api, "active", 8)
     pipeline.write_cohort("c1", users)
-    pipeline.defs = build_defs(
-        make_resources(
-            pipeline.api, pipeline.cohorts, pipeline.database, max_attempts=1, retry_delay_seconds=0
-        )
-    )
+    pipeline.configure(max_attempts=1)
     pipeline.api.config.error_rate = 0.4
     [result] = pipeline.run(["c1"])
     assert result.success
@@ -228,12 +228,10 @@ def test_schedule_requests_what_todays_quota_can_serve(pipeline):
     pipeline.instance.add_dynamic_partitions("cohorts", ["large", "small"])
 
     def tick(daily_quota: int):
-        resources = make_resources(
-            pipeline.api, pipeline.cohorts, pipeline.database, daily_quota=daily_quota
-        )
+        pipeline.configure(daily_quota=daily_quota)
         context = build_schedule_context(
             instance=pipeline.instance,
-            resources=resources,
+            resources=pipeline.defs.resources,
             scheduled_execution_time=_midnight_plus(today),
             repository_def=pipeline.defs.get_repository_def(),
         )
@@ -254,10 +252,26 @@ def _midnight_plus(day: date):
 def test_project_definitions_and_instance_config_load(tmp_path, monkeypatch):
     from dagster import Definitions as Defs
 
-    from research_pipeline.defs import definitions
-
-    Defs.validate_loadable(definitions.defs)
+    with instance_for_test():  # loading reads the current instance's definitions state
+        defs = load_project_defs()
+        Defs.validate_loadable(defs)
+    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {
+        "tiktok/user_info",
+        "tiktok/follower_snapshots",
+        "tiktok/engagement_snapshots",
+        "tiktok/cohort_summary",
+    }
     repo = Path(__file__).resolve().parent.parent
+    validate = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w",
+         "workspace.yaml"],
+        cwd=repo, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert (
+        "Validation successful for code location research_pipeline"
+        in validate.stdout + validate.stderr
+    )
     (tmp_path / "dagster.yaml").write_text((repo / "dagster.yaml").read_text())
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
@@ -281,12 +295,24 @@ def test_a_user_in_several_cohorts_costs_one_request_per_day(pipeline):
     assert [r[0] for r in rows] == ["a", "b", "c"] and len({r[1:] for r in rows}) == 1
 
 
-def test_executor_is_chosen_by_configuration():
-    from dagster import in_process_executor
-
-    from research_pipeline.defs.definitions import choose_executor
-
-    assert choose_executor(None) is None  # Dagster's multiprocess default
-    assert choose_executor("in_process") is in_process_executor
-    with pytest.raises(ValueError, match="RESEARCH_PIPELINE_EXECUTOR"):
-        choose_executor("spark")
+def test_the_ui_gets_dagsters_standard_metadata_code_versions_and_a_blocking_check(pipeline):
+    pipeline.write_cohort("c1", find_usernames(pipeline.api, "active", 3))
+    [result] = pipeline.run(["c1"])
+    assert result.success
+    by_asset = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    for name in ("user_info", "follower_snapshots", "engagement_snapshots", "cohort_summary"):
+        metadata = by_asset[f"tiktok/{name}"]
+        assert metadata["dagster/table_name"].value == f"tiktok.{name}"
+        assert metadata["dagster/row_count"].value == (1 if name == "cohort_summary" else 3)
+        columns = [c.name for c in metadata["dagster/column_schema"].schema.columns]
+        assert "snapshot_date" in columns and "cohort" in columns
+    assert "quota_left_today" not in by_asset["tiktok/user_info"]  # no quota set: no fake -1
+    specs = {s.key.to_user_string(): s for s in pipeline.defs.resolve_all_asset_specs()}
+    assert all(specs[f"tiktok/{n}"].code_version for n in ("follower_snapshots", "cohort_summary"))
+    assert specs["tiktok/user_info"].freshness_policy is not None
+    raw = pipeline.defs.resolve_assets_def(AssetKey(["tiktok", "user_info"]))
+    checks = {c.name: c for c in raw.check_specs}
+    assert checks["unique_users"].blocking

@@ -5,12 +5,15 @@ import shutil
 from pathlib import Path
 
 import psycopg2
+import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
-from research_pipeline.defs.definitions import build_defs
-from research_pipeline.defs.runs import run_snapshot
-from research_pipeline_tests.conftest import find_usernames, make_resources
+from research_pipeline.definitions import load_project_defs
+from research_pipeline.orchestration.runs import run_snapshot
+from research_pipeline_tests.helpers import find_usernames, pipeline_environment
 from research_pipeline_tests.services import postgres_server
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,9 +36,11 @@ def test_snapshot_and_two_cohort_backfill_on_postgres_storage(tmp_path, emulator
             "DAGSTER_PG_PASSWORD": "trust-auth",
         }.items():
             monkeypatch.setenv(name, value)
-        defs = build_defs(make_resources(emulator, cohorts, database))
+        for name, value in pipeline_environment(emulator, cohorts, database).items():
+            monkeypatch.setenv(name, value)
         today = emulator.clock.today()
         with DagsterInstance.from_config(str(home)) as instance:
+            defs = load_project_defs()
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             [snapshot] = run_snapshot(defs, instance, today, ["alpha"])
             [backfill] = run_snapshot(defs, instance, today, ["beta", "gamma"])

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from research_pipeline import storage
+from research_pipeline import warehouse as wh
 from research_pipeline.tiktok.models import Outcome, UserInfoResult
 
 D1, D2, D3 = date(2026, 1, 1), date(2026, 1, 3), date(2026, 1, 4)
@@ -33,19 +33,22 @@ def private(username):
 
 @pytest.fixture
 def warehouse(tmp_path):
-    conn = storage.connect(tmp_path / "w.duckdb")
+    with wh.connect(tmp_path / "w.duckdb") as conn:
+        yield _with_history(conn)
+
+
+def _with_history(conn):
     history = {
         D1: [ok("a", 100, 1000, 10), ok("b", 50, 0, 0), ok("c", 10, 5, 1)],
         D2: [ok("a", 130, 1100, 11), private("c")],  # b left the cohort, c went private
         D3: [ok("a", 160, 1300, 12), ok("b", 0, 10, 0), ok("c", 20, 9, 2)],
     }
     for day, rows in history.items():
-        storage.save_fetched(conn, [(day, "x", r) for r in rows], [])
-        storage.finish_snapshots(conn, {(day, "x"): [r.username for r in rows]})
-        for table in storage.DERIVED_TABLES:
-            storage.derive(conn, table, [(day, "x")])
-    yield conn
-    conn.close()
+        wh.save_fetched(conn, [(day, "x", r) for r in rows], [])
+        wh.finish_snapshots(conn, {(day, "x"): [r.username for r in rows]})
+        for table in wh.DERIVED_TABLES:
+            wh.derive(conn, table, [(day, "x")])
+    return conn
 
 
 def rows(conn, sql, params=None):
@@ -103,25 +106,25 @@ def test_summary_counts_errors_by_code_and_medians(warehouse):
 
 
 def test_rewriting_a_partition_replaces_rows(warehouse):
-    storage.save_fetched(warehouse, [(D3, "x", ok("a", 999, 1, 1))], [])
+    wh.save_fetched(warehouse, [(D3, "x", ok("a", 999, 1, 1))], [])
     assert rows(
         warehouse,
         "SELECT follower_count FROM tiktok.user_info WHERE snapshot_date = ? AND username = 'a'",
         [D3],
     ) == [(999,)]
-    assert storage.derive(warehouse, "follower_snapshots", [(D3, "x")]) == {(D3, "x"): 3}
+    assert wh.derive(warehouse, "follower_snapshots", [(D3, "x")]) == {(D3, "x"): 3}
     assert rows(warehouse, "SELECT count(*) FROM tiktok.follower_snapshots") == [(7,)]
 
 
 def test_hostile_values_are_data_not_sql(warehouse):
     name = "x'; DROP TABLE tiktok.user_info; --"
-    storage.save_fetched(warehouse, [(D1, name, ok("a", 1, 1, 1))], [])
-    assert storage.final_usernames(warehouse, [(D1, name)]) == {(D1, name): {"a"}}
+    wh.save_fetched(warehouse, [(D1, name, ok("a", 1, 1, 1))], [])
+    assert wh.final_usernames(warehouse, [(D1, name)]) == {(D1, name): {"a"}}
     assert rows(warehouse, "SELECT count(*) FROM tiktok.user_info") == [(9,)]  # 8 + 1, none dropped
 
 
 def test_asset_checks_fail_on_bad_data(warehouse):
-    from research_pipeline.defs.checks import check_user_info
+    from research_pipeline.defs.tiktok.checks import check_user_info
 
     def results(members=("a", "b", "c")):
         return {r.check_name: r.passed for r in check_user_info(warehouse, [(D3, "x", members)])}
@@ -150,6 +153,6 @@ def test_asset_checks_fail_on_bad_data(warehouse):
 def test_deriving_many_partitions_at_once_equals_one_at_a_time(warehouse):
     for table in ("follower_snapshots", "engagement_snapshots", "cohort_summary"):
         one_by_one = rows(warehouse, f"SELECT * FROM tiktok.{table} ORDER BY ALL")  # noqa: S608
-        written = storage.derive(warehouse, table, [(D1, "x"), (D2, "x"), (D3, "x")])
+        written = wh.derive(warehouse, table, [(D1, "x"), (D2, "x"), (D3, "x")])
         assert sum(written.values()) == len(one_by_one)
         assert rows(warehouse, f"SELECT * FROM tiktok.{table} ORDER BY ALL") == one_by_one  # noqa: S608

@@ -14,7 +14,7 @@ from research_pipeline.tiktok import (
     normalize_username,
 )
 from research_pipeline.tiktok.limits import DailyQuota, SlidingWindowLimiter
-from research_pipeline_tests.conftest import EMULATOR_SECRET, FakeClock, find_usernames
+from research_pipeline_tests.helpers import EMULATOR_SECRET, FakeClock, find_usernames
 
 
 def test_token_is_fetched_once_and_shared_by_all_requests(emulator, make_client):

@@ -11,15 +11,15 @@ import pytest
 import requests
 from dagster import DagsterInstance
 
-from research_pipeline.defs.definitions import build_defs
-from research_pipeline.defs.runs import register_cohorts, run_snapshot
-from research_pipeline_tests.conftest import (
-    EMULATOR_KEY,
-    EMULATOR_SECRET,
+from research_pipeline.definitions import load_project_defs
+from research_pipeline.orchestration.runs import register_cohorts, run_snapshot
+from research_pipeline_tests.helpers import (
     find_usernames,
-    make_resources,
+    pipeline_environment,
 )
 from research_pipeline_tests.services import CHROMIUM, dagster_dev
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 DOC_IMAGES = REPO / "docs" / "img"
@@ -80,21 +80,18 @@ def ui(tmp_path, emulator, monkeypatch):
     users = find_usernames(emulator, "active", 6)
     for n, name in enumerate(["alpha", "beta", "gamma"]):
         (cohorts / f"{name}.txt").write_text("\n".join(users[n * 2 : n * 2 + 2]) + "\n")
+    settings = pipeline_environment(emulator, cohorts, database)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
     with DagsterInstance.from_config(str(home)) as instance:
-        defs = build_defs(make_resources(emulator, cohorts, database))
+        defs = load_project_defs()
         assert run_snapshot(defs, instance, emulator.clock.today(), ["alpha"])[0].success
         register_cohorts(instance, ["beta", "gamma"])
     env = {
         "PATH": str(Path(shutil.which("python3") or "/usr/bin/python3").parent) + ":/usr/bin:/bin",
         "HOME": str(tmp_path),
         "DAGSTER_HOME": str(home),
-        "TIKTOK_API_BASE_URL": emulator.url,
-        "TIKTOK_CLIENT_KEY": EMULATOR_KEY,
-        "TIKTOK_CLIENT_SECRET": EMULATOR_SECRET,
-        "TIKTOK_RATE_LIMIT_PER_MINUTE": "off",
-        "TIKTOK_DAILY_QUOTA": "off",
-        "RESEARCH_PIPELINE_COHORTS_DIR": str(cohorts),
-        "RESEARCH_PIPELINE_DUCKDB": str(database),
+        **settings,
     }
     with dagster_dev(env, REPO) as url:
         yield url, database, emulator.clock.today()

@@ -1,4 +1,6 @@
-"""Dagster wiring only: resources, partitions, assets, checks, jobs, schedule, sensor."""
+"""Dagster definitions, loaded by `research_pipeline.definitions` with `load_from_defs_folder`:
+`resources.py` (API, cohort folder, warehouse, from the environment) and one folder per source
+(`tiktok/`: assets, checks, job, schedule, sensor)."""
 
 import warnings
 

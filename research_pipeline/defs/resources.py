@@ -1,7 +1,9 @@
-"""Resources: the Research API (credentials from the environment) and the cohort folder.
+"""Resources: the Research API, the cohort folder and the warehouse, configured from the
+environment (README, "Configuration").
 
-The API resource builds one pooled client per snapshot; it hands the client nothing but settings,
-so the asset code never sees HTTP. Secrets are `EnvVar`s: the UI shows their names, not values.
+The API resource hands the client nothing but settings, so the asset code never sees HTTP. Its
+credentials are `EnvVar`s (the UI shows their names, not values); every other client setting is
+read by `ClientSettings.from_env` when a run starts, the one reading of `TIKTOK_*`.
 """
 
 from collections.abc import Iterator
@@ -9,34 +11,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, Definitions, EnvVar, definitions
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from research_pipeline import warehouse
 from research_pipeline.cohorts import Cohort, cohort_files, find_cohort, read_cohort
-from research_pipeline.storage import ensure_schema
-from research_pipeline.tiktok import ClientSettings, ResearchApiClient, constants
+from research_pipeline.settings import PipelineSettings
+from research_pipeline.tiktok import ClientSettings, ResearchApiClient
 
 
 class ResearchApiResource(ConfigurableResource):
-    """TikTok Research API access: client-credentials token, limits and retries."""
+    """TikTok Research API access: client-credentials token, limits and retries (TIKTOK_*)."""
 
-    client_key: str
+    client_key: str = Field(description="From TIKTOK_CLIENT_KEY.")
     client_secret: str = Field(description="From TIKTOK_CLIENT_SECRET; never logged.")
-    base_url: str = constants.DEFAULT_BASE_URL
-    rate_limit_per_minute: int = Field(
-        default=constants.RATE_LIMIT_PER_MINUTE, description="0 turns the client-side limiter off"
-    )
-    daily_quota: int = Field(
-        default=constants.DAILY_QUOTA,
-        description="requests per UTC day for the project; 0: unlimited",
-    )
-    concurrency: int = 8
-    max_attempts: int = 5
-    timeout_seconds: float = 30.0
-    backoff_base_seconds: float = Field(
-        default=1.0, description="First retry waits about this long; each further one doubles."
-    )
     retry_delay_seconds: float = Field(
         default=60.0,
         description="Wait before Dagster retries a snapshot whose users ended with transient "
@@ -44,24 +33,14 @@ class ResearchApiResource(ConfigurableResource):
     )
 
     def settings(self) -> ClientSettings:
-        return ClientSettings(
-            client_key=self.client_key,
-            client_secret=self.client_secret,
-            base_url=self.base_url,
-            rate_limit_per_minute=self.rate_limit_per_minute or None,
-            daily_quota=self.daily_quota or None,
-            concurrency=self.concurrency,
-            max_attempts=self.max_attempts,
-            timeout_seconds=self.timeout_seconds,
-            backoff_base_seconds=self.backoff_base_seconds,
-        )
+        return ClientSettings.from_env(client_key=self.client_key, client_secret=self.client_secret)
 
     def client(self, **options) -> ResearchApiClient:
         return ResearchApiClient(self.settings(), **options)
 
 
 class CohortFolder(ConfigurableResource):
-    """Where the cohort files live (RESEARCH_PIPELINE_COHORTS_DIR, default `cohorts/`)."""
+    """Where the cohort files live (RESEARCH_PIPELINE_COHORTS_DIR)."""
 
     path: str
 
@@ -77,18 +56,28 @@ class CohortFolder(ConfigurableResource):
         return read_cohort(find_cohort(Path(self.path), name), name)
 
 
-@contextmanager
-def open_warehouse(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection to the DuckDB file with the schema in place (the folder is made if new).
+class Warehouse(DuckDBResource):
+    """The DuckDB file (RESEARCH_PIPELINE_DUCKDB). Open it with `session()`: the warehouse
+    package's one way to connect (lock wait, schema upgrade, always closed)."""
 
-    DuckDBResource retries while another process holds the file's write lock. Its context
-    manager does not close the connection when the body raises, so we do: a failed step must not
-    keep the file locked."""
-    if warehouse.database != ":memory:":
-        Path(warehouse.database).parent.mkdir(parents=True, exist_ok=True)
-    with warehouse.get_connection() as conn:
-        try:
-            ensure_schema(conn, warehouse.database)
+    @contextmanager
+    def session(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        with warehouse.connect(self.database, read_only=read_only) as conn:
             yield conn
-        finally:
-            conn.close()
+
+
+def build_resources(settings: PipelineSettings) -> dict:
+    return {
+        "research_api": ResearchApiResource(
+            client_key=EnvVar("TIKTOK_CLIENT_KEY"),
+            client_secret=EnvVar("TIKTOK_CLIENT_SECRET"),
+            retry_delay_seconds=settings.retry_delay_seconds,
+        ),
+        "cohort_folder": CohortFolder(path=str(settings.cohorts_dir)),
+        "warehouse": Warehouse(database=settings.duckdb_path),
+    }
+
+
+@definitions
+def resources() -> Definitions:
+    return Definitions(resources=build_resources(PipelineSettings.from_env()))

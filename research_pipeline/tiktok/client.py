@@ -20,20 +20,17 @@ from requests.adapters import HTTPAdapter
 from research_pipeline.tiktok import constants
 from research_pipeline.tiktok.errors import (
     FatalApiError,
+    FetchCancelledError,
     TikTokApiError,
     TransientApiError,
 )
 from research_pipeline.tiktok.limits import DailyQuota, SlidingWindowLimiter
 from research_pipeline.tiktok.models import Outcome, RequestRecord, UserInfoResult
-from research_pipeline.tiktok.settings import ClientSettings
+from research_pipeline.tiktok.settings import ClientSettings, source_of
 from research_pipeline.tiktok.token import AccessTokenProvider
 from research_pipeline.tiktok.usernames import normalize_username
 
 log = logging.getLogger(__name__)
-
-
-class FetchCancelledError(TikTokApiError):
-    """Another user's fetch hit a fatal error, so this one stopped before sending."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +96,12 @@ class ResearchApiClient:
 
     def close(self) -> None:
         self.session.close()
+
+    @property
+    def source(self) -> str:
+        """Where answers come from, for every stored row: the API's host, or 'emulator' for a
+        loopback address (the real API is never on loopback: plain http is refused elsewhere)."""
+        return source_of(self.settings.base_url)
 
     def api_now(self) -> datetime:
         """Now at the API (its Date header); fetches a token if none is held."""
@@ -209,7 +212,14 @@ class ResearchApiClient:
             answer = classify_user_info_response(username, response)
         if self._on_request is not None:
             self._on_request(
-                RequestRecord(sent_at, username, answer.http_status, answer.status, answer.log_id)
+                RequestRecord(
+                    sent_at,
+                    username,
+                    answer.http_status,
+                    answer.status,
+                    answer.log_id,
+                    answer.message,
+                )
             )
         if answer.outcome is None and answer.status == constants.RATE_LIMIT_EXCEEDED:
             if _is_daily_quota_message(answer.message):

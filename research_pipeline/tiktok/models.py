@@ -5,6 +5,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from research_pipeline.tiktok.error_kinds import error_kind
+
 
 class Outcome(StrEnum):
     OK = "ok"
@@ -27,6 +29,11 @@ class UserInfoResult:
     fields: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def error_kind(self) -> str | None:
+        """not_found, private, banned, rate_limited, server_error or other; None when ok."""
+        return error_kind(self.status, self.error_message)
+
+    @property
     def is_final(self) -> bool:
         """A final result need not be fetched again for the same snapshot."""
         return self.outcome is not Outcome.TRANSIENT_ERROR
@@ -41,3 +48,8 @@ class RequestRecord:
     http_status: int | None
     status: str
     log_id: str = ""
+    message: str = ""
+
+    @property
+    def error_kind(self) -> str | None:
+        return error_kind(self.status, self.message)

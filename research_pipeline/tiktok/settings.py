@@ -27,6 +27,12 @@ def check_base_url(base_url: str) -> str:
     return base_url.rstrip("/")
 
 
+def source_of(base_url: str) -> str:
+    """'emulator' for a loopback API, else its host name (e.g. open.tiktokapis.com)."""
+    host = urlsplit(base_url).hostname or ""
+    return "emulator" if _is_loopback(host) else host
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -36,16 +42,25 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _optional_limit(value: str | None, default: int | None, name: str) -> int | None:
-    """'0', 'off' or 'none' switch a limit off (for the emulator); otherwise a positive integer."""
+def parse_limit(value: str | None, default: int | None, name: str) -> int | None:
+    """The one reading of a limit: '0', 'off' or 'none' switch it off (None); otherwise a whole
+    number >= 0. Empty or unset gives `default`."""
+    if value is not None and value.strip().lower() in ("0", "off", "none"):
+        return None
+    number = parse_number(value, default, name)
+    if number is None or number == int(number):
+        return None if number is None else int(number)
+    raise ConfigurationError(f"{name}={value!r} is not a whole number (or 'off')")
+
+
+def parse_number(value: str | None, default: float | None, name: str) -> float | None:
+    """A number >= 0; empty or unset gives `default`."""
     if value is None or value.strip() == "":
         return default
-    if value.strip().lower() in ("0", "off", "none"):
-        return None
     try:
-        number = int(value)
+        number = float(value)
     except ValueError:
-        raise ConfigurationError(f"{name}={value!r} is not a whole number (or 'off')") from None
+        raise ConfigurationError(f"{name}={value!r} is not a number") from None
     if number < 0:
         raise ConfigurationError(f"{name}={value!r} must not be negative")
     return number
@@ -83,19 +98,48 @@ class ClientSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "ClientSettings":
+        """Every setting from `TIKTOK_*` variables (see ENVIRONMENT); `overrides` win."""
         env = os.environ if env is None else env
-        values = dict(
-            client_key=env.get("TIKTOK_CLIENT_KEY", ""),
-            client_secret=env.get("TIKTOK_CLIENT_SECRET", ""),
-            base_url=env.get("TIKTOK_API_BASE_URL") or constants.DEFAULT_BASE_URL,
-            rate_limit_per_minute=_optional_limit(
-                env.get("TIKTOK_RATE_LIMIT_PER_MINUTE"),
-                constants.RATE_LIMIT_PER_MINUTE,
-                "TIKTOK_RATE_LIMIT_PER_MINUTE",
-            ),
-            daily_quota=_optional_limit(
-                env.get("TIKTOK_DAILY_QUOTA"), constants.DAILY_QUOTA, "TIKTOK_DAILY_QUOTA"
-            ),
-        )
+        values: dict = {
+            "client_key": env.get("TIKTOK_CLIENT_KEY", ""),
+            "client_secret": env.get("TIKTOK_CLIENT_SECRET", ""),
+            "base_url": env.get("TIKTOK_API_BASE_URL") or constants.DEFAULT_BASE_URL,
+        }
+        for name, variable in ENVIRONMENT.items():
+            if name in ("client_key", "client_secret", "base_url"):
+                continue
+            default = cls.__dataclass_fields__[name].default
+            raw = env.get(variable)
+            if name in ("rate_limit_per_minute", "daily_quota"):
+                values[name] = parse_limit(raw, default, variable)
+            elif name == "fields":
+                values[name] = _parse_fields(raw, default)
+            elif isinstance(default, int):
+                values[name] = int(parse_number(raw, default, variable))
+            else:
+                values[name] = parse_number(raw, default, variable)
         values.update(overrides)
         return cls(**values)
+
+
+# Setting -> environment variable. The README's configuration table lists the same.
+ENVIRONMENT = {
+    "client_key": "TIKTOK_CLIENT_KEY",
+    "client_secret": "TIKTOK_CLIENT_SECRET",
+    "base_url": "TIKTOK_API_BASE_URL",
+    "rate_limit_per_minute": "TIKTOK_RATE_LIMIT_PER_MINUTE",
+    "daily_quota": "TIKTOK_DAILY_QUOTA",
+    "concurrency": "TIKTOK_CONCURRENCY",
+    "timeout_seconds": "TIKTOK_TIMEOUT_SECONDS",
+    "max_attempts": "TIKTOK_MAX_ATTEMPTS",
+    "backoff_base_seconds": "TIKTOK_BACKOFF_BASE_SECONDS",
+    "backoff_max_seconds": "TIKTOK_BACKOFF_MAX_SECONDS",
+    "fields": "TIKTOK_FIELDS",
+}
+
+
+def _parse_fields(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list; spaces after commas are fine (TikTok's docs write it so)."""
+    if value is None or not value.strip():
+        return default
+    return tuple(name.strip() for name in value.split(",") if name.strip())

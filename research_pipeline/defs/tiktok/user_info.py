@@ -1,7 +1,7 @@
 """`tiktok/user_info`: the raw snapshot, one row per cohort member per day."""
 
-import functools
 import json
+from datetime import timedelta
 
 from dagster import (
     AssetExecutionContext,
@@ -9,6 +9,7 @@ from dagster import (
     Backoff,
     Config,
     Failure,
+    FreshnessPolicy,
     Jitter,
     MaterializeResult,
     MetadataValue,
@@ -16,24 +17,25 @@ from dagster import (
     RetryRequested,
     asset,
 )
-from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from research_pipeline import storage
-from research_pipeline.cohorts import CohortError
-from research_pipeline.defs.checks import DEFAULT_MAX_ERROR_SHARE, USER_INFO_CHECKS, check_user_info
-from research_pipeline.defs.constants import SNAPSHOT_RETRIES, WAREHOUSE_POOL
-from research_pipeline.defs.partitions import snapshot_partitions, split_key
-from research_pipeline.defs.resources import CohortFolder, ResearchApiResource, open_warehouse
-from research_pipeline.snapshot import (
-    Partition,
-    RequestLedger,
+from research_pipeline.defs.resources import CohortFolder, ResearchApiResource, Warehouse
+from research_pipeline.defs.tiktok.checks import (
+    DEFAULT_MAX_ERROR_SHARE,
+    USER_INFO_CHECKS,
+    check_user_info,
+)
+from research_pipeline.defs.tiktok.metadata import table_metadata
+from research_pipeline.errors import (
+    CohortError,
+    ConfigurationError,
     SnapshotDateError,
     SnapshotIncompleteError,
-    quota_used_today,
-    take_snapshots,
 )
-from research_pipeline.tiktok import ConfigurationError
+from research_pipeline.orchestration.names import SNAPSHOT_RETRIES, WAREHOUSE_POOL
+from research_pipeline.orchestration.partitions import snapshot_partitions, split_key
+from research_pipeline.snapshot import Partition, RequestLedger, quota_used_today, take_snapshots
+from research_pipeline.warehouse import queries, raw
 
 
 class UserInfoConfig(Config):
@@ -62,13 +64,18 @@ class UserInfoConfig(Config):
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
     check_specs=USER_INFO_CHECKS,
+    # The API serves today only: a day not fetched is lost, so a day without a snapshot is a
+    # failure the UI should show, not merely staleness.
+    freshness_policy=FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=36), warn_window=timedelta(hours=25)
+    ),
 )
 def user_info(
     context: AssetExecutionContext,
     config: UserInfoConfig,
     research_api: ResearchApiResource,
     cohort_folder: CohortFolder,
-    warehouse: DuckDBResource,
+    warehouse: Warehouse,
 ) -> MaterializeResult:
     """User info of every cohort member on the snapshot day, from the Research API.
 
@@ -85,7 +92,7 @@ def user_info(
         if cohort.problem_count:
             context.log.warning(cohort.report())
         partitions.append(Partition(snapshot_date, cohort_name, cohort.usernames))
-    warehouse_session = functools.partial(open_warehouse, warehouse)
+    warehouse_session = warehouse.session
     ledger = RequestLedger()
     try:
         client = research_api.client(
@@ -104,12 +111,11 @@ def user_info(
                 log=context.log.info,
             )
         except (SnapshotDateError, SnapshotIncompleteError) as exc:
-            retryable = getattr(exc, "retryable", False)
-            raise Failure(str(exc), allow_retries=retryable) from None
+            raise Failure(str(exc), allow_retries=False) from None
     for report in reports[:20]:
         context.log.info(f"{report.cohort} {report.snapshot_date}: {report.statuses}")
     with warehouse_session() as conn:
-        unfinished = storage.unfinished_count(conn, [(r.snapshot_date, r.cohort) for r in reports])
+        unfinished = raw.unfinished_count(conn, [(r.snapshot_date, r.cohort) for r in reports])
         if unfinished and context.retry_number < SNAPSHOT_RETRIES:
             context.log.warning(
                 f"{unfinished} users ended with transient errors (429/5xx/timeouts); their rows "
@@ -125,10 +131,10 @@ def user_info(
             config.max_error_share,
         )
         first = reports[0]
-        table_preview = storage.preview(conn, "user_info", first.snapshot_date, first.cohort)
-    return MaterializeResult(
-        metadata=_metadata(reports, table_preview), check_results=check_results
-    )
+        table_preview = queries.preview(conn, "user_info", first.snapshot_date, first.cohort)
+        metadata = _metadata(reports, table_preview)
+        metadata.update(table_metadata(conn, "user_info", metadata["rows"].value))
+    return MaterializeResult(metadata=metadata, check_results=check_results)
 
 
 def _metadata(reports, table_preview) -> dict:
@@ -142,13 +148,12 @@ def _metadata(reports, table_preview) -> dict:
         f"{r.already_stored} | {r.requests_spent} |"
         for r in reports
     )
-    return {
+    metadata = {
         "rows": MetadataValue.int(sum(statuses.values())),
         "ok": MetadataValue.int(statuses.get("ok", 0)),
         "errors": MetadataValue.int(sum(v for k, v in statuses.items() if k != "ok")),
         "errors_by_code": MetadataValue.json({k: v for k, v in statuses.items() if k != "ok"}),
         "requests_spent": MetadataValue.int(sum(r.requests_spent for r in reports)),
-        "quota_left_today": MetadataValue.int(-1 if quota_left is None else quota_left),
         "partitions": MetadataValue.md(
             "| date | cohort | members | ok | already stored | requests |\n"
             "|---|---|---|---|---|---|\n" + per_partition
@@ -156,3 +161,6 @@ def _metadata(reports, table_preview) -> dict:
         "preview": MetadataValue.md(table_preview.to_markdown(index=False)),
         "statuses": MetadataValue.text(json.dumps(statuses, sort_keys=True)),
     }
+    if quota_left is not None:  # no figure at all when no quota is configured: no fake -1
+        metadata["quota_left_today"] = MetadataValue.int(quota_left)
+    return metadata

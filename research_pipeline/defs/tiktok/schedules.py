@@ -10,12 +10,12 @@ from dagster import (
     SkipReason,
     schedule,
 )
-from dagster_duckdb import DuckDBResource
 
-from research_pipeline import storage
-from research_pipeline.defs.jobs import snapshot_job
-from research_pipeline.defs.partitions import cohort_partitions, snapshot_key
-from research_pipeline.defs.resources import CohortFolder, ResearchApiResource
+from research_pipeline.defs.resources import CohortFolder, ResearchApiResource, Warehouse
+from research_pipeline.defs.tiktok.jobs import snapshot_job
+from research_pipeline.errors import WarehouseError
+from research_pipeline.orchestration.partitions import cohort_partitions, snapshot_key
+from research_pipeline.warehouse import raw
 
 
 def plan_daily_runs(
@@ -39,25 +39,16 @@ def plan_daily_runs(
     return run, wait
 
 
-def _needs_and_quota(warehouse, cohorts, today: date, daily_quota: int | None):
+def _needs_and_quota(warehouse: Warehouse, cohorts, today: date, daily_quota: int | None):
     sizes = {name: len(cohort.usernames) for name, cohort in cohorts.items()}
     try:
-        conn = storage.connect(warehouse.database, read_only=True, wait_seconds=10)
-    except (duckdb.Error, OSError):
+        with warehouse.session(read_only=True) as conn:
+            spent = raw.requests_spent_today(conn)
+            stored = raw.final_usernames(conn, [(today, name) for name in sizes])
+    except (WarehouseError, duckdb.Error, OSError):
         # No warehouse yet (first run) or a writer holds it: plan on the full quota.
         return list(sizes.items()), daily_quota
-    try:
-        has_schema = conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'tiktok' "
-            "AND table_name = 'user_info'"
-        ).fetchone()[0]
-        if not has_schema:
-            return list(sizes.items()), daily_quota
-        spent = storage.requests_spent_today(conn)
-        stored = storage.final_usernames(conn, [(today, name) for name in sizes])
-        needs = [(name, size - len(stored[(today, name)])) for name, size in sizes.items()]
-    finally:
-        conn.close()
+    needs = [(name, size - len(stored[(today, name)])) for name, size in sizes.items()]
     return needs, None if daily_quota is None else max(0, daily_quota - spent)
 
 
@@ -66,7 +57,7 @@ def daily_snapshot_schedule(
     context: ScheduleEvaluationContext,
     research_api: ResearchApiResource,
     cohort_folder: CohortFolder,
-    warehouse: DuckDBResource,
+    warehouse: Warehouse,
 ):
     """Requests today's partition for every cohort that today's remaining quota can serve."""
     today = context.scheduled_execution_time.date()
@@ -76,7 +67,7 @@ def daily_snapshot_schedule(
     if not cohorts:
         return SkipReason("no cohorts registered: add a file to the cohorts folder")
     needs, quota_left = _needs_and_quota(
-        warehouse, cohorts, today, research_api.daily_quota or None
+        warehouse, cohorts, today, research_api.settings().daily_quota
     )
     run, wait = plan_daily_runs(needs, quota_left)
     if wait:

@@ -9,7 +9,8 @@ from dagster import (
     MultiPartitionsDefinition,
 )
 
-from research_pipeline.defs.constants import PARTITIONS_START_DATE
+from research_pipeline.cohorts import check_cohort_name
+from research_pipeline.orchestration.names import PARTITIONS_START_DATE
 
 DATE_DIMENSION = "date"
 COHORT_DIMENSION = "cohort"
@@ -29,8 +30,6 @@ def snapshot_key(snapshot_date: date, cohort: str) -> MultiPartitionKey:
 
 def split_key(key: str | MultiPartitionKey) -> tuple[date, str]:
     """(date, cohort) of a partition key, validating the cohort before it reaches any SQL."""
-    from research_pipeline.cohorts import check_cohort_name
-
     if not isinstance(key, MultiPartitionKey):
         key = snapshot_partitions.get_partition_key_from_str(key)
     dims = key.keys_by_dimension

@@ -3,8 +3,9 @@
 from collections.abc import Sequence
 from datetime import date
 
-import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
+
+from research_pipeline.warehouse import queries
 
 USER_INFO_KEY = AssetKey(["tiktok", "user_info"])
 DEFAULT_MAX_ERROR_SHARE = 0.25
@@ -13,7 +14,9 @@ USER_INFO_CHECKS = [
     AssetCheckSpec(
         "unique_users",
         asset=USER_INFO_KEY,
-        description="One row per (snapshot_date, cohort, username).",
+        description="One row per (snapshot_date, cohort, username). Blocking: the derived "
+        "tables are not computed from a raw snapshot that fails it.",
+        blocking=True,
     ),
     AssetCheckSpec(
         "counts_not_negative",
@@ -39,40 +42,21 @@ def check_user_info(
     max_error_share: float = DEFAULT_MAX_ERROR_SHARE,
 ) -> list[AssetCheckResult]:
     """Evaluate the four checks over the given (date, cohort, members) partitions."""
-    keys = pd.DataFrame(  # noqa: F841 - read by SQL
-        [(d, c) for d, c, _ in partitions], columns=["snapshot_date", "cohort"]
-    )
-    members = pd.DataFrame(  # noqa: F841 - read by SQL
-        [(d, c, u) for d, c, names in partitions for u in names],
-        columns=["snapshot_date", "cohort", "username"],
-    )
-    rows = "SELECT u.* FROM tiktok.user_info u SEMI JOIN keys USING (snapshot_date, cohort)"
-    duplicates, negatives, total, errors = conn.execute(f"""
-        SELECT count(*) - count(DISTINCT (snapshot_date, cohort, username)),
-               count(*) FILTER (WHERE follower_count < 0 OR following_count < 0
-                                OR likes_count < 0 OR video_count < 0),
-               count(*),
-               count(*) FILTER (WHERE status <> 'ok')
-        FROM ({rows})
-    """).fetchone()  # noqa: S608 - fixed SQL, no values interpolated
-    missing = conn.execute(f"""
-        SELECT m.cohort, m.username FROM members m
-        ANTI JOIN ({rows}) r USING (snapshot_date, cohort, username)
-        ORDER BY 1, 2
-    """).fetchall()  # noqa: S608 - fixed SQL, no values interpolated
-    share = errors / total if total else 0.0
+    counts = queries.raw_check_counts(conn, {(d, c): names for d, c, names in partitions})
+    share = counts.error_rows / counts.rows if counts.rows else 0.0
+    missing = counts.missing
     return [
         AssetCheckResult(
             check_name="unique_users",
             asset_key=USER_INFO_KEY,
-            passed=duplicates == 0,
-            metadata={"duplicate_rows": duplicates},
+            passed=counts.duplicate_rows == 0,
+            metadata={"duplicate_rows": counts.duplicate_rows},
         ),
         AssetCheckResult(
             check_name="counts_not_negative",
             asset_key=USER_INFO_KEY,
-            passed=negatives == 0,
-            metadata={"rows_with_negative_counts": negatives},
+            passed=counts.rows_with_negative_counts == 0,
+            metadata={"rows_with_negative_counts": counts.rows_with_negative_counts},
         ),
         AssetCheckResult(
             check_name="every_member_present",

@@ -2,8 +2,8 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from research_pipeline.defs.constants import WRITER_TAG
-from research_pipeline.defs.partitions import snapshot_partitions
+from research_pipeline.orchestration.names import WRITER_TAG
+from research_pipeline.orchestration.partitions import snapshot_partitions
 
 snapshot_job = define_asset_job(
     "snapshot_job",

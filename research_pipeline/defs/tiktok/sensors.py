@@ -12,14 +12,14 @@ from dagster import (
 )
 
 from research_pipeline.cohorts import COHORT_NAME_PATTERN
-from research_pipeline.defs.jobs import snapshot_job
-from research_pipeline.defs.partitions import cohort_partitions
 from research_pipeline.defs.resources import CohortFolder
+from research_pipeline.orchestration.partitions import cohort_partitions
 
 
-@sensor(job=snapshot_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+@sensor(minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
 def cohort_files_sensor(context: SensorEvaluationContext, cohort_folder: CohortFolder):
-    """Adds a `cohorts` partition for each new cohort file and reports edited ones."""
+    """Adds a `cohorts` partition for each new cohort file and reports edited ones. It launches
+    no run: the schedule (or a person) decides when quota is spent."""
     seen = json.loads(context.cursor) if context.cursor else {}
     files = cohort_folder.files()
     current = {name: f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for name, p in files.items()}

@@ -10,8 +10,8 @@ from dagster._core.storage.tags import (
 )
 
 from research_pipeline.cohorts import check_cohort_name
-from research_pipeline.defs.constants import WRITER_TAG
-from research_pipeline.defs.partitions import cohort_partitions, snapshot_key
+from research_pipeline.orchestration.names import WRITER_TAG
+from research_pipeline.orchestration.partitions import cohort_partitions, snapshot_key
 
 
 def register_cohorts(instance: DagsterInstance, names: Sequence[str]) -> list[str]:

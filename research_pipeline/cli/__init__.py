@@ -1,0 +1,80 @@
+"""The `research-pipeline` command.
+
+Each command lives in its own module, imported only when that command runs (`LazyGroup`): the
+emulator and `cohorts validate` start without loading Dagster or pandas. An expected failure
+(any `ResearchPipelineError`) prints one line on stderr and exits 2; `--verbose` adds the
+traceback. A run that fails exits 1.
+"""
+
+import importlib
+import logging
+import sys
+import traceback
+
+import click
+
+from research_pipeline.errors import ResearchPipelineError
+
+COMMANDS = {
+    "cohorts": "research_pipeline.cli.cohorts_cmd:cohorts",
+    "snapshot": "research_pipeline.cli.snapshot_cmd:snapshot",
+    "export": "research_pipeline.cli.export_cmd:export",
+    "emulator": "research_pipeline.cli.emulator_cmd:emulator",
+    "demo": "research_pipeline.cli.demo_cmd:demo",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when used (click's documented lazy-loading shape)."""
+
+    def __init__(self, *args, lazy: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, attribute = self.lazy[cmd_name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option("--verbose", "-v", is_flag=True, help="Show tracebacks of failures.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Repeatable TikTok Research API snapshots of cohorts of accounts, orchestrated by Dagster.
+
+    Start with `research-pipeline demo` (emulator, nothing to set up), or add a cohort with
+    `research-pipeline cohorts add NAME FILE` and run `research-pipeline snapshot`.
+    """
+    ctx.ensure_object(dict)["verbose"] = verbose
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns its exit code (tests call this in process)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    verbose = "--verbose" in argv or "-v" in argv
+    try:
+        result = cli.main(args=argv, prog_name="research-pipeline", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except ResearchPipelineError as exc:
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,110 @@
+"""`research-pipeline cohorts add|list|validate`: the cohort files and their registration.
+
+`validate` needs no Dagster: the commands that talk to the Dagster instance import it when they
+run, so checking a file stays instant.
+"""
+
+import shutil
+from pathlib import Path
+
+import click
+
+from research_pipeline.cohorts import (
+    COHORT_NAME_PATTERN,
+    COHORT_SUFFIXES,
+    check_cohort_name,
+    cohort_files,
+    read_cohort,
+)
+from research_pipeline.errors import CohortError
+from research_pipeline.settings import PipelineSettings
+
+
+@click.group()
+def cohorts() -> None:
+    """Add, list and validate cohort files (one username per line, or a CSV `username` column)."""
+
+
+@cohorts.command()
+@click.argument("name")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="Overwrite an existing cohort of that name.")
+def add(name: str, file: Path, replace: bool) -> int:
+    """Copy FILE of usernames in as cohort NAME and register its partitions."""
+    from research_pipeline.orchestration.instance import dagster_instance
+    from research_pipeline.orchestration.runs import register_cohorts
+
+    name = check_cohort_name(name)
+    cohort = read_cohort(file, name)
+    click.echo(cohort.report())
+    if not cohort.usernames:
+        click.echo(f"{file}: no valid usernames; nothing added")
+        return 1
+    folder = PipelineSettings.from_env().cohorts_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".csv" if file.suffix.lower() == ".csv" else ".txt"
+    existing = [p for p in (folder / f"{name}.txt", folder / f"{name}.csv") if p.exists()]
+    if existing and not replace:
+        click.echo(f"cohort {name} exists ({existing[0]}); pass --replace to overwrite it")
+        return 1
+    for path in existing:
+        path.unlink()
+    target = folder / f"{name}{suffix}"
+    shutil.copyfile(file, target)
+    with dagster_instance() as instance:
+        register_cohorts(instance, [name])
+    click.echo(f"cohort {name}: {len(cohort.usernames)} users in {target}; partition registered")
+    return 0
+
+
+@cohorts.command(name="list")
+def list_cohorts() -> int:
+    """Cohort files, their sizes, bad lines and registration; files that are ignored."""
+    from research_pipeline.orchestration.instance import dagster_instance
+    from research_pipeline.orchestration.partitions import cohort_partitions
+
+    folder = PipelineSettings.from_env().cohorts_dir
+    files = cohort_files(folder)
+    with dagster_instance() as instance:
+        registered = instance.get_dynamic_partitions(cohort_partitions.name)
+    click.echo(f"{'cohort':<24} {'users':>8} {'bad lines':>9}  registered  file")
+    for name in sorted(set(files) | set(registered)):
+        if name in files:
+            cohort = read_cohort(files[name], name)
+            users, bad, where = len(cohort.usernames), cohort.problem_count, files[name]
+        else:
+            users, bad, where = 0, 0, "(file missing)"
+        mark = "yes" if name in registered else "no"
+        click.echo(f"{name:<24} {users:>8} {bad:>9}  {mark:<10}  {where}")
+    ignored = sorted(
+        p.name
+        for p in (folder.iterdir() if folder.is_dir() else [])
+        if p.is_file() and p.name not in {f.name for f in files.values()}
+    )
+    if ignored:
+        click.echo(
+            f"ignored in {folder}: {', '.join(ignored)} (a cohort file is NAME.txt or NAME.csv, "
+            f"NAME matching {COHORT_NAME_PATTERN.pattern}; suffixes {', '.join(COHORT_SUFFIXES)})"
+        )
+    return 0
+
+
+@cohorts.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--name", default=None, help="Cohort name to check it under (default: the file's).")
+@click.option("--show", type=int, default=50, show_default=True, help="Problems to print.")
+def validate(file: Path, name: str | None, show: int) -> int:
+    """Report every bad line of FILE with its line number (exit 1 if any)."""
+    if file.is_dir():
+        raise CohortError(f"{file} is a folder: give one cohort file (NAME.txt or NAME.csv)")
+    cohort = read_cohort(file, name=name or _stem_or_default(file))
+    click.echo(cohort.report(limit=show))
+    return 1 if cohort.problem_count else 0
+
+
+def _stem_or_default(path: Path) -> str:
+    """Validation of a file whose name is no cohort name still reads the usernames."""
+    try:
+        return check_cohort_name(path.stem)
+    except CohortError:
+        return "unnamed"

@@ -1,0 +1,38 @@
+"""`research-pipeline export`: one table to Parquet or CSV, for R or pandas."""
+
+from datetime import date
+from pathlib import Path
+
+import click
+
+from research_pipeline import warehouse
+from research_pipeline.settings import PipelineSettings
+from research_pipeline.warehouse.export import EXPORTABLE_TABLES, FORMATS
+
+
+@click.command()
+@click.argument("table", type=click.Choice(EXPORTABLE_TABLES))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The file to write.")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(FORMATS),
+    default="parquet",
+    show_default=True,
+    help="File format.",
+)
+@click.option("--cohort", default=None, help="Only this cohort.")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Only snapshots on or after this date (YYYY-MM-DD).",
+)
+def export(table: str, out: Path, file_format: str, cohort: str | None, since) -> int:  # fmt: skip
+    """Write TABLE of the warehouse to a file."""
+    since_day: date | None = since.date() if since else None
+    database = PipelineSettings.from_env().duckdb_path
+    with warehouse.connect(database, read_only=True) as conn:
+        rows = warehouse.export_table(conn, table, out, file_format, cohort, since_day)
+    click.echo(f"wrote {rows} rows of tiktok.{table} to {out} ({file_format})")
+    return 0

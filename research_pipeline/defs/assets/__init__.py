@@ -1,1 +1,0 @@
-"""Assets of the `tiktok` group: the raw snapshot and what is derived from it."""

@@ -1,0 +1,38 @@
+"""The emulator's knobs: limits, credentials, latency and the faults it can inject."""
+
+from dataclasses import dataclass, fields
+
+from research_pipeline.tiktok import constants
+
+
+@dataclass
+class EmulatorConfig:
+    """Every knob. Rates are shares of user-info requests (0.0 to 1.0); None turns a limit off."""
+
+    seed: int = 0
+    client_key: str = "emulator-key"
+    client_secret: str = "emulator-secret"
+    rate_limit_per_minute: int | None = constants.RATE_LIMIT_PER_MINUTE
+    daily_quota: int | None = constants.DAILY_QUOTA
+    token_lifetime_seconds: float = constants.TOKEN_LIFETIME_SECONDS
+    latency_seconds: float = 0.0
+    error_rate: float = 0.0  # HTTP 500 internal_error
+    malformed_rate: float = 0.0  # broken JSON, a body without `error`, or an HTML 504 page
+    reset_rate: float = 0.0  # connection reset without an answer
+    hang_rate: float = 0.0  # answer only after `hang_seconds` (client timeouts)
+    hang_seconds: float = 5.0
+    burst_429_every: int | None = None  # every Nth request starts a burst of 429s
+    burst_429_length: int = 3
+    retry_after_seconds: float = 2.0
+    scope_authorized: bool = True
+    private_share: float = 0.03
+    banned_share: float = 0.01
+    unknown_share: float = 0.03
+
+    def update(self, changes: dict) -> None:
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown emulator settings: {sorted(unknown)}")
+        for name, value in changes.items():
+            setattr(self, name, value)

@@ -1,0 +1,261 @@
+"""The HTTP side of the emulator: routes, documented bodies and status codes, injected faults.
+
+Endpoints, bodies, status codes and limits are those documented for the token and user-info
+endpoints (see research_pipeline.tiktok.constants). Everything extra lives under `/emulator/`:
+`GET /emulator/stats`, `POST /emulator/stats/reset`, `POST /emulator/clock` ({"date": ...}) and
+`POST /emulator/config` (fault knobs), so a demo or a test in another process can steer it.
+"""
+
+import email.utils
+import json
+import secrets
+import socket
+import struct
+import time
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, urlsplit
+
+from research_pipeline.emulator.state import EmulatorState
+from research_pipeline.tiktok import constants
+
+
+def _log_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S") + secrets.token_hex(10).upper()
+
+
+class ResearchApiHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms ACK stall
+    server_version = "ResearchApiEmulator/1.0"
+    state: EmulatorState  # set on the subclass made per server
+
+    def date_time_string(self, timestamp=None) -> str:
+        """The Date header follows the emulator's clock, as a real server's follows its own."""
+        return email.utils.format_datetime(self.state.clock.now(), usegmt=True)
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+        pass  # quiet: tests and benchmarks send thousands of requests
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), headers=headers)
+
+    def _api_error(self, status: int, code: str, message: str, headers: dict | None = None):
+        payload = {"data": {}, "error": {"code": code, "message": message, "log_id": _log_id()}}
+        self._send_json(status, payload, headers)
+
+    def _reset_connection(self) -> None:
+        """Drop the TCP connection with RST and no answer, as a flaky proxy does."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:
+            pass  # the client went away (timeout) or we reset the connection on purpose
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    # -- routes --------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path == "/emulator/stats":
+            with_events = parse_qs(url.query).get("events") == ["1"]
+            self._send_json(200, self.state.stats(with_events))
+        else:
+            self._send_json(404, {"error": {"code": "not_found", "message": url.path}})
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        body = self._read_body()
+        if url.path == constants.TOKEN_PATH:
+            self._token(body)
+        elif url.path == constants.USER_INFO_PATH:
+            self._user_info(parse_qs(url.query), body)
+        elif url.path == "/emulator/stats/reset":
+            with self.state.lock:
+                self.state.reset_stats()
+            self._send_json(200, {"ok": True})
+        elif url.path == "/emulator/clock":
+            day = date.fromisoformat(json.loads(body)["date"])
+            self.state.clock.set_date(day)
+            self._send_json(200, {"date": day.isoformat()})
+        elif url.path == "/emulator/config":
+            try:
+                self.state.config.update(json.loads(body))
+            except ValueError as exc:
+                self._send_json(400, {"error": str(exc)})
+                return
+            self._send_json(200, asdict(self.state.config) | {"client_secret": "<hidden>"})
+        else:
+            self._api_error(404, "not_found", f"unknown endpoint {url.path}")
+
+    def _token(self, body: bytes) -> None:
+        state, config = self.state, self.state.config
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        if form.get("grant_type") != "client_credentials" or "client_key" not in form:
+            with state.lock:
+                state.token_requests["invalid_request"] += 1
+            self._send_json(
+                400,
+                {
+                    "error": constants.INVALID_REQUEST,
+                    "error_description": "grant_type=client_credentials and client_key are "
+                    "required",
+                    "log_id": _log_id(),
+                },
+            )
+            return
+        if (form.get("client_key"), form.get("client_secret")) != (
+            config.client_key,
+            config.client_secret,
+        ):
+            with state.lock:
+                state.token_requests[constants.INVALID_CLIENT] += 1
+            self._send_json(
+                401,
+                {
+                    "error": constants.INVALID_CLIENT,
+                    "error_description": "Client key or secret is incorrect.",
+                    "log_id": _log_id(),
+                },
+            )
+            return
+        token = "clt." + secrets.token_urlsafe(32)
+        with state.lock:
+            state.token_requests["ok"] += 1
+            state.tokens[token] = time.monotonic() + config.token_lifetime_seconds
+        self._send_json(
+            200,
+            {
+                "access_token": token,
+                "expires_in": int(config.token_lifetime_seconds),
+                "token_type": "Bearer",
+            },
+        )
+
+    def _user_info(self, query: dict, body: bytes) -> None:
+        state, config = self.state, self.state.config
+        try:
+            username = str(json.loads(body or b"{}").get("username") or "")
+        except (ValueError, AttributeError):
+            username = ""
+        label = username or "<missing>"
+        if config.latency_seconds:
+            time.sleep(config.latency_seconds)
+        if state.random.chance(config.reset_rate):
+            state.record(label, "connection_reset")
+            self._reset_connection()
+            return
+        if state.random.chance(config.hang_rate):
+            state.record(label, "hang")
+            time.sleep(config.hang_seconds)
+
+        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        with state.lock:
+            expires = state.tokens.get(token)
+        if expires is None or expires <= time.monotonic():
+            state.record(label, constants.ACCESS_TOKEN_INVALID)
+            self._api_error(
+                401,
+                constants.ACCESS_TOKEN_INVALID,
+                "The access token is invalid or not found in the request.",
+            )
+            return
+        if not config.scope_authorized:
+            state.record(label, constants.SCOPE_NOT_AUTHORIZED)
+            self._api_error(
+                401,
+                constants.SCOPE_NOT_AUTHORIZED,
+                "The user did not authorize the scope required for completing this request.",
+            )
+            return
+        limited = state.check_limits()
+        if limited:
+            state.record(label, limited[0])
+            self._api_error(429, constants.RATE_LIMIT_EXCEEDED, limited[1], limited[2])
+            return
+        # From here on the request counts against the daily quota, failed or not.
+        if state.random.chance(config.error_rate):
+            state.record(label, constants.INTERNAL_ERROR)
+            self._api_error(500, constants.INTERNAL_ERROR, "")
+            return
+        if state.random.chance(config.malformed_rate):
+            self._malformed(label)
+            return
+
+        requested = [f for f in (query.get("fields") or [""])[0].split(",") if f]
+        unknown = [f for f in requested if f not in constants.USER_INFO_FIELDS]
+        if not requested or unknown:
+            state.record(label, constants.INVALID_PARAMS)
+            self._api_error(
+                400,
+                constants.INVALID_PARAMS,
+                f"Invalid fields: {','.join(unknown) or '(none requested)'}",
+            )
+            return
+        if not username:
+            state.record(label, constants.INVALID_PARAMS)
+            self._api_error(400, constants.INVALID_PARAMS, "username is required")
+            return
+        population = state.population()
+        account = population.account(username.lower())
+        message = {
+            "unknown": f"`username: {username}` is invalid: cannot find the user",
+            "private": f"`username: {username}` is private: API cannot return this user's "
+            "information",
+            "banned": f"`username: {username}` is banned: API cannot return this user's "
+            "information",
+        }.get(account.kind)
+        if message:
+            state.record(label, f"{constants.INVALID_PARAMS}:{account.kind}")
+            self._api_error(400, constants.INVALID_PARAMS, message)
+            return
+        info = population.user_info(account, state.clock.today())
+        state.record(label, constants.OK)
+        self._send_json(
+            200,
+            {
+                "data": {name: info[name] for name in requested},
+                "error": {"code": constants.OK, "message": "", "log_id": _log_id()},
+            },
+        )
+
+    def _malformed(self, label: str) -> None:
+        kind = self.state.random.choice(["bad_json", "no_error_object", "html_504"])
+        self.state.record(label, f"malformed:{kind}")
+        if kind == "bad_json":
+            self._send(200, b'{"data": {"display_name": "trunc')
+        elif kind == "no_error_object":
+            self._send_json(200, {"data": {}})
+        else:
+            self._send(504, b"<html><body><h1>504 Gateway Time-out</h1></body></html>", "text/html")

@@ -1,0 +1,24 @@
+"""The Dagster instance that runs launched from Python (CLI, demo) are recorded in."""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dagster import DagsterInstance
+
+from research_pipeline.settings import project_dir
+
+
+@contextmanager
+def dagster_instance() -> Iterator[DagsterInstance]:
+    """The instance in $DAGSTER_HOME, so runs from the CLI show in `dagster dev`. Unset, it is
+    the project folder when it holds dagster.yaml (a checkout), else ~/.research-pipeline."""
+    if not os.environ.get("DAGSTER_HOME"):
+        home = project_dir()
+        if not (home / "dagster.yaml").exists():
+            home = Path.home() / ".research-pipeline"
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["DAGSTER_HOME"] = str(home.resolve())
+    with DagsterInstance.get() as instance:
+        yield instance

@@ -1,0 +1,63 @@
+"""The one way to open the warehouse: wait for DuckDB's write lock, upgrade the schema, close.
+
+DuckDB lets one process write a file at a time, and our writers hold it only for a batch: while
+another process holds the lock, wait (with backoff) instead of failing. The connection is closed
+whatever happens in the body, so a failed step never keeps the file locked.
+"""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from research_pipeline.errors import WarehouseError
+from research_pipeline.warehouse.schema import LATEST_VERSION, current_version, upgrade
+
+LOCK_WAIT_SECONDS = 60.0
+
+
+def _open(database: str, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.01
+    while True:
+        try:
+            return duckdb.connect(database, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+@contextmanager
+def connect(
+    database: str | Path, read_only: bool = False, wait_seconds: float = LOCK_WAIT_SECONDS
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the warehouse with the schema at the latest version.
+
+    Writers upgrade the schema (a file at the latest version costs one catalog query); readers
+    of an older file are told to open it for writing once."""
+    database = str(database)
+    is_file = database != ":memory:" and not database.startswith("md:")  # MotherDuck: a name
+    if is_file and read_only and not Path(database).exists():
+        raise WarehouseError(
+            f"no warehouse at {Path(database).resolve()}: take a snapshot first "
+            "(`research-pipeline snapshot`), or set RESEARCH_PIPELINE_DUCKDB to its path"
+        )
+    if is_file and not read_only:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    conn = _open(database, read_only, wait_seconds)
+    try:
+        if read_only:
+            if current_version(conn) < LATEST_VERSION:
+                raise WarehouseError(
+                    f"{database} has schema version {current_version(conn)}; this release "
+                    f"needs {LATEST_VERSION}: run a snapshot (or any writing command) to upgrade"
+                )
+        else:
+            upgrade(conn, database)
+        yield conn
+    finally:
+        conn.close()

@@ -1,0 +1,57 @@
+"""Derived tables: follower and engagement snapshots and the cohort summary, in DuckDB SQL.
+
+The SQL lives in `sql/`, one file per table, next to this code that runs it; the two snapshot
+tables share `with_previous.sql` (each user's own previous ok snapshot). A partition's rows are
+replaced in one statement and transaction, for every partition of a step at once (set work).
+"""
+
+import hashlib
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+import duckdb
+
+from research_pipeline.warehouse.raw import Key, keys_frame
+from research_pipeline.warehouse.transactions import registered, transaction
+
+SQL_DIR = Path(__file__).parent / "sql"
+DERIVED_TABLES = ("follower_snapshots", "engagement_snapshots", "cohort_summary")
+_NEEDS_PREVIOUS = ("follower_snapshots", "engagement_snapshots")
+
+
+def sql_file(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+@cache
+def derivation_sql(table: str) -> str:
+    """The SELECT that computes `table`'s rows for the partitions in `keys`."""
+    if table not in DERIVED_TABLES:
+        raise ValueError(f"unknown derived table {table!r}; choose one of {DERIVED_TABLES}")
+    prefix = sql_file("with_previous") if table in _NEEDS_PREVIOUS else ""
+    return prefix + sql_file(table)
+
+
+def derivation_version(table: str) -> str:
+    """A short hash of `table`'s SQL: Dagster's code version, so the UI marks the table stale
+    when the SQL that computes it changes."""
+    return hashlib.sha256(derivation_sql(table).encode()).hexdigest()[:12]
+
+
+def derive(conn: duckdb.DuckDBPyConnection, table: str, keys: Sequence[Key]) -> dict[Key, int]:
+    """Replace `table`'s rows of the given partitions; returns the rows written per partition."""
+    select = derivation_sql(table)  # checks the name before it reaches SQL
+    with registered(conn, keys=keys_frame(keys)), transaction(conn):
+        conn.execute(
+            f"DELETE FROM tiktok.{table} t USING keys k "  # noqa: S608 - a known table name
+            "WHERE t.snapshot_date = k.snapshot_date AND t.cohort = k.cohort"
+        )
+        conn.execute(f"INSERT INTO tiktok.{table} {select}")  # noqa: S608
+        counts = conn.execute(
+            f"SELECT snapshot_date, cohort, count(*) FROM tiktok.{table} "  # noqa: S608
+            "SEMI JOIN keys USING (snapshot_date, cohort) GROUP BY ALL"
+        ).fetchall()
+    written = {key: 0 for key in keys}
+    written.update({(d, c): n for d, c, n in counts})
+    return written

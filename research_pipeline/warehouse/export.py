@@ -1,0 +1,45 @@
+"""Tables out of the warehouse, as Parquet or CSV for R or pandas."""
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from research_pipeline.errors import WarehouseError
+
+EXPORTABLE_TABLES = (
+    "user_info",
+    "follower_snapshots",
+    "engagement_snapshots",
+    "cohort_summary",
+    "api_requests",
+    "snapshots",
+)
+FORMATS = ("parquet", "csv")
+
+
+def export_table(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    out: Path,
+    file_format: str,
+    cohort: str | None = None,
+    since: date | None = None,
+) -> int:
+    """Write a table (optionally one cohort, from a date on) to a file; returns the rows written."""
+    if table not in EXPORTABLE_TABLES:
+        raise WarehouseError(
+            f"unknown table {table!r}; choose one of {', '.join(EXPORTABLE_TABLES)}"
+        )
+    if file_format not in FORMATS:
+        raise WarehouseError(f"unknown format {file_format!r}; choose parquet or csv")
+    date_column = "requested_at" if table == "api_requests" else "snapshot_date"
+    query = f"SELECT * FROM tiktok.{table} WHERE (? IS NULL OR cohort = ?) "  # noqa: S608
+    query += f"AND (?::DATE IS NULL OR {date_column} >= ?::DATE) ORDER BY ALL"
+    relation = conn.sql(query, params=[cohort, cohort, since, since])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if file_format == "parquet":
+        relation.write_parquet(str(out))
+    else:
+        relation.write_csv(str(out))
+    return len(relation)

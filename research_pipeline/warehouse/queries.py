@@ -1,0 +1,103 @@
+"""Reads: what the asset checks, metadata, charts, schedule and CLI ask of the warehouse."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from research_pipeline.warehouse.derive import DERIVED_TABLES
+from research_pipeline.warehouse.raw import Key, keys_frame, members_frame
+from research_pipeline.warehouse.transactions import registered
+
+_RAW_ROWS = "SELECT u.* FROM tiktok.user_info u SEMI JOIN keys USING (snapshot_date, cohort)"
+
+
+def preview(
+    conn: duckdb.DuckDBPyConnection, table: str, snapshot_date: date, cohort: str, limit: int = 10
+) -> pd.DataFrame:
+    """The first rows of one partition of a table, for the UI."""
+    if table not in DERIVED_TABLES + ("user_info",):
+        raise ValueError(f"unknown table {table!r}")
+    return conn.execute(
+        f"SELECT * FROM tiktok.{table} WHERE snapshot_date = ? AND cohort = ? "  # noqa: S608
+        "ORDER BY 3 LIMIT ?",
+        [snapshot_date, cohort, limit],
+    ).df()
+
+
+@dataclass(frozen=True)
+class RawCheckCounts:
+    duplicate_rows: int
+    rows_with_negative_counts: int
+    rows: int
+    error_rows: int
+    missing: list[tuple[str, str]]  # (cohort, username) of members without a row
+
+
+def raw_check_counts(
+    conn: duckdb.DuckDBPyConnection, members: dict[Key, Sequence[str]]
+) -> RawCheckCounts:
+    """What the checks on `tiktok/user_info` look at, over the given partitions."""
+    with registered(conn, keys=keys_frame(members), members=members_frame(members)):
+        duplicates, negatives, total, errors = conn.execute(f"""
+            SELECT count(*) - count(DISTINCT (snapshot_date, cohort, username)),
+                   count(*) FILTER (WHERE follower_count < 0 OR following_count < 0
+                                    OR likes_count < 0 OR video_count < 0),
+                   count(*),
+                   count(*) FILTER (WHERE status <> 'ok')
+            FROM ({_RAW_ROWS})
+        """).fetchall()[0]  # noqa: S608 - fixed SQL, no values interpolated
+        missing = conn.execute(f"""
+            SELECT m.cohort, m.username FROM members m
+            ANTI JOIN ({_RAW_ROWS}) r USING (snapshot_date, cohort, username)
+            ORDER BY 1, 2
+        """).fetchall()  # noqa: S608 - fixed SQL, no values interpolated
+    return RawCheckCounts(duplicates, negatives, total, errors, missing)
+
+
+def summary_medians(conn: duckdb.DuckDBPyConnection, key: Key) -> tuple[float, float]:
+    """(median followers, median follower growth per day) of one partition's summary."""
+    row = conn.execute(
+        "SELECT median_followers, median_follower_growth_per_day FROM tiktok.cohort_summary "
+        "WHERE snapshot_date = ? AND cohort = ?",
+        list(key),
+    ).fetchall()
+    return (float(row[0][0] or 0.0), float(row[0][1] or 0.0)) if row else (0.0, 0.0)
+
+
+def cohort_trajectories(conn: duckdb.DuckDBPyConnection, cohort: str, until: date) -> list[tuple]:
+    """Per day: total followers, total likes and users of the cohort's ok rows."""
+    return conn.execute(
+        "SELECT snapshot_date, sum(follower_count) AS followers, sum(likes_count) AS likes, "
+        "count(*) AS users FROM tiktok.user_info WHERE cohort = ? AND status = 'ok' "
+        "AND snapshot_date <= ? GROUP BY snapshot_date ORDER BY snapshot_date",
+        [cohort, until],
+    ).fetchall()
+
+
+def cohort_summary_on(conn: duckdb.DuckDBPyConnection, snapshot_date: date) -> pd.DataFrame:
+    return conn.execute(
+        "SELECT cohort, users, ok, errors, errors_by_code, median_followers, total_likes, "
+        "round(median_follower_growth_per_day, 2) AS median_growth_per_day "
+        "FROM tiktok.cohort_summary WHERE snapshot_date = ? ORDER BY cohort",
+        [snapshot_date],
+    ).df()
+
+
+def followers_gained_by_day(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return conn.execute(
+        "SELECT snapshot_date, cohort, sum(follower_delta) AS followers_gained, "
+        "count(previous_snapshot_date) AS users_with_previous "
+        "FROM tiktok.follower_snapshots GROUP BY ALL ORDER BY 1, 2"
+    ).df()
+
+
+def table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    """(column, DuckDB type) of a `tiktok` table, for the UI's column schema."""
+    return conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'tiktok' AND table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()

@@ -1,0 +1,213 @@
+"""The raw snapshot (`tiktok.user_info`), the request ledger (`tiktok.api_requests`) and the
+record of finished partitions (`tiktok.snapshots`).
+
+Writes are idempotent: a row is keyed by (snapshot_date, cohort, username) and replaced (delete,
+then insert, in one transaction), never duplicated. Frames reach SQL through `conn.register`
+under a name of this module's choosing, never through a Python variable DuckDB finds by name.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+
+import duckdb
+import pandas as pd
+
+from research_pipeline.tiktok.constants import USER_INFO_FIELDS
+from research_pipeline.tiktok.models import RequestRecord, UserInfoResult
+from research_pipeline.warehouse.transactions import registered, transaction
+
+Key = tuple[date, str]  # (snapshot_date, cohort): one partition
+
+USER_INFO_COLUMNS = (
+    "snapshot_date", "cohort", "username", "fetched_at", "status", "error_kind",
+    "error_message", "log_id", *USER_INFO_FIELDS, "is_final", "source",
+)  # fmt: skip
+
+REQUEST_COLUMNS = (
+    "requested_at", "snapshot_date", "cohort", "username", "http_status", "status",
+    "error_kind", "log_id", "source",
+)  # fmt: skip
+
+_COUNT_COLUMNS = ("follower_count", "following_count", "likes_count", "video_count")
+
+# Column lists are constants of this module: nothing from outside is interpolated.
+_INSERT_USER_INFO = "INSERT INTO tiktok.user_info ({0}) SELECT {0} FROM batch".format(  # noqa: S608
+    ", ".join(USER_INFO_COLUMNS)
+)
+_INSERT_REQUESTS = "INSERT INTO tiktok.api_requests ({0}) SELECT {0} FROM ledger".format(  # noqa: S608
+    ", ".join(REQUEST_COLUMNS)
+)
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """DuckDB TIMESTAMP columns hold UTC without a zone."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def keys_frame(keys: Iterable[Key]) -> pd.DataFrame:
+    return pd.DataFrame(list(keys), columns=["snapshot_date", "cohort"])
+
+
+def members_frame(members: dict[Key, Sequence[str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(d, c, u) for (d, c), names in members.items() for u in names],
+        columns=["snapshot_date", "cohort", "username"],
+    )
+
+
+def final_usernames(conn: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> dict[Key, set[str]]:
+    """Users already answered for each snapshot: a resumed run spends no quota on them."""
+    with registered(conn, wanted=keys_frame(keys)):
+        rows = conn.execute(
+            "SELECT snapshot_date, cohort, username FROM tiktok.user_info "
+            "SEMI JOIN wanted USING (snapshot_date, cohort) WHERE is_final"
+        ).fetchall()
+    found: dict[Key, set[str]] = {key: set() for key in keys}
+    for snapshot_date, cohort, username in rows:
+        found[(snapshot_date, cohort)].add(username)
+    return found
+
+
+def copy_answers_from_other_cohorts(
+    conn: duckdb.DuckDBPyConnection, wanted: pd.DataFrame
+) -> set[tuple[date, str, str]]:
+    """Fill (snapshot_date, cohort, username) rows from another cohort's answer for the same
+    user on the same date: one API answer serves every cohort the user is in. Returns the rows
+    that were filled."""
+    columns = ", ".join(USER_INFO_COLUMNS)
+    with registered(conn, wanted=wanted), transaction(conn):
+        conn.execute(f"""
+            CREATE OR REPLACE TEMP TABLE copied AS
+            SELECT w.snapshot_date, w.cohort, a.* EXCLUDE (snapshot_date, cohort)
+            FROM wanted w JOIN (
+                SELECT * FROM tiktok.user_info
+                WHERE is_final AND snapshot_date IN (SELECT DISTINCT snapshot_date FROM wanted)
+                QUALIFY row_number() OVER (PARTITION BY snapshot_date, username
+                                           ORDER BY fetched_at DESC) = 1
+            ) a USING (snapshot_date, username);
+            DELETE FROM tiktok.user_info u USING copied c WHERE u.snapshot_date = c.snapshot_date
+                AND u.cohort = c.cohort AND u.username = c.username;
+            INSERT INTO tiktok.user_info ({columns}) SELECT {columns} FROM copied;
+        """)  # noqa: S608 - column names are this module's constants
+        filled = set(conn.execute("SELECT snapshot_date, cohort, username FROM copied").fetchall())
+        conn.execute("DROP TABLE copied")
+    return filled
+
+
+def user_info_frame(rows: Sequence[tuple[date, str, UserInfoResult]], source: str) -> pd.DataFrame:
+    records = [
+        (
+            snapshot_date,
+            cohort,
+            r.username,
+            naive_utc(r.fetched_at),
+            r.status,
+            r.error_kind,
+            r.error_message or None,
+            r.log_id or None,
+            *(r.fields.get(name) for name in USER_INFO_FIELDS),
+            r.is_final,
+            source,
+        )
+        for snapshot_date, cohort, r in rows
+    ]
+    frame = pd.DataFrame.from_records(records, columns=USER_INFO_COLUMNS)
+    for column in _COUNT_COLUMNS:
+        frame[column] = frame[column].astype("Int64")
+    frame["is_verified"] = frame["is_verified"].astype("boolean")
+    return frame
+
+
+def requests_frame(requests: Sequence[tuple[date, str, RequestRecord]], source: str):
+    frame = pd.DataFrame.from_records(
+        [
+            (
+                naive_utc(r.requested_at),
+                snapshot_date,
+                cohort,
+                r.username,
+                r.http_status,
+                r.status,
+                r.error_kind,
+                r.log_id or None,
+                source,
+            )
+            for snapshot_date, cohort, r in requests
+        ],
+        columns=REQUEST_COLUMNS,
+    )
+    frame["http_status"] = frame["http_status"].astype("Int64")
+    return frame
+
+
+def save_fetched(
+    conn: duckdb.DuckDBPyConnection,
+    rows: Sequence[tuple[date, str, UserInfoResult]],
+    requests: Sequence[tuple[date, str, RequestRecord]],
+    source: str = "",
+) -> None:
+    """Store a batch of answers (each for a partition) and the requests that paid for them, in
+    one transaction; an answer already stored for the same partition and user is replaced.
+    `source` says where they came from: the API's host, or 'emulator'."""
+    source = source or None
+    with transaction(conn):
+        if rows:
+            with registered(conn, batch=user_info_frame(rows, source)):
+                conn.execute(
+                    "DELETE FROM tiktok.user_info u USING batch b WHERE u.snapshot_date = "
+                    "b.snapshot_date AND u.cohort = b.cohort AND u.username = b.username"
+                )
+                conn.execute(_INSERT_USER_INFO)
+        if requests:
+            with registered(conn, ledger=requests_frame(requests, source)):
+                conn.execute(_INSERT_REQUESTS)
+
+
+def finish_snapshots(
+    conn: duckdb.DuckDBPyConnection, members: dict[Key, Sequence[str]]
+) -> dict[Key, dict[str, int]]:
+    """Drop rows of users no longer in their cohort, record each partition as complete, and
+    return its row count per status."""
+    with registered(conn, keys=keys_frame(members), members=members_frame(members)):
+        with transaction(conn):
+            conn.execute("""
+                DELETE FROM tiktok.user_info u USING keys k
+                WHERE u.snapshot_date = k.snapshot_date AND u.cohort = k.cohort
+                  AND NOT EXISTS (SELECT 1 FROM members m WHERE m.snapshot_date = u.snapshot_date
+                                  AND m.cohort = u.cohort AND m.username = u.username)
+            """)
+            counts = conn.execute("""
+                SELECT snapshot_date, cohort, status, count(*) FROM tiktok.user_info
+                SEMI JOIN keys USING (snapshot_date, cohort) GROUP BY ALL
+            """).fetchall()
+            conn.execute("""
+                INSERT OR REPLACE INTO tiktok.snapshots
+                SELECT k.snapshot_date, k.cohort, count(u.username), now()::TIMESTAMP
+                FROM keys k LEFT JOIN tiktok.user_info u USING (snapshot_date, cohort) GROUP BY ALL
+            """)
+    statuses: dict[Key, dict[str, int]] = {key: {} for key in members}
+    for snapshot_date, cohort, status, count in sorted(counts):
+        statuses[(snapshot_date, cohort)][status] = count
+    return statuses
+
+
+def requests_spent_since(conn: duckdb.DuckDBPyConnection, since: datetime) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM tiktok.api_requests WHERE requested_at >= ?", [naive_utc(since)]
+    ).fetchall()[0][0]
+
+
+def requests_spent_today(conn: duckdb.DuckDBPyConnection, now: datetime | None = None) -> int:
+    """Today's spend (UTC day) from the ledger: what the daily quota has left for us."""
+    now = now or datetime.now(UTC)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    return requests_spent_since(conn, midnight)
+
+
+def unfinished_count(conn: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> int:
+    """Rows whose retries ran out on a transient error: a re-run asks for these users again."""
+    with registered(conn, keys=keys_frame(keys)):
+        return conn.execute(
+            "SELECT count(*) FROM tiktok.user_info SEMI JOIN keys USING (snapshot_date, cohort) "
+            "WHERE NOT is_final"
+        ).fetchall()[0][0]

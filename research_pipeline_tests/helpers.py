@@ -1,0 +1,133 @@
+"""What the tests share besides fixtures: credentials of the test emulator, a fake clock, the
+environment that points the pipeline at the emulator and tmp_path, and a handle on a pipeline."""
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import DagsterInstance, Definitions
+
+from research_pipeline.definitions import load_project_defs
+from research_pipeline.emulator import EmulatorServer
+from research_pipeline.orchestration.runs import run_snapshot
+from research_pipeline.tiktok import ClientSettings
+from research_pipeline.tiktok.settings import ENVIRONMENT
+
+EMULATOR_KEY = "emulator-key"
+EMULATOR_SECRET = "test-secret-Zq9vX2"
+
+
+class FakeClock:
+    """Monotonic time that only moves when code sleeps: tests of waiting never wait."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(seconds, 0.0)
+
+
+def client_settings(server: EmulatorServer, **overrides) -> ClientSettings:
+    values = dict(
+        client_key=EMULATOR_KEY,
+        client_secret=EMULATOR_SECRET,
+        base_url=server.url,
+        rate_limit_per_minute=None,
+        daily_quota=None,
+        backoff_base_seconds=0.01,
+        backoff_max_seconds=0.05,
+        timeout_seconds=5.0,
+    )
+    values.update(overrides)
+    return ClientSettings(**values)
+
+
+def find_usernames(server: EmulatorServer, kind: str, count: int = 1) -> list[str]:
+    """Usernames the emulator's population treats as `kind` (active, private, banned, unknown)."""
+    population = server.state.population()
+    found = [f"user_{i}" for i in range(10_000) if population.account(f"user_{i}").kind == kind]
+    return found[:count]
+
+
+_PIPELINE_VARIABLES = {"retry_delay_seconds": "RESEARCH_PIPELINE_RETRY_DELAY_SECONDS"}
+
+
+def pipeline_environment(
+    api: EmulatorServer, cohorts: Path, database: Path, **options
+) -> dict[str, str]:
+    """The environment that points the pipeline at the emulator and at files under tmp_path.
+    `options` are settings by name (daily_quota=10, max_attempts=1, ...): the same variables a
+    researcher sets (README, "Configuration")."""
+    values = dict(
+        client_key=EMULATOR_KEY,
+        client_secret=EMULATOR_SECRET,
+        base_url=api.url,
+        rate_limit_per_minute="off",
+        daily_quota="off",
+        timeout_seconds=5.0,
+        backoff_base_seconds=0.02,
+        retry_delay_seconds=0,
+    )
+    values.update(options)
+    env = {
+        "RESEARCH_PIPELINE_COHORTS_DIR": str(cohorts),
+        "RESEARCH_PIPELINE_DUCKDB": str(database),
+    }
+    for name, value in values.items():
+        variable = ENVIRONMENT.get(name) or _PIPELINE_VARIABLES[name]
+        env[variable] = "off" if value is None else str(value)
+    return env
+
+
+def cli_environment(tmp_path: Path, server: EmulatorServer) -> dict[str, str]:
+    """Environment for the `research-pipeline` command: its own DAGSTER_HOME, cohort folder and
+    DuckDB file under tmp_path, the API at the emulator."""
+    (tmp_path / "dagster_home").mkdir(exist_ok=True)
+    (tmp_path / "cohorts").mkdir(exist_ok=True)
+    env = pipeline_environment(
+        server, tmp_path / "cohorts", tmp_path / "data" / "research.duckdb", daily_quota=1000
+    )
+    env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
+    return env
+
+
+@dataclass
+class Pipeline:
+    """The project's definitions on a test instance, configured through the environment."""
+
+    instance: DagsterInstance
+    api: EmulatorServer
+    cohorts: Path
+    database: Path
+    monkeypatch: pytest.MonkeyPatch
+    defs: Definitions = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.configure()
+
+    def configure(self, **options) -> None:
+        """Set the environment (settings by name, see `pipeline_environment`), reload defs."""
+        env = pipeline_environment(self.api, self.cohorts, self.database, **options)
+        for name, value in env.items():
+            self.monkeypatch.setenv(name, value)
+        self.defs = load_project_defs()
+
+    def write_cohort(self, name: str, usernames: list[str]) -> None:
+        (self.cohorts / f"{name}.txt").write_text("\n".join(usernames) + "\n")
+
+    def run(self, cohorts: list[str], day: date | None = None, **config):
+        run_config = {"ops": {"tiktok__user_info": {"config": config}}} if config else None
+        return run_snapshot(
+            self.defs, self.instance, day or self.api.clock.today(), cohorts, run_config
+        )
+
+    def query(self, sql: str, params=None) -> list[tuple]:
+        with duckdb.connect(str(self.database), read_only=True) as conn:
+            return conn.execute(sql, params or []).fetchall()
