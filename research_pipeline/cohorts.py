@@ -9,6 +9,7 @@ Files are read as a stream, so a million-line file costs its unique usernames, n
 import csv
 import hashlib
 import re
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,3 +170,48 @@ def find_cohort(directory: Path, name: str) -> Path:
             f"add one with `research-pipeline cohorts add {name} FILE`"
         )
     return files[name]
+
+
+# -- cadences ------------------------------------------------------------------------------------
+
+CADENCE_FILE = "cohorts.toml"
+DEFAULT_CADENCE_DAYS = 1
+_CADENCE_HEADER = """\
+# How often each cohort's members are refreshed, in days (default 1). Written by
+# `research-pipeline cohorts add NAME FILE --cadence N` and `cohorts cadence NAME N`; edit freely.
+# A user in several cohorts is refreshed at the shortest of their cadences, and never less
+# often than every 15 days (TikTok's terms).
+"""
+
+
+def read_cadences(directory: Path) -> dict[str, int]:
+    """Cohort name -> cadence in days, from `<directory>/cohorts.toml` (absent: all default)."""
+    path = Path(directory) / CADENCE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CohortError(f"{path}: {exc}; fix the file or delete it (cadence 1 day)") from None
+    cadences = {}
+    for name, table in data.items():
+        days = table.get("cadence_days") if isinstance(table, dict) else None
+        if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+            raise CohortError(
+                f"{path}: [{name}] needs cadence_days = a whole number of days >= 1 "
+                f"(found {days!r})"
+            )
+        cadences[check_cohort_name(name)] = days
+    return cadences
+
+
+def write_cadence(directory: Path, name: str, days: int) -> Path:
+    """Set cohort `name`'s cadence in `<directory>/cohorts.toml`, keeping the others."""
+    if days < 1:
+        raise CohortError(f"cadence of {name}: {days} days; use a whole number of days >= 1")
+    cadences = read_cadences(directory)
+    cadences[check_cohort_name(name)] = days
+    path = Path(directory) / CADENCE_FILE
+    body = "".join(f"\n[{n}]\ncadence_days = {d}\n" for n, d in sorted(cadences.items()))
+    path.write_text(_CADENCE_HEADER + body, encoding="utf-8")
+    return path

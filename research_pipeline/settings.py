@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from research_pipeline.tiktok.settings import parse_number
+from research_pipeline.tiktok.constants import DAILY_QUOTA
+from research_pipeline.tiktok.settings import parse_limit, parse_number
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -31,6 +32,9 @@ class PipelineSettings:
     duckdb_path: str
     cohorts_dir: Path
     retry_delay_seconds: float = 60.0
+    # Requests a day this pipeline may spend, below the project's quota (a lab keeps the rest
+    # for other work); None: the whole quota.
+    daily_budget: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "PipelineSettings":
@@ -44,4 +48,16 @@ class PipelineSettings:
                 60.0,
                 "RESEARCH_PIPELINE_RETRY_DELAY_SECONDS",
             ),
+            daily_budget=parse_limit(
+                env.get("RESEARCH_PIPELINE_DAILY_BUDGET"), None, "RESEARCH_PIPELINE_DAILY_BUDGET"
+            ),
         )
+
+
+def requests_per_day(env: Mapping[str, str] | None = None) -> int | None:
+    """What this pipeline may spend a day: the project's quota (TIKTOK_DAILY_QUOTA), or the lab's
+    budget below it (RESEARCH_PIPELINE_DAILY_BUDGET); None when neither limits it."""
+    env = os.environ if env is None else env
+    quota = parse_limit(env.get("TIKTOK_DAILY_QUOTA"), DAILY_QUOTA, "TIKTOK_DAILY_QUOTA")
+    caps = [c for c in (quota, PipelineSettings.from_env(env).daily_budget) if c is not None]
+    return min(caps) if caps else None

@@ -1,11 +1,17 @@
-"""Taking snapshots: fetch the users of some (date, cohort) partitions and store every answer.
+"""Taking snapshots: fetch the planned members of some (date, cohort) partitions and store every
+answer.
 
 Plain Python over the client and the warehouse, so the rules live in one place whoever calls it
-(the Dagster asset, a notebook): users already answered for a snapshot are skipped (resume
-spends no quota), a user answered today for another cohort is copied, a user in several cohorts
-is asked once, answers are saved in small batches together with the requests that paid for them
-(a crash loses at most a quarter second of answers), and an exhausted quota or a fatal API error
-still leaves every answered row stored.
+(the Dagster asset, a notebook, the panel simulation in the tests):
+- users already answered for a partition are skipped (a re-run spends no quota on them), a user
+  answered today for another cohort is copied, and a user in several cohorts is asked once;
+- answers are saved in small batches together with the requests that paid for them (a crash
+  loses at most a quarter second of answers), and whatever stops the stream, every answer
+  received is stored;
+- each answer is dated by the API's own clock (its Date header): if the API's day changes
+  during a run, no one new is asked, and answers of the new day are stored under the new day;
+- an exhausted quota is not a failure: the planned users not reached stay due and come first in
+  the next plan. Refused credentials or scope are (`SnapshotIncompleteError`).
 """
 
 import threading
@@ -26,6 +32,7 @@ from research_pipeline.errors import (
 )
 from research_pipeline.tiktok import ResearchApiClient, UserInfoResult
 from research_pipeline.tiktok.models import RequestRecord
+from research_pipeline.warehouse import panel
 
 # Answers are saved at least this often: a killed process loses at most a quarter second of
 # answers (plus the requests in flight), and the file's write lock is held only while saving.
@@ -35,28 +42,50 @@ BATCH_SECONDS = 0.25
 OpenWarehouse = Callable[[], AbstractContextManager]
 
 
+@dataclass(frozen=True)
+class Partition:
+    snapshot_date: date
+    cohort: str
+    members: Sequence[str]  # the whole cohort that day: rows of anyone else are removed
+    wanted: Sequence[str] | None = None  # to fetch now (the day's plan); None: every member
+    cadence_days: int = 1
+
+    @property
+    def key(self) -> warehouse.Key:
+        return (self.snapshot_date, self.cohort)
+
+    @property
+    def to_fetch(self) -> Sequence[str]:
+        return self.members if self.wanted is None else self.wanted
+
+
 @dataclass
 class SnapshotReport:
     snapshot_date: date
     cohort: str
     members: int
+    planned: int = 0
     already_stored: int = 0
     copied: int = 0  # answered for another cohort the same day: no request needed
     fetched: int = 0
-    requests_spent: int = 0
+    requests_spent: int = 0  # ledger rows credited to this cohort (a shared user: its first)
     statuses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SnapshotRun:
+    reports: list[SnapshotReport]
+    requests: int = 0
+    planned_users: int = 0  # distinct users this run had to ask
+    answered: int = 0
     quota_left: int | None = None
-
-
-@dataclass(frozen=True)
-class Partition:
-    snapshot_date: date
-    cohort: str
-    members: Sequence[str]
+    quota_message: str = ""  # set when the quota ran out before every planned user was asked
+    new_day: date | None = None  # the API's day changed during the run
+    new_day_answers: int = 0
 
     @property
-    def key(self) -> warehouse.Key:
-        return (self.snapshot_date, self.cohort)
+    def unreached(self) -> int:
+        return max(0, self.planned_users - self.answered)
 
 
 class RequestLedger:
@@ -78,11 +107,6 @@ class RequestLedger:
             return records
 
 
-def quota_used_today(open_warehouse: OpenWarehouse) -> int:
-    with open_warehouse() as conn:
-        return warehouse.requests_spent_today(conn)
-
-
 def take_snapshots(
     open_warehouse: OpenWarehouse,
     client: ResearchApiClient,
@@ -91,22 +115,36 @@ def take_snapshots(
     *,
     refetch: bool = False,
     log: Callable[[str], None] = print,
-) -> list[SnapshotReport]:
+) -> SnapshotRun:
     """Fetch and store the given (date, cohort) partitions with `client` (its `on_request` is
-    `ledger`), as one stream of requests: a user in several cohorts is asked once per day.
+    `ledger`), as one stream of requests.
 
     `open_warehouse()` gives a short-lived connection: the DuckDB file is locked only while a
     batch is written, so runs in other processes can write between our batches."""
-    reports = {p.key: SnapshotReport(p.snapshot_date, p.cohort, len(p.members)) for p in partitions}
-    todo: dict[tuple[date, str], list[warehouse.Key]] = {}
+    days = {p.snapshot_date for p in partitions}
+    if len(days) > 1:
+        raise SnapshotDateError(f"one API day per run, got {sorted(days)}")
+    reports = {
+        p.key: SnapshotReport(p.snapshot_date, p.cohort, len(p.members), len(p.to_fetch))
+        for p in partitions
+    }
+    run = SnapshotRun(list(reports.values()))
+    todo: dict[str, list[warehouse.Key]] = {}  # username -> partitions that want it
     with open_warehouse() as conn:
+        for day in days:
+            panel.record_members(
+                conn,
+                day,
+                {p.cohort: p.members for p in partitions},
+                {p.cohort: p.cadence_days for p in partitions},
+            )
         stored = {p.key: set() for p in partitions}
         if not refetch:
             stored = warehouse.final_usernames(conn, list(reports))
         wanted = [
             (p.snapshot_date, p.cohort, u)
             for p in partitions
-            for u in p.members
+            for u in p.to_fetch
             if u not in stored[p.key]
         ]
         copied_rows: set[tuple[date, str, str]] = set()
@@ -118,32 +156,34 @@ def take_snapshots(
         if (snapshot_date, cohort, username) in copied_rows:
             reports[(snapshot_date, cohort)].copied += 1
         else:
-            todo.setdefault((snapshot_date, username), []).append((snapshot_date, cohort))
+            todo.setdefault(username, []).append((snapshot_date, cohort))
     for key, report in reports.items():
-        report.already_stored = len(stored[key])
+        report.already_stored = len(stored[key] & set(_partition(partitions, key).to_fetch))
+    run.planned_users = len(todo)
     if todo:
+        (day,) = days
         spent_before = ledger.total
         try:
-            for snapshot_date in sorted({d for d, _ in todo}):
-                _check_snapshot_date(client, snapshot_date)
+            _check_snapshot_date(client, day)
             log(
                 f"{len(todo)} users to fetch for {len(partitions)} partition(s) "
                 f"({sum(r.already_stored for r in reports.values())} rows already stored, "
                 f"{sum(r.copied for r in reports.values())} copied from another cohort); "
                 f"quota left today: {_quota_text(client.quota.remaining)}"
             )
-            _fetch_into(open_warehouse, client, ledger, reports, todo, log)
+            _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log)
         finally:
-            spent = ledger.total - spent_before
-            for report in reports.values():
-                report.quota_left = client.quota.remaining
-            # Requests are shared by the partitions of a stream: credit them to the first.
-            next(iter(reports.values())).requests_spent = spent
+            run.requests = ledger.total - spent_before
+            run.quota_left = client.quota.remaining
     with open_warehouse() as conn:
         statuses = warehouse.finish_snapshots(conn, {p.key: p.members for p in partitions})
     for key, report in reports.items():
         report.statuses = statuses[key]
-    return list(reports.values())
+    return run
+
+
+def _partition(partitions: Sequence[Partition], key: warehouse.Key) -> Partition:
+    return next(p for p in partitions if p.key == key)
 
 
 def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None:
@@ -159,56 +199,64 @@ def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None
         )
 
 
-def _fetch_into(open_warehouse, client, ledger, reports, todo, log) -> None:
+def _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log) -> None:
     """Stream the users of `todo` through the client, saving answers as they come."""
     rows: list[tuple[date, str, UserInfoResult]] = []
-    date_of: dict[str, date] = {}
-    for snapshot_date, username in todo:
-        date_of[username] = snapshot_date  # one snapshot date per stream (checked above)
-    answered = 0
     last_save = last_log = time.monotonic()
+    stop = threading.Event()
 
     def save() -> None:
         nonlocal rows, last_save
         records = ledger.take()
         if rows or records:
-            requests = [
-                (date_of[r.username], todo[(date_of[r.username], r.username)][0][1], r)
-                for r in records
-            ]
+            requests = [(day, todo[r.username][0][1], r) for r in records if r.username in todo]
+            for _, cohort, _ in requests:
+                reports[(day, cohort)].requests_spent += 1
             with open_warehouse() as conn:
                 warehouse.save_fetched(conn, rows, requests, client.source)
-        for snapshot_date, cohort, result in rows:
-            reports[(snapshot_date, cohort)].fetched += result.is_final
+        for answer_day, cohort, result in rows:
+            if answer_day == day:
+                reports[(day, cohort)].fetched += result.is_final
         rows, last_save = [], time.monotonic()
 
     try:
-        for result in client.iter_user_info(username for _, username in todo):
-            answered += 1
-            for snapshot_date, cohort in todo[(date_of[result.username], result.username)]:
-                rows.append((snapshot_date, cohort, result))
+        for result in client.iter_user_info(list(todo), stop=stop):
+            run.answered += 1
+            answer_day = result.served_at.date() if result.served_at else day
+            if answer_day != day:
+                run.new_day_answers += 1
+                if run.new_day is None:
+                    run.new_day = answer_day
+                    stop.set()  # ask no one new: the rest are planned again for the new day
+                    log(
+                        f"the API's day changed to {answer_day} during the run: answers from "
+                        f"now on are stored under {answer_day}; no new requests in this run"
+                    )
+            for _, cohort in todo[result.username]:
+                rows.append((answer_day, cohort, result))
             now = time.monotonic()
             if len(rows) >= BATCH_SIZE or now - last_save >= BATCH_SECONDS:
                 save()
             if now - last_log >= 10:
                 last_log = now
                 log(
-                    f"{answered}/{len(todo)} users answered, {ledger.total} requests, quota "
-                    f"left {_quota_text(client.quota.remaining)}"
+                    f"{run.answered}/{len(todo)} users answered, {ledger.total} requests, "
+                    f"quota left {_quota_text(client.quota.remaining)}"
                 )
     except QuotaExhaustedError as exc:
         save()
-        members = sum(r.members for r in reports.values())
-        done = sum(r.already_stored + r.copied + r.fetched for r in reports.values())
-        where = ", ".join(f"{r.cohort} {r.snapshot_date}" for r in reports.values())
-        raise SnapshotIncompleteError(
-            f"{where}: {done} of {members} users done, {members - done} remain; {exc}. Their "
-            "rows are stored: run again after the reset and only the remaining users are "
-            "requested.",
-        ) from None
+        run.quota_message = (
+            f"{exc}: {run.answered} of {len(todo)} planned users answered; their rows are "
+            f"stored, and the {len(todo) - run.answered} not reached stay due and come first in "
+            "the next day's plan"
+        )
+        log(run.quota_message)
+        return
     except FatalApiError as exc:
         save()
-        raise SnapshotIncompleteError(f"stopped after {answered} users answered: {exc}") from None
+        raise SnapshotIncompleteError(
+            f"stopped after {run.answered} users answered: {exc}"
+        ) from None
     except BaseException:
         save()  # whatever stopped us, keep what was paid for
         raise

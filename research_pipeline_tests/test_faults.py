@@ -138,16 +138,20 @@ def test_garbled_answers_are_transient_and_never_crash_the_run(pipeline):
     assert kinds == {"malformed:bad_json", "malformed:no_error_object", "malformed:html_504"}
 
 
-def test_quota_running_out_mid_cohort_fails_once_and_the_rerun_fetches_only_the_rest(pipeline):
+def test_quota_running_out_mid_plan_keeps_and_derives_the_rows_and_the_rest_come_next(pipeline):
     users = find_usernames(pipeline.api, "active", 10)
     pipeline.write_cohort("c1", users)
     pipeline.api.config.daily_quota = 4
     [result] = pipeline.run(["c1"])
-    assert not result.success and step_attempts(result) == 1
-    [message] = failure_messages(result)
-    assert "4 of 10 users done, 6 remain" in message and "00:00 UTC" in message
+    # Not a failure: the answered rows are stored and derived, the rest stay due. One attempt.
+    assert result.success and step_attempts(result) == 1
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["plan_completed"].passed
+    why = checks["plan_completed"].metadata["why"].value
+    assert "4 of 10 planned users answered" in why and "6 not reached stay due" in why
     stored = {u for (u,) in pipeline.query("SELECT username FROM tiktok.user_info")}
     assert len(stored) == 4
+    assert pipeline.query("SELECT count(*) FROM tiktok.follower_snapshots") == [(4,)]
     pipeline.api.config.daily_quota = None  # the reset
     assert pipeline.run(["c1"])[0].success
     assert_all_ok_once(pipeline, users)

@@ -17,7 +17,7 @@ from dagster import (
 
 from research_pipeline.definitions import load_project_defs
 from research_pipeline.defs.resources import CohortFolder
-from research_pipeline.defs.tiktok.schedules import daily_snapshot_schedule, plan_daily_runs
+from research_pipeline.defs.tiktok.schedules import daily_snapshot_schedule
 from research_pipeline.defs.tiktok.sensors import cohort_files_sensor
 from research_pipeline.orchestration.runs import contiguous_blocks
 from research_pipeline_tests.helpers import find_usernames
@@ -50,8 +50,14 @@ def test_every_member_ends_with_a_row_of_data_or_error(pipeline):
     assert checks == {
         "unique_users": True,
         "counts_not_negative": True,
-        "every_member_present": True,
+        "refreshed_within_cadence": True,
+        "plan_completed": True,
         "error_share_below_threshold": False,
+    }
+    kinds = dict(pipeline.query("SELECT username, error_kind FROM tiktok.user_info"))
+    assert [kinds[u] for u in others] == ["private", "banned", "not_found"]
+    assert {s for (s,) in pipeline.query("SELECT DISTINCT source FROM tiktok.user_info")} == {
+        "emulator"
     }
     [ledger] = pipeline.query("SELECT count(*) FROM tiktok.api_requests")
     assert ledger[0] == pipeline.api.stats()["user_info_requests"] == 6
@@ -102,22 +108,6 @@ def test_removed_member_rows_are_dropped_on_rematerialization(pipeline):
     pipeline.write_cohort("c1", users[:3])
     assert pipeline.run(["c1"])[0].success
     assert {u for (u,) in pipeline.query("SELECT username FROM tiktok.user_info")} == set(users[:3])
-
-
-def test_quota_exhaustion_fails_with_progress_keeps_rows_and_resume_fetches_the_rest(pipeline):
-    users = find_usernames(pipeline.api, "active", 6)
-    pipeline.write_cohort("c1", users)
-    pipeline.api.config.daily_quota = 3
-    [result] = pipeline.run(["c1"])
-    assert not result.success
-    [message] = failure_messages(result)  # one attempt: Dagster's RetryPolicy does not retry it
-    assert "3 of 6 users done, 3 remain" in message and "resets at" in message
-    assert pipeline.query("SELECT count(*) FROM tiktok.user_info") == [(3,)]
-    pipeline.api.config.daily_quota = None  # the quota reset
-    assert pipeline.run(["c1"])[0].success
-    stats = pipeline.api.stats()
-    assert all(stats["by_username"][u].get("ok") == 1 for u in users)
-    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(6,)]
 
 
 def test_a_past_date_is_refused_without_spending_quota(pipeline):
@@ -213,22 +203,13 @@ def test_sensor_registers_new_cohort_files_once(pipeline):
     assert not again.dynamic_partitions_requests
 
 
-def test_plan_never_starts_a_cohort_the_quota_cannot_finish():
-    assert plan_daily_runs([("a", 400), ("b", 700), ("c", 500), ("d", 0)], 1000) == (
-        ["a", "c"],
-        ["b"],
-    )
-    assert plan_daily_runs([("a", 400)], None) == (["a"], [])
-
-
-def test_schedule_requests_what_todays_quota_can_serve(pipeline):
+def test_schedule_requests_one_run_for_the_days_plan_and_skips_when_nothing_is_due(pipeline):
     today = pipeline.api.clock.today()
     pipeline.write_cohort("small", find_usernames(pipeline.api, "active", 3))
     pipeline.write_cohort("large", find_usernames(pipeline.api, "active", 10))
     pipeline.instance.add_dynamic_partitions("cohorts", ["large", "small"])
 
-    def tick(daily_quota: int):
-        pipeline.configure(daily_quota=daily_quota)
+    def tick():
         context = build_schedule_context(
             instance=pipeline.instance,
             resources=pipeline.defs.resources,
@@ -237,10 +218,16 @@ def test_schedule_requests_what_todays_quota_can_serve(pipeline):
         )
         return daily_snapshot_schedule.evaluate_tick(context)
 
-    assert [r.partition_key for r in tick(5).run_requests] == [f"small|{today}"]
-    short = tick(2)
-    assert not short.run_requests
-    assert "large" in short.skip_message and "small" in short.skip_message
+    pipeline.configure(daily_quota=5)
+    [request] = tick().run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == f"large|{today}"
+    assert request.tags["dagster/asset_partition_range_end"] == f"small|{today}"
+    assert pipeline.run(["large", "small"])[0].success
+    assert pipeline.api.stats()["user_info_requests"] == 5  # the plan, within the quota
+    pipeline.configure(daily_quota=100)
+    assert pipeline.run(["large", "small"])[0].success  # the other 8 are due: fetched now
+    skipped = tick()
+    assert not skipped.run_requests and "nothing to fetch" in skipped.skip_message
 
 
 def _midnight_plus(day: date):

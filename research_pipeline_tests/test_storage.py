@@ -125,17 +125,23 @@ def test_hostile_values_are_data_not_sql(warehouse):
 
 def test_asset_checks_fail_on_bad_data(warehouse):
     from research_pipeline.defs.tiktok.checks import check_user_info
+    from research_pipeline.snapshot import Partition, SnapshotRun
+    from research_pipeline.warehouse import panel
 
-    def results(members=("a", "b", "c")):
-        return {r.check_name: r.passed for r in check_user_info(warehouse, [(D3, "x", members)])}
+    def results(members=("a", "b", "c"), cadence=1):
+        panel.record_members(warehouse, D3, {"x": members}, {"x": cadence})
+        run = SnapshotRun([], planned_users=3, answered=3)
+        checks = check_user_info(warehouse, [Partition(D3, "x", members)], run)
+        return {r.check_name: r.passed for r in checks}
 
     assert results() == {
         "unique_users": True,
         "counts_not_negative": True,
-        "every_member_present": True,
+        "refreshed_within_cadence": True,
+        "plan_completed": True,
         "error_share_below_threshold": True,
     }
-    assert results(("a", "b", "c", "dora"))["every_member_present"] is False
+    assert results(("a", "b", "c", "dora"))["refreshed_within_cadence"] is False  # never asked
     warehouse.execute("UPDATE tiktok.user_info SET follower_count = -1 WHERE username = 'a'")
     assert results()["counts_not_negative"] is False
     warehouse.execute(

@@ -18,6 +18,7 @@ from research_pipeline.errors import ResearchPipelineError
 COMMANDS = {
     "cohorts": "research_pipeline.cli.cohorts_cmd:cohorts",
     "snapshot": "research_pipeline.cli.snapshot_cmd:snapshot",
+    "plan": "research_pipeline.cli.plan_cmd:plan",
     "export": "research_pipeline.cli.export_cmd:export",
     "emulator": "research_pipeline.cli.emulator_cmd:emulator",
     "demo": "research_pipeline.cli.demo_cmd:demo",

@@ -5,19 +5,26 @@ run, so checking a file stays instant.
 """
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from research_pipeline.cohorts import (
+    CADENCE_FILE,
     COHORT_NAME_PATTERN,
     COHORT_SUFFIXES,
+    DEFAULT_CADENCE_DAYS,
     check_cohort_name,
     cohort_files,
+    find_cohort,
+    read_cadences,
     read_cohort,
+    write_cadence,
 )
 from research_pipeline.errors import CohortError
-from research_pipeline.settings import PipelineSettings
+from research_pipeline.panels import cohort_specs, plan_for
+from research_pipeline.settings import PipelineSettings, requests_per_day
 
 
 @click.group()
@@ -29,8 +36,15 @@ def cohorts() -> None:
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--replace", is_flag=True, help="Overwrite an existing cohort of that name.")
-def add(name: str, file: Path, replace: bool) -> int:
-    """Copy FILE of usernames in as cohort NAME and register its partitions."""
+@click.option(
+    "--cadence",
+    type=click.IntRange(1),
+    default=DEFAULT_CADENCE_DAYS,
+    show_default=True,
+    help="Refresh every member every this many days (at most 15 apply: TikTok's terms).",
+)
+def add(name: str, file: Path, replace: bool, cadence: int) -> int:
+    """Copy FILE of usernames in as cohort NAME, with its cadence, and register it."""
     from research_pipeline.orchestration.instance import dagster_instance
     from research_pipeline.orchestration.runs import register_cohorts
 
@@ -51,10 +65,41 @@ def add(name: str, file: Path, replace: bool) -> int:
         path.unlink()
     target = folder / f"{name}{suffix}"
     shutil.copyfile(file, target)
+    write_cadence(folder, name, cadence)
     with dagster_instance() as instance:
         register_cohorts(instance, [name])
-    click.echo(f"cohort {name}: {len(cohort.usernames)} users in {target}; partition registered")
+    click.echo(
+        f"cohort {name}: {len(cohort.usernames)} users in {target}, refreshed every {cadence} "
+        "day(s); partition registered"
+    )
+    _warn_if_infeasible(folder)
     return 0
+
+
+@cohorts.command()
+@click.argument("name")
+@click.argument("days", type=click.IntRange(1))
+def cadence(name: str, days: int) -> int:
+    """Refresh cohort NAME's members every DAYS days from the next plan on."""
+    folder = PipelineSettings.from_env().cohorts_dir
+    find_cohort(folder, name)
+    path = write_cadence(folder, name, days)
+    click.echo(f"cohort {name}: refreshed every {days} day(s) ({path})")
+    _warn_if_infeasible(folder)
+    return 0
+
+
+def _warn_if_infeasible(folder: Path) -> None:
+    """Say so when the cadences now need more requests a day than the quota gives."""
+    today = datetime.now(UTC).date()
+    plan = plan_for(None, cohort_specs(folder), today, daily_quota=requests_per_day())
+    if not plan.feasible:
+        click.echo(
+            f"warning: all cohorts together now need {plan.demand_per_day:,.0f} requests a day "
+            f"and the budget is {plan.daily_budget:,}: members will rotate, each refreshed "
+            f"about every {plan.sustainable_cadence_days} days (see `research-pipeline plan`)",
+            err=True,
+        )
 
 
 @cohorts.command(name="list")
@@ -67,7 +112,8 @@ def list_cohorts() -> int:
     files = cohort_files(folder)
     with dagster_instance() as instance:
         registered = instance.get_dynamic_partitions(cohort_partitions.name)
-    click.echo(f"{'cohort':<24} {'users':>8} {'bad lines':>9}  registered  file")
+    cadences = read_cadences(folder)
+    click.echo(f"{'cohort':<24} {'users':>8} {'cadence':>8} {'bad lines':>9}  registered  file")
     for name in sorted(set(files) | set(registered)):
         if name in files:
             cohort = read_cohort(files[name], name)
@@ -75,11 +121,12 @@ def list_cohorts() -> int:
         else:
             users, bad, where = 0, 0, "(file missing)"
         mark = "yes" if name in registered else "no"
-        click.echo(f"{name:<24} {users:>8} {bad:>9}  {mark:<10}  {where}")
+        days = f"{cadences.get(name, DEFAULT_CADENCE_DAYS)}d"
+        click.echo(f"{name:<24} {users:>8} {days:>8} {bad:>9}  {mark:<10}  {where}")
     ignored = sorted(
         p.name
         for p in (folder.iterdir() if folder.is_dir() else [])
-        if p.is_file() and p.name not in {f.name for f in files.values()}
+        if p.is_file() and p.name not in {f.name for f in files.values()} | {CADENCE_FILE}
     )
     if ignored:
         click.echo(

@@ -51,7 +51,7 @@ def demo(days: int) -> int:
                 click.echo(
                     f"\n== snapshot of {day} (emulator clock), cohorts: {', '.join(cohorts)}"
                 )
-                if not run_and_report(defs, instance, day, cohorts):
+                if not run_and_report(defs, instance, day, cohorts).succeeded:
                     return 1
         print_summary(database, today)
         click.echo(f"\nemulator: {api.stats()['user_info_requests']} user-info requests served")

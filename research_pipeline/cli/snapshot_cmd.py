@@ -1,24 +1,37 @@
-"""`research-pipeline snapshot`: today's raw and derived partitions, through a real Dagster run."""
-
-from datetime import UTC, datetime
+"""`research-pipeline snapshot`: carry out today's plan, through a real Dagster run."""
 
 import click
 
+from research_pipeline.cli.plan_cmd import api_today, current_plan
 from research_pipeline.cli.report import print_summary, run_and_report
 from research_pipeline.definitions import load_project_defs
 from research_pipeline.errors import CohortError
 from research_pipeline.orchestration.instance import dagster_instance
+from research_pipeline.settings import PipelineSettings, requests_per_day
+from research_pipeline.tiktok import ClientSettings
+
+# Exit codes beyond 0/1/2: the run succeeded but the day's plan could not be finished.
+PLAN_INCOMPLETE = 3
 
 
 @click.command()
-@click.option("--cohort", "cohorts", multiple=True, help="A cohort (repeatable); default: all.")
+@click.option(
+    "--cohort", "cohorts", multiple=True, help="Only this cohort (repeatable); default: all."
+)
 def snapshot(cohorts: tuple[str, ...]) -> int:
-    """Materialize today's raw and derived partitions in one run."""
+    """Carry out today's plan: fetch the members due today, store them, derive the tables.
+
+    "Today" is the API's date (its Date header), never this machine's clock. Exits 0 when the
+    day's plan is done (other members may stay due for later days), 3 when the quota ran out
+    before it was, 1 when the run failed.
+    """
+    client = ClientSettings.from_env()
+    pipeline = PipelineSettings.from_env()
     with dagster_instance() as instance:
-        return _snapshot(instance, load_project_defs(), cohorts)
+        return _snapshot(instance, load_project_defs(), client, pipeline, cohorts)
 
 
-def _snapshot(instance, defs, cohorts: tuple[str, ...]) -> int:
+def _snapshot(instance, defs, client, pipeline, cohorts: tuple[str, ...]) -> int:
     folder = defs.resources["cohort_folder"]
     files = folder.files()
     chosen = list(cohorts) or sorted(files)
@@ -32,8 +45,14 @@ def _snapshot(instance, defs, cohorts: tuple[str, ...]) -> int:
         raise CohortError(
             f"no cohorts in {folder.path}: add one with `research-pipeline cohorts add NAME FILE`"
         )
-    today = datetime.now(UTC).date()
-    ok = run_and_report(defs, instance, today, chosen)
-    if ok:
+    today = api_today(client)
+    click.echo(f"plan: {current_plan(today, pipeline, requests_per_day()).summary()}")
+    outcome = run_and_report(defs, instance, today, chosen)
+    if outcome.succeeded:
         print_summary(defs.resources["warehouse"].database, today)
-    return 0 if ok else 1
+    if not outcome.succeeded:
+        return 1
+    if outcome.plan_incomplete:
+        click.echo(f"plan not finished: {outcome.plan_incomplete}", err=True)
+        return PLAN_INCOMPLETE
+    return 0

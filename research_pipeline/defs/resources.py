@@ -8,6 +8,7 @@ read by `ClientSettings.from_env` when a run starts, the one reading of `TIKTOK_
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -26,6 +27,11 @@ class ResearchApiResource(ConfigurableResource):
 
     client_key: str = Field(description="From TIKTOK_CLIENT_KEY.")
     client_secret: str = Field(description="From TIKTOK_CLIENT_SECRET; never logged.")
+    daily_budget: int | None = Field(
+        default=None,
+        description="Requests a day this pipeline may spend, below the project's quota "
+        "(RESEARCH_PIPELINE_DAILY_BUDGET; the lab keeps the rest). None: the whole quota.",
+    )
     retry_delay_seconds: float = Field(
         default=60.0,
         description="Wait before Dagster retries a snapshot whose users ended with transient "
@@ -33,7 +39,13 @@ class ResearchApiResource(ConfigurableResource):
     )
 
     def settings(self) -> ClientSettings:
-        return ClientSettings.from_env(client_key=self.client_key, client_secret=self.client_secret)
+        settings = ClientSettings.from_env(
+            client_key=self.client_key, client_secret=self.client_secret
+        )
+        if self.daily_budget is not None:  # the client then stops at the budget too
+            caps = [c for c in (settings.daily_quota, self.daily_budget) if c is not None]
+            settings = replace(settings, daily_quota=min(caps))
+        return settings
 
     def client(self, **options) -> ResearchApiClient:
         return ResearchApiClient(self.settings(), **options)
@@ -72,6 +84,7 @@ def build_resources(settings: PipelineSettings) -> dict:
             client_key=EnvVar("TIKTOK_CLIENT_KEY"),
             client_secret=EnvVar("TIKTOK_CLIENT_SECRET"),
             retry_delay_seconds=settings.retry_delay_seconds,
+            daily_budget=settings.daily_budget,
         ),
         "cohort_folder": CohortFolder(path=str(settings.cohorts_dir)),
         "warehouse": Warehouse(database=settings.duckdb_path),

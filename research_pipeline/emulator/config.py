@@ -25,6 +25,7 @@ class EmulatorConfig:
     burst_429_length: int = 3
     retry_after_seconds: float = 2.0
     scope_authorized: bool = True
+    midnight_after_requests: int | None = None  # the clock passes 00:00 UTC after N requests
     private_share: float = 0.03
     banned_share: float = 0.01
     unknown_share: float = 0.03

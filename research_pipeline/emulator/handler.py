@@ -170,6 +170,7 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
         except (ValueError, AttributeError):
             username = ""
         label = username or "<missing>"
+        state.count_user_info_request()
         if config.latency_seconds:
             time.sleep(config.latency_seconds)
         if state.random.chance(config.reset_rate):

@@ -25,8 +25,10 @@ class EmulatorClock:
 
     def set_date(self, day: date) -> None:
         """Move to noon UTC of `day`: half a day before the quota resets."""
-        target = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
-        self._offset = target - datetime.now(UTC)
+        self.set_time(datetime(day.year, day.month, day.day, 12, tzinfo=UTC))
+
+    def set_time(self, moment: datetime) -> None:
+        self._offset = moment - datetime.now(UTC)
 
 
 class EmulatorState:
@@ -41,6 +43,7 @@ class EmulatorState:
         self.quota_day: date | None = None
         self.quota_used = 0
         self.request_count = 0
+        self.user_info_seen = 0
         self.burst_left = 0
         self.random = _SeededRandom(config.seed)
         self.reset_stats()
@@ -81,6 +84,17 @@ class EmulatorState:
         today = self.clock.today()
         if today != self.quota_day:
             self.quota_day, self.quota_used = today, 0
+
+    def count_user_info_request(self) -> None:
+        """Count a user-info request; after `midnight_after_requests` of them the clock passes
+        00:00 UTC, as it does during a real run that starts late in the day."""
+        with self.lock:
+            self.user_info_seen += 1
+            if self.user_info_seen == self.config.midnight_after_requests:
+                tomorrow = self.clock.today() + timedelta(days=1)
+                self.clock.set_time(
+                    datetime(tomorrow.year, tomorrow.month, tomorrow.day, 0, 0, 1, tzinfo=UTC)
+                )
 
     def check_limits(self) -> tuple[str, str, dict | None] | None:
         """Burst, sliding window and daily quota, in that order; None when the request may pass."""

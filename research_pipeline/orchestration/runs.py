@@ -39,6 +39,14 @@ def contiguous_blocks(selected: Sequence[str], registered: Sequence[str]) -> lis
     return [block for block in blocks if block]
 
 
+def partition_range_tags(snapshot_date: date, cohorts: Sequence[str]) -> dict[str, str]:
+    """Tags of one run over `cohorts` (neighbours in partition order) on `snapshot_date`."""
+    tags = dict(WRITER_TAG)
+    tags[ASSET_PARTITION_RANGE_START_TAG] = str(snapshot_key(snapshot_date, cohorts[0]))
+    tags[ASSET_PARTITION_RANGE_END_TAG] = str(snapshot_key(snapshot_date, cohorts[-1]))
+    return tags
+
+
 def run_snapshot(
     defs: Definitions,
     instance: DagsterInstance,
@@ -55,26 +63,22 @@ def run_snapshot(
     job = defs.resolve_job_def("snapshot_job")
     results = []
     for block in contiguous_blocks(cohorts, registered):
-        start, end = snapshot_key(snapshot_date, block[0]), snapshot_key(snapshot_date, block[-1])
-        tags = dict(WRITER_TAG)
         if len(block) == 1:
             results.append(
                 job.execute_in_process(
                     run_config=run_config,
                     instance=instance,
-                    partition_key=str(start),
-                    tags=tags,
+                    partition_key=str(snapshot_key(snapshot_date, block[0])),
+                    tags=dict(WRITER_TAG),
                     raise_on_error=raise_on_error,
                 )
             )
             continue
-        tags[ASSET_PARTITION_RANGE_START_TAG] = str(start)
-        tags[ASSET_PARTITION_RANGE_END_TAG] = str(end)
         results.append(
             job.execute_in_process(
                 run_config=run_config,
                 instance=instance,
-                tags=tags,
+                tags=partition_range_tags(snapshot_date, block),
                 raise_on_error=raise_on_error,
             )
         )

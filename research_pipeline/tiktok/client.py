@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import requests
@@ -27,7 +27,7 @@ from research_pipeline.tiktok.errors import (
 from research_pipeline.tiktok.limits import DailyQuota, SlidingWindowLimiter
 from research_pipeline.tiktok.models import Outcome, RequestRecord, UserInfoResult
 from research_pipeline.tiktok.settings import ClientSettings, source_of
-from research_pipeline.tiktok.token import AccessTokenProvider
+from research_pipeline.tiktok.token import AccessTokenProvider, server_time
 from research_pipeline.tiktok.usernames import normalize_username
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class _Answer:
     http_status: int | None = None
     data: dict | None = None
     retry_after: float | None = None
+    served_at: datetime | None = None  # the API's clock (Date header): the answer's day
 
 
 def utc_now() -> datetime:
@@ -192,6 +193,7 @@ class ResearchApiClient:
             http_status=answer.http_status,
             attempts=attempts,
             fields={name: data.get(name) for name in self.settings.fields},
+            served_at=answer.served_at,
         )
 
     def _post_user_info(self, username: str, token: str) -> _Answer:
@@ -210,6 +212,9 @@ class ResearchApiClient:
             answer = _Answer(None, constants.CONNECTION_ERROR, type(exc).__name__)
         else:
             answer = classify_user_info_response(username, response)
+            served_at = server_time(response.headers.get("Date"))
+            if served_at is not None:
+                answer = replace(answer, served_at=served_at)
         if self._on_request is not None:
             self._on_request(
                 RequestRecord(
@@ -236,22 +241,26 @@ class ResearchApiClient:
 
     # -- many users -------------------------------------------------------------------------
 
-    def iter_user_info(self, usernames: Iterable[str]) -> Iterator[UserInfoResult]:
-        """Fetch many users with `concurrency` requests in flight, yielding results as they come.
+    def iter_user_info(
+        self, usernames: Iterable[str], stop: threading.Event | None = None
+    ) -> Iterator[UserInfoResult]:
+        """Fetch many users with `concurrency` requests in flight, yielding results in the order
+        they are answered (not the order asked).
 
         At most twice `concurrency` users are held at once, so a 100k cohort streams. On a fatal
         error or an exhausted quota, the fetches already answered are still yielded, then the
-        error is raised: a row the API already paid for is never lost.
+        error is raised: a row the API already paid for is never lost. Setting `stop` asks no
+        one new: requests already sent are still answered and yielded, then the stream ends.
         """
         names = iter(usernames)
-        cancelled = threading.Event()
+        cancelled = stop or threading.Event()
         window = self.settings.concurrency * 2
         failure: BaseException | None = None
         pending: set[Future] = set()
         with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="tiktok") as pool:
             try:
                 while True:
-                    while failure is None and len(pending) < window:
+                    while failure is None and not cancelled.is_set() and len(pending) < window:
                         name = next(names, None)
                         if name is None:
                             break

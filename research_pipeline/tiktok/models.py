@@ -27,6 +27,7 @@ class UserInfoResult:
     http_status: int | None = None
     attempts: int = 1
     fields: dict[str, Any] = field(default_factory=dict)
+    served_at: datetime | None = None  # the API's clock when it answered (its Date header)
 
     @property
     def error_kind(self) -> str | None:

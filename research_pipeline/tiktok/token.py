@@ -12,6 +12,15 @@ from research_pipeline.tiktok import constants
 from research_pipeline.tiktok.errors import FatalApiError, TransientApiError
 
 
+def server_time(header: str | None) -> datetime | None:
+    """The moment in an HTTP Date header, or None when absent or unreadable."""
+    try:
+        moment = parsedate_to_datetime(header) if header else None
+    except (TypeError, ValueError):
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
 class AccessTokenProvider:
     """Hands out a valid token; one lock makes concurrent callers share a single refresh."""
 
@@ -55,12 +64,9 @@ class AccessTokenProvider:
         return datetime.now(UTC) + self._server_clock_offset
 
     def _note_server_clock(self, header: str | None) -> None:
-        try:
-            server_time = parsedate_to_datetime(header) if header else None
-        except (TypeError, ValueError):
-            server_time = None
-        if server_time is not None and server_time.tzinfo is not None:
-            self._server_clock_offset = server_time - datetime.now(UTC)
+        moment = server_time(header)
+        if moment is not None:
+            self._server_clock_offset = moment - datetime.now(UTC)
 
     def invalidate(self, stale_token: str) -> None:
         """Forget `stale_token` after a 401; a token someone else already renewed is kept."""

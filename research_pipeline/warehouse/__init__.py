@@ -18,7 +18,7 @@ from research_pipeline.warehouse.raw import (
     copy_answers_from_other_cohorts,
     final_usernames,
     finish_snapshots,
-    requests_spent_today,
+    requests_spent_on,
     save_fetched,
     unfinished_count,
 )
@@ -35,7 +35,7 @@ __all__ = [
     "export_table",
     "final_usernames",
     "finish_snapshots",
-    "requests_spent_today",
+    "requests_spent_on",
     "save_fetched",
     "unfinished_count",
     "upgrade",

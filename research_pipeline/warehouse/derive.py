@@ -47,7 +47,7 @@ def derive(conn: duckdb.DuckDBPyConnection, table: str, keys: Sequence[Key]) -> 
             f"DELETE FROM tiktok.{table} t USING keys k "  # noqa: S608 - a known table name
             "WHERE t.snapshot_date = k.snapshot_date AND t.cohort = k.cohort"
         )
-        conn.execute(f"INSERT INTO tiktok.{table} {select}")  # noqa: S608
+        conn.execute(f"INSERT INTO tiktok.{table} BY NAME {select}")  # noqa: S608
         counts = conn.execute(
             f"SELECT snapshot_date, cohort, count(*) FROM tiktok.{table} "  # noqa: S608
             "SEMI JOIN keys USING (snapshot_date, cohort) GROUP BY ALL"

@@ -101,3 +101,32 @@ def table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str
         "WHERE table_schema = 'tiktok' AND table_name = ? ORDER BY ordinal_position",
         [table],
     ).fetchall()
+
+
+def member_last_answers(
+    conn: duckdb.DuckDBPyConnection, day: date, cohorts: Sequence[str]
+) -> list[tuple]:
+    """Per member of `cohorts` on `day`: (cohort, username, cohort cadence, day of the user's
+    last final answer on or before `day` or None, 'ok' or its error kind or None)."""
+    with registered(conn, cohorts=pd.DataFrame({"cohort": list(cohorts)})):
+        return conn.execute(
+            """
+            WITH members AS (
+                SELECT cohort, username, cadence_days FROM tiktok.cohort_members
+                WHERE snapshot_date = $day AND cohort IN (SELECT cohort FROM cohorts)
+            ),
+            last AS (
+                SELECT username, max(snapshot_date) AS last_day,
+                       arg_max(CASE WHEN status = 'ok' THEN 'ok'
+                                    ELSE coalesce(error_kind, 'other') END, snapshot_date) AS kind
+                FROM tiktok.user_info
+                WHERE is_final AND snapshot_date <= $day
+                  AND username IN (SELECT username FROM members)
+                GROUP BY username
+            )
+            SELECT m.cohort, m.username, m.cadence_days, l.last_day, l.kind
+            FROM members m LEFT JOIN last l USING (username)
+            ORDER BY m.cohort, m.username
+            """,
+            {"day": day},
+        ).fetchall()

@@ -20,7 +20,7 @@ Key = tuple[date, str]  # (snapshot_date, cohort): one partition
 
 USER_INFO_COLUMNS = (
     "snapshot_date", "cohort", "username", "fetched_at", "status", "error_kind",
-    "error_message", "log_id", *USER_INFO_FIELDS, "is_final", "source",
+    "error_message", "log_id", *USER_INFO_FIELDS, "is_final", "source", "served_at",
 )  # fmt: skip
 
 REQUEST_COLUMNS = (
@@ -108,6 +108,7 @@ def user_info_frame(rows: Sequence[tuple[date, str, UserInfoResult]], source: st
             *(r.fields.get(name) for name in USER_INFO_FIELDS),
             r.is_final,
             source,
+            naive_utc(r.served_at) if r.served_at else None,
         )
         for snapshot_date, cohort, r in rows
     ]
@@ -115,6 +116,7 @@ def user_info_frame(rows: Sequence[tuple[date, str, UserInfoResult]], source: st
     for column in _COUNT_COLUMNS:
         frame[column] = frame[column].astype("Int64")
     frame["is_verified"] = frame["is_verified"].astype("boolean")
+    frame["served_at"] = pd.to_datetime(frame["served_at"])
     return frame
 
 
@@ -191,17 +193,12 @@ def finish_snapshots(
     return statuses
 
 
-def requests_spent_since(conn: duckdb.DuckDBPyConnection, since: datetime) -> int:
+def requests_spent_on(conn: duckdb.DuckDBPyConnection, day: date) -> int:
+    """Requests sent for API day `day`: what the daily quota (reset at 00:00 UTC, the API's
+    day) has left for us. Counted by the API's date, never this machine's."""
     return conn.execute(
-        "SELECT count(*) FROM tiktok.api_requests WHERE requested_at >= ?", [naive_utc(since)]
+        "SELECT count(*) FROM tiktok.api_requests WHERE snapshot_date = ?", [day]
     ).fetchall()[0][0]
-
-
-def requests_spent_today(conn: duckdb.DuckDBPyConnection, now: datetime | None = None) -> int:
-    """Today's spend (UTC day) from the ledger: what the daily quota has left for us."""
-    now = now or datetime.now(UTC)
-    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
-    return requests_spent_since(conn, midnight)
 
 
 def unfinished_count(conn: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> int:

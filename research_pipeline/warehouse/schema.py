@@ -130,9 +130,30 @@ UPDATE tiktok.user_info SET error_kind = CASE
     ELSE 'other' END;
 """
 
+# Panels refreshed in rotation: who was in each cohort on each day (and at what cadence), so
+# coverage and cohort aggregates can count members never or long ago fetched; the summary's
+# coverage columns; and the API's own time of each answer (its Date header), which dates it.
+_V3_PANELS = """
+CREATE TABLE tiktok.cohort_members (
+    snapshot_date DATE NOT NULL,
+    cohort VARCHAR NOT NULL,
+    username VARCHAR NOT NULL,
+    cadence_days INTEGER NOT NULL
+);
+ALTER TABLE tiktok.user_info ADD COLUMN served_at TIMESTAMP;
+ALTER TABLE tiktok.cohort_summary ADD COLUMN members BIGINT;
+ALTER TABLE tiktok.cohort_summary ADD COLUMN fetched BIGINT;
+ALTER TABLE tiktok.cohort_summary ADD COLUMN fresh BIGINT;
+ALTER TABLE tiktok.cohort_summary ADD COLUMN stale BIGINT;
+ALTER TABLE tiktok.cohort_summary ADD COLUMN never_fetched BIGINT;
+ALTER TABLE tiktok.cohort_summary ADD COLUMN max_age_days INTEGER;
+ALTER TABLE tiktok.cohort_summary ADD COLUMN errors_by_kind VARCHAR;
+"""
+
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(1, "the tables of the release of 2026-11-24", _V1_TABLES),
     Upgrade(2, "error_kind and source on user_info and api_requests", _V2_KIND_AND_SOURCE),
+    Upgrade(3, "cohort_members, served_at, coverage in cohort_summary", _V3_PANELS),
 )
 LATEST_VERSION = UPGRADES[-1].version
 

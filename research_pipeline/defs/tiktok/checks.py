@@ -5,6 +5,8 @@ from datetime import date
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
 
+from research_pipeline.planner import GONE_KINDS, TERMS_MAX_DAYS, gone_recheck_days
+from research_pipeline.snapshot import Partition, SnapshotRun
 from research_pipeline.warehouse import queries
 
 USER_INFO_KEY = AssetKey(["tiktok", "user_info"])
@@ -24,9 +26,16 @@ USER_INFO_CHECKS = [
         description="Follower, following, like and video counts are >= 0.",
     ),
     AssetCheckSpec(
-        "every_member_present",
+        "refreshed_within_cadence",
         asset=USER_INFO_KEY,
-        description="Every username of the cohort file has a row: data or error.",
+        description="Every member of the cohort has a final answer no older than its cohort's "
+        "cadence (accounts that are gone: their re-check interval); the stalest are named.",
+    ),
+    AssetCheckSpec(
+        "plan_completed",
+        asset=USER_INFO_KEY,
+        description="Every user the day's plan chose was asked (warns when the quota ran out "
+        "or due users had to wait for a later day).",
     ),
     AssetCheckSpec(
         "error_share_below_threshold",
@@ -36,15 +45,32 @@ USER_INFO_CHECKS = [
 ]
 
 
+def stale_members(conn, day: date, cohorts: Sequence[str]) -> list[tuple[str, str, int | None]]:
+    """(cohort, username, age in days or None if never answered) of members whose last final
+    answer is older than their cohort's cadence (or re-check interval), stalest first."""
+    stale = []
+    for cohort, user, cadence, last_day, kind in queries.member_last_answers(conn, day, cohorts):
+        allowed = min(cadence, TERMS_MAX_DAYS)
+        if kind in GONE_KINDS:
+            allowed = gone_recheck_days(allowed)
+        age = None if last_day is None else (day - last_day).days
+        if age is None or age > allowed:
+            stale.append((cohort, user, age))
+    return sorted(stale, key=lambda s: (s[2] is not None, -(s[2] or 0), s[0], s[1]))
+
+
 def check_user_info(
     conn,
-    partitions: Sequence[tuple[date, str, Sequence[str]]],
+    partitions: Sequence[Partition],
+    run: SnapshotRun,
     max_error_share: float = DEFAULT_MAX_ERROR_SHARE,
+    day: date | None = None,
 ) -> list[AssetCheckResult]:
-    """Evaluate the four checks over the given (date, cohort, members) partitions."""
-    counts = queries.raw_check_counts(conn, {(d, c): names for d, c, names in partitions})
+    """Evaluate the checks over the run's partitions."""
+    counts = queries.raw_check_counts(conn, {p.key: p.members for p in partitions})
     share = counts.error_rows / counts.rows if counts.rows else 0.0
-    missing = counts.missing
+    day = day or max((p.snapshot_date for p in partitions), default=None)
+    stale = stale_members(conn, day, [p.cohort for p in partitions]) if day else []
     return [
         AssetCheckResult(
             check_name="unique_users",
@@ -59,12 +85,27 @@ def check_user_info(
             metadata={"rows_with_negative_counts": counts.rows_with_negative_counts},
         ),
         AssetCheckResult(
-            check_name="every_member_present",
+            check_name="refreshed_within_cadence",
             asset_key=USER_INFO_KEY,
-            passed=not missing,
+            passed=not stale,
             metadata={
-                "missing_users": len(missing),
-                "first_missing": ", ".join(f"{c}/{u}" for c, u in missing[:10]),
+                "stale_members": len(stale),
+                "never_answered": sum(1 for *_, age in stale if age is None),
+                "stalest": ", ".join(
+                    f"{c}/{u} ({'never' if a is None else f'{a} days'})" for c, u, a in stale[:10]
+                ),
+            },
+        ),
+        AssetCheckResult(
+            check_name="plan_completed",
+            asset_key=USER_INFO_KEY,
+            passed=run.unreached == 0 and not run.quota_message,
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "planned_users": run.planned_users,
+                "answered": run.answered,
+                "not_reached": run.unreached,
+                "why": run.quota_message or ("the API's day changed" if run.new_day else ""),
             },
         ),
         AssetCheckResult(

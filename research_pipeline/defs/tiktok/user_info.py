@@ -2,6 +2,7 @@
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
@@ -19,6 +20,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from research_pipeline import panels
 from research_pipeline.defs.resources import CohortFolder, ResearchApiResource, Warehouse
 from research_pipeline.defs.tiktok.checks import (
     DEFAULT_MAX_ERROR_SHARE,
@@ -34,7 +36,8 @@ from research_pipeline.errors import (
 )
 from research_pipeline.orchestration.names import SNAPSHOT_RETRIES, WAREHOUSE_POOL
 from research_pipeline.orchestration.partitions import snapshot_partitions, split_key
-from research_pipeline.snapshot import Partition, RequestLedger, quota_used_today, take_snapshots
+from research_pipeline.snapshot import Partition, RequestLedger, take_snapshots
+from research_pipeline.tiktok import ResearchApiClient
 from research_pipeline.warehouse import queries, raw
 
 
@@ -77,33 +80,54 @@ def user_info(
     cohort_folder: CohortFolder,
     warehouse: Warehouse,
 ) -> MaterializeResult:
-    """User info of every cohort member on the snapshot day, from the Research API.
+    """User info of the day's planned members of each cohort, from the Research API.
 
-    Every member ends with a row: its fields, or the API's error code and message. Only today's
-    (UTC) partition can be fetched; a re-run fetches only the users not yet answered.
+    One plan for every cohort (`research_pipeline.planner`) spends the day's quota on the members
+    most overdue; a partition holds the members fetched that day. Every request ends with a row:
+    its fields, or the API's error code, message and kind. Only the API's today can be fetched;
+    a re-run fetches only the planned users not yet answered.
     """
-    partitions = []
-    for key in context.partition_keys:
-        snapshot_date, cohort_name = split_key(key)
-        try:
-            cohort = cohort_folder.read(cohort_name)
-        except CohortError as exc:
-            raise Failure(str(exc), allow_retries=False) from None
-        if cohort.problem_count:
-            context.log.warning(cohort.report())
-        partitions.append(Partition(snapshot_date, cohort_name, cohort.usernames))
-    warehouse_session = warehouse.session
-    ledger = RequestLedger()
-    try:
-        client = research_api.client(
-            on_request=ledger, quota_used_today=quota_used_today(warehouse_session)
+    keys = [split_key(key) for key in context.partition_keys]
+    days = sorted({day for day, _ in keys})
+    if len(days) > 1:
+        raise Failure(
+            f"one run fetches one API day; this one has {len(days)} ({days[0]} to {days[-1]}). "
+            "The API serves today only: materialize today's partitions.",
+            allow_retries=False,
         )
-    except ConfigurationError as exc:
-        raise Failure(f"research_api is misconfigured: {exc}", allow_retries=False) from None
+    day = days[0]
+    try:
+        specs = panels.cohort_specs(Path(cohort_folder.path))
+        settings = research_api.settings()
+    except (CohortError, ConfigurationError) as exc:
+        raise Failure(str(exc), allow_retries=False) from None
+    by_name = {spec.name: spec for spec in specs}
+    missing = [cohort for _, cohort in keys if cohort not in by_name]
+    if missing:
+        context.log.warning(
+            f"no cohort file for {', '.join(missing)} in {cohort_folder.path}: those partitions "
+            "get no rows (add the file back, or ignore them)"
+        )
+    with warehouse.session() as conn:
+        plan = panels.plan_for(conn, specs, day, daily_quota=settings.daily_quota)
+    context.log.info(plan.summary())
+    ledger = RequestLedger()
+    client = ResearchApiClient(settings, on_request=ledger, quota_used_today=plan.spent_today)
+    partitions = [
+        Partition(
+            day,
+            cohort,
+            by_name[cohort].members,
+            None if config.refetch else plan.cohort_members[cohort],
+            by_name[cohort].cadence_days,
+        )
+        for _, cohort in keys
+        if cohort in by_name
+    ]
     with client:
         try:
-            reports = take_snapshots(
-                warehouse_session,
+            run = take_snapshots(
+                warehouse.session,
                 client,
                 ledger,
                 partitions,
@@ -112,11 +136,19 @@ def user_info(
             )
         except (SnapshotDateError, SnapshotIncompleteError) as exc:
             raise Failure(str(exc), allow_retries=False) from None
+    if run.quota_message:
+        context.log.warning(run.quota_message)
+    if run.new_day:
+        context.log.warning(
+            f"the API's day changed to {run.new_day}: {run.new_day_answers} answers are stored "
+            f"under {run.new_day}; the members not reached are planned again on {run.new_day}"
+        )
+    reports = run.reports
     for report in reports[:20]:
         context.log.info(f"{report.cohort} {report.snapshot_date}: {report.statuses}")
-    with warehouse_session() as conn:
+    with warehouse.session() as conn:
         unfinished = raw.unfinished_count(conn, [(r.snapshot_date, r.cohort) for r in reports])
-        if unfinished and context.retry_number < SNAPSHOT_RETRIES:
+        if unfinished and context.retry_number < SNAPSHOT_RETRIES and not run.quota_message:
             context.log.warning(
                 f"{unfinished} users ended with transient errors (429/5xx/timeouts); their rows "
                 f"are stored and the step is retried in {research_api.retry_delay_seconds:g}s "
@@ -125,42 +157,44 @@ def user_info(
             raise RetryRequested(
                 max_retries=SNAPSHOT_RETRIES, seconds_to_wait=research_api.retry_delay_seconds
             )
-        check_results = check_user_info(
-            conn,
-            [(p.snapshot_date, p.cohort, p.members) for p in partitions],
-            config.max_error_share,
+        check_results = check_user_info(conn, partitions, run, config.max_error_share, day)
+        first = reports[0] if reports else None
+        table_preview = (
+            queries.preview(conn, "user_info", first.snapshot_date, first.cohort) if first else None
         )
-        first = reports[0]
-        table_preview = queries.preview(conn, "user_info", first.snapshot_date, first.cohort)
-        metadata = _metadata(reports, table_preview)
+        metadata = _metadata(plan, run, table_preview)
         metadata.update(table_metadata(conn, "user_info", metadata["rows"].value))
     return MaterializeResult(metadata=metadata, check_results=check_results)
 
 
-def _metadata(reports, table_preview) -> dict:
+def _metadata(plan, run, table_preview) -> dict:
     statuses: dict[str, int] = {}
-    for report in reports:
+    for report in run.reports:
         for status, count in report.statuses.items():
             statuses[status] = statuses.get(status, 0) + count
-    quota_left = reports[-1].quota_left
     per_partition = "\n".join(
-        f"| {r.snapshot_date} | {r.cohort} | {r.members} | {r.statuses.get('ok', 0)} | "
-        f"{r.already_stored} | {r.requests_spent} |"
-        for r in reports
+        f"| {r.snapshot_date} | {r.cohort} | {r.members} | {r.planned} | "
+        f"{r.statuses.get('ok', 0)} | {r.already_stored} | {r.copied} | {r.requests_spent} |"
+        for r in run.reports
     )
     metadata = {
         "rows": MetadataValue.int(sum(statuses.values())),
         "ok": MetadataValue.int(statuses.get("ok", 0)),
         "errors": MetadataValue.int(sum(v for k, v in statuses.items() if k != "ok")),
         "errors_by_code": MetadataValue.json({k: v for k, v in statuses.items() if k != "ok"}),
-        "requests_spent": MetadataValue.int(sum(r.requests_spent for r in reports)),
+        "requests_spent": MetadataValue.int(run.requests),
+        "planned_users": MetadataValue.int(len(plan.users)),
+        "due_users_waiting": MetadataValue.int(len(plan.left_waiting) + run.unreached),
+        "demand_per_day": MetadataValue.float(round(plan.demand_per_day, 1)),
+        "plan": MetadataValue.text(plan.summary()),
         "partitions": MetadataValue.md(
-            "| date | cohort | members | ok | already stored | requests |\n"
-            "|---|---|---|---|---|---|\n" + per_partition
+            "| date | cohort | members | planned | ok | already stored | copied | requests |\n"
+            "|---|---|---|---|---|---|---|---|\n" + per_partition
         ),
-        "preview": MetadataValue.md(table_preview.to_markdown(index=False)),
         "statuses": MetadataValue.text(json.dumps(statuses, sort_keys=True)),
     }
-    if quota_left is not None:  # no figure at all when no quota is configured: no fake -1
-        metadata["quota_left_today"] = MetadataValue.int(quota_left)
+    if table_preview is not None:
+        metadata["preview"] = MetadataValue.md(table_preview.to_markdown(index=False))
+    if run.quota_left is not None:  # no figure at all when no quota is configured: no fake -1
+        metadata["quota_left_today"] = MetadataValue.int(run.quota_left)
     return metadata

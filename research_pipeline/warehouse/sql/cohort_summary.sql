@@ -1,11 +1,60 @@
--- Per (date, cohort) of `keys`: users, ok, errors by code, medians and totals.
+-- Per (date, cohort) of `keys`: the day's rows (users, ok, errors by code and kind), coverage of
+-- the cohort's members, and aggregates over ALL members from each one's latest answer on or
+-- before the date (not over whoever happened to be fetched that day, so totals do not jump when
+-- coverage does). A member whose latest answer says the account is gone adds no counts.
 WITH raw AS (
     SELECT u.* FROM tiktok.user_info u SEMI JOIN keys USING (snapshot_date, cohort)
+),
+recorded AS (
+    SELECT m.* FROM tiktok.cohort_members m SEMI JOIN keys USING (snapshot_date, cohort)
+),
+-- Partitions written before membership was recorded (schema < 3): the users with a row.
+members AS (
+    SELECT snapshot_date, cohort, username, cadence_days FROM recorded
+    UNION ALL
+    SELECT DISTINCT snapshot_date, cohort, username, 1 FROM raw r
+    WHERE NOT EXISTS (SELECT 1 FROM recorded x
+                      WHERE x.snapshot_date = r.snapshot_date AND x.cohort = r.cohort)
+),
+latest AS (
+    SELECT m.snapshot_date, m.cohort, m.username, m.cadence_days,
+           max(u.snapshot_date) AS last_day,
+           arg_max_null(u.status, u.snapshot_date) AS last_status,
+           arg_max_null(u.error_kind, u.snapshot_date) AS last_kind,
+           arg_max_null(u.follower_count, u.snapshot_date) AS followers,
+           arg_max_null(u.likes_count, u.snapshot_date) AS likes,
+           arg_max_null(u.video_count, u.snapshot_date) AS videos
+    FROM members m LEFT JOIN tiktok.user_info u
+      ON u.username = m.username AND u.snapshot_date <= m.snapshot_date AND u.is_final
+    GROUP BY ALL
+),
+aged AS (
+    SELECT *, datediff('day', last_day, snapshot_date) AS age,
+           -- the planner's rules: cadence at most 15 days (TikTok's terms); accounts that are
+           -- gone are re-checked every 4x cadence, 7 to 28 days (research_pipeline.planner)
+           CASE WHEN last_kind IN ('not_found', 'private', 'banned')
+                THEN least(28, greatest(7, 4 * least(cadence_days, 15)))
+                ELSE least(cadence_days, 15) END AS allowed
+    FROM latest
+),
+coverage AS (
+    SELECT snapshot_date, cohort, count(*) AS members,
+           count(*) FILTER (WHERE age <= allowed) AS fresh,
+           count(*) FILTER (WHERE age > allowed) AS stale,
+           count(*) FILTER (WHERE last_day IS NULL) AS never_fetched,
+           max(age) AS max_age_days,
+           median(followers) FILTER (WHERE last_status = 'ok') AS median_followers,
+           sum(followers) FILTER (WHERE last_status = 'ok') AS total_followers,
+           sum(likes) FILTER (WHERE last_status = 'ok') AS total_likes,
+           median(likes / nullif(videos, 0)) FILTER (WHERE last_status = 'ok')
+               AS median_likes_per_video
+    FROM aged GROUP BY ALL
 ),
 counts AS (
     SELECT snapshot_date, cohort, count(*) AS users,
            count(*) FILTER (WHERE status = 'ok') AS ok,
-           count(*) FILTER (WHERE status <> 'ok') AS errors
+           count(*) FILTER (WHERE status <> 'ok') AS errors,
+           count(*) FILTER (WHERE is_final) AS fetched
     FROM raw GROUP BY ALL
 ),
 codes AS (
@@ -16,24 +65,34 @@ codes AS (
           WHERE status <> 'ok' GROUP BY ALL)
     GROUP BY ALL
 ),
-f AS (
-    SELECT snapshot_date, cohort, median(follower_count) AS median_followers,
-           sum(follower_count) AS total_followers,
-           median(follower_growth_per_day) AS median_growth
-    FROM tiktok.follower_snapshots SEMI JOIN keys USING (snapshot_date, cohort)
+kinds AS (
+    SELECT snapshot_date, cohort,
+           to_json(map_from_entries(list({'k': kind, 'v': n} ORDER BY kind)))::VARCHAR
+               AS errors_by_kind
+    FROM (SELECT snapshot_date, cohort, coalesce(error_kind, 'other') AS kind, count(*) AS n
+          FROM raw WHERE status <> 'ok' GROUP BY ALL)
     GROUP BY ALL
 ),
-e AS (
-    SELECT snapshot_date, cohort, sum(likes_count) AS total_likes,
-           median(likes_per_video) AS median_likes_per_video
-    FROM tiktok.engagement_snapshots SEMI JOIN keys USING (snapshot_date, cohort)
+growth AS (
+    SELECT snapshot_date, cohort, median(follower_growth_per_day) AS median_growth
+    FROM tiktok.follower_snapshots SEMI JOIN keys USING (snapshot_date, cohort)
     GROUP BY ALL
 )
-SELECT snapshot_date, cohort, users, ok, errors, coalesce(errors_by_code, '{}'),
-       median_followers, total_followers, total_likes, median_likes_per_video,
-       median_growth
-FROM counts
+SELECT k.snapshot_date, k.cohort,
+       coalesce(counts.users, 0) AS users, coalesce(counts.ok, 0) AS ok,
+       coalesce(counts.errors, 0) AS errors,
+       coalesce(codes.errors_by_code, '{}') AS errors_by_code,
+       coverage.median_followers, coverage.total_followers, coverage.total_likes,
+       coverage.median_likes_per_video,
+       growth.median_growth AS median_follower_growth_per_day,
+       coalesce(coverage.members, 0) AS members, coalesce(counts.fetched, 0) AS fetched,
+       coalesce(coverage.fresh, 0) AS fresh, coalesce(coverage.stale, 0) AS stale,
+       coalesce(coverage.never_fetched, 0) AS never_fetched, coverage.max_age_days,
+       coalesce(kinds.errors_by_kind, '{}') AS errors_by_kind
+FROM keys k
+LEFT JOIN counts USING (snapshot_date, cohort)
 LEFT JOIN codes USING (snapshot_date, cohort)
-LEFT JOIN f USING (snapshot_date, cohort)
-LEFT JOIN e USING (snapshot_date, cohort)
-    
+LEFT JOIN kinds USING (snapshot_date, cohort)
+LEFT JOIN coverage USING (snapshot_date, cohort)
+LEFT JOIN growth USING (snapshot_date, cohort)
+WHERE coverage.members IS NOT NULL OR counts.users IS NOT NULL

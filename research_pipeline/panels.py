@@ -1,0 +1,53 @@
+"""Today's plan from what is on disk: the cohort files and cadences, the warehouse's history and
+the ledger's spending. The asset, the schedule and the CLI all plan through `plan_for`, so they
+agree on what a day fetches."""
+
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from research_pipeline.cohorts import DEFAULT_CADENCE_DAYS, cohort_files, read_cadences, read_cohort
+from research_pipeline.planner import CohortSpec, LastAnswer, Plan, plan_day
+from research_pipeline.warehouse import panel, raw
+
+
+def cohort_specs(folder: Path, names: Iterable[str] | None = None) -> list[CohortSpec]:
+    """Every cohort of the folder (or those named, in that order) with its cadence."""
+    files = cohort_files(folder)
+    cadences = read_cadences(folder)
+    chosen = sorted(files) if names is None else [n for n in names if n in files]
+    return [
+        CohortSpec(
+            name,
+            read_cohort(files[name], name).usernames,
+            cadences.get(name, DEFAULT_CADENCE_DAYS),
+        )
+        for name in chosen
+    ]
+
+
+def plan_for(
+    conn: duckdb.DuckDBPyConnection | None,
+    specs: list[CohortSpec],
+    day: date,
+    *,
+    daily_quota: int | None,
+    lab_budget: int | None = None,
+) -> Plan:
+    """The plan for API day `day`, from the warehouse behind `conn` (None: no history yet)."""
+    history: dict[str, LastAnswer] = {}
+    spent = 0
+    if conn is not None:
+        answers = panel.last_final_answers(conn, day)
+        history = {user: LastAnswer(d, kind) for user, (d, kind) in answers.items()}
+        spent = raw.requests_spent_on(conn, day)
+    return plan_day(
+        specs,
+        history,
+        day,
+        daily_quota=daily_quota,
+        spent_today=spent,
+        lab_budget=lab_budget,
+    )

@@ -1,0 +1,245 @@
+"""Which members to fetch on an API day: one plan for every cohort, within the day's quota.
+
+Plain Python (no Dagster, no SQL): the asset, the schedule, the CLI and the tests call it with
+the same inputs and get the same plan.
+
+The rules, and why:
+- A user in several cohorts is one request, refreshed at the shortest of their cadences; one
+  answer fills every cohort's row. TikTok's terms ask for a refresh at least every 15 days, so
+  no cadence is longer than that (`TERMS_MAX_DAYS`).
+- Each user has fixed refresh days: every `cadence` days, at an offset (`phases`: the users of a
+  cadence, in hash order, take the offsets in turn, so each day gets the same number). A user is
+  due when it has no final answer (data or a per-user error) since its latest refresh day, or
+  none for a whole cadence; a user never answered is due at once. The daily load is level
+  (demand / day) however the first cycle went, and a user served late is back on its own days at
+  the next one: lateness never carries over. The gap between two answers is at most the cadence
+  when each is served on its day. The price: a user answered off its days (its first answer, or
+  a late one) is asked again on its next day, which may be sooner than a full cadence: one extra
+  request, once.
+- Due users go most overdue first (days past their cadence; never answered first), then stalest,
+  then by the same hash: deterministic, not alphabetical. A user asked early (off its days) can
+  wait a day without passing its cadence; one at its deadline cannot. With one cadence this is
+  stalest-first, which bounds every member's refresh gap by ceil(unique users / daily budget)
+  days even when demand exceeds the budget: once a user is due, only users answered before it go
+  first, each at most once.
+- Accounts whose last answer said they are gone (not found, private, banned) are asked again
+  `gone_recheck_days` after that answer (4x their cadence, 7 to 28 days; no fixed days): most
+  never come back, so asking daily wastes quota, but a private account made public again is
+  caught within a month. They go after every live due user, so they never crowd out live
+  accounts.
+- Never more than the quota left (and an optional lab budget below it); never quota unused while
+  live users are due.
+"""
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+TERMS_MAX_DAYS = 15
+GONE_KINDS = ("not_found", "private", "banned")
+
+
+@dataclass(frozen=True)
+class CohortSpec:
+    name: str
+    members: Sequence[str]
+    cadence_days: int = 1
+
+
+@dataclass(frozen=True)
+class LastAnswer:
+    """A user's last final answer: its API day, and 'ok' or the error kind."""
+
+    snapshot_date: date
+    kind: str = "ok"
+
+    @property
+    def gone(self) -> bool:
+        return self.kind in GONE_KINDS
+
+
+@dataclass(frozen=True)
+class CohortForecast:
+    cohort: str
+    members: int
+    cadence_days: int
+    requests_per_day: float  # members / cadence (a shared user counts in each of its cohorts)
+    planned_today: int
+    due_today: int
+    never_fetched: int
+    stalest_age_days: int | None  # days since the stalest answered live member's last answer
+    days_for_full_refresh: int
+
+
+@dataclass
+class Plan:
+    day: date
+    budget: int | None  # requests we may spend today in all (quota and lab budget), None: no cap
+    spent_today: int
+    users: list[str]  # planned requests, in order
+    cohort_members: dict[str, list[str]]  # per cohort: planned members plus those answered today
+    due: int  # live users due today
+    due_gone: int
+    left_waiting: list[str]  # due users the budget could not serve today (stalest first)
+    unique_users: int
+    demand_per_day: float  # requests a day the cadences need, over unique users
+    daily_budget: int | None  # the day's budget before today's spending
+    cadence_of: dict[str, int] = field(default_factory=dict)
+    forecast: list[CohortForecast] = field(default_factory=list)
+
+    @property
+    def feasible(self) -> bool:
+        return self.daily_budget is None or self.demand_per_day <= self.daily_budget
+
+    @property
+    def sustainable_cadence_days(self) -> int | None:
+        """The shortest cadence, the same for every unique user, that the budget sustains."""
+        if self.daily_budget is None or self.unique_users == 0:
+            return 1
+        if self.daily_budget == 0:
+            return None
+        return max(1, math.ceil(self.unique_users / self.daily_budget))
+
+    def summary(self) -> str:
+        """One line for a schedule tick, a log or the CLI: what runs, what waits and why."""
+        budget = "no quota" if self.budget is None else f"{self.budget} requests left today"
+        text = (
+            f"{self.day}: {len(self.users)} of {self.unique_users} users planned ({self.due} due, "
+            f"{self.due_gone} gone accounts due for a re-check); {budget}"
+        )
+        if self.left_waiting:
+            text += f"; {len(self.left_waiting)} due users wait for tomorrow (budget used up)"
+        if not self.feasible:
+            text += (
+                f". INFEASIBLE: the cadences need {self.demand_per_day:,.0f} requests a day, the "
+                f"budget is {self.daily_budget:,}; it sustains a cadence of "
+                f"{self.sustainable_cadence_days} days for all {self.unique_users:,} users"
+            )
+        return text
+
+
+def gone_recheck_days(cadence_days: int) -> int:
+    return min(28, max(7, 4 * cadence_days))
+
+
+def spread_key(username: str) -> int:
+    """A deterministic, well-mixed number per user (not alphabetical: that would favour 'a...')."""
+    return int.from_bytes(hashlib.blake2b(username.encode(), digest_size=8).digest(), "big")
+
+
+def latest_slot(phase: int, interval: int, day: date) -> date:
+    """The latest refresh day on or before `day` of a user whose days are `interval` apart,
+    starting at `phase` (0 .. interval - 1)."""
+    return day - timedelta(days=(day.toordinal() - phase) % interval)
+
+
+def phases(cadence: Mapping[str, int]) -> dict[str, int]:
+    """Each user's offset within its cadence: users of one cadence, in hash order, take the
+    offsets in turn, so every day of the cadence gets the same number (within one)."""
+    by_interval: dict[int, list[str]] = {}
+    for user, days in cadence.items():
+        by_interval.setdefault(days, []).append(user)
+    offset = {}
+    for days, users in by_interval.items():
+        for rank, user in enumerate(sorted(users, key=spread_key)):
+            offset[user] = rank % days
+    return offset
+
+
+def plan_day(
+    cohorts: Sequence[CohortSpec],
+    history: Mapping[str, LastAnswer],
+    day: date,
+    *,
+    daily_quota: int | None,
+    spent_today: int = 0,
+    lab_budget: int | None = None,
+) -> Plan:
+    """The plan for `day`. `history` maps username -> last final answer (any cohort), up to and
+    including `day`; `spent_today` is what this project already spent on `day` (the ledger)."""
+    cadence: dict[str, int] = {}
+    for cohort in cohorts:
+        days = max(1, min(int(cohort.cadence_days), TERMS_MAX_DAYS))
+        for user in cohort.members:
+            cadence[user] = min(cadence.get(user, days), days)
+
+    caps = [c for c in (daily_quota, lab_budget) if c is not None]
+    daily_budget = min(caps) if caps else None
+    budget = None if daily_budget is None else max(0, daily_budget - spent_today)
+
+    due_live: list[tuple] = []
+    due_gone: list[tuple] = []
+    answered_today: set[str] = set()
+    demand = 0.0
+    phase = phases(cadence)
+    for user, days in cadence.items():
+        last = history.get(user)
+        interval = gone_recheck_days(days) if last is not None and last.gone else days
+        demand += 1 / interval
+        if last is None:
+            due_live.append((-math.inf, 0, spread_key(user), user))  # never answered: first
+            continue
+        if last.snapshot_date >= day:
+            answered_today.add(user)
+            continue
+        age = (day - last.snapshot_date).days
+        # Most overdue first (days past the cadence), then stalest, then the hash.
+        key = (interval - age, -age, spread_key(user), user)
+        if last.gone:
+            if age >= interval:
+                due_gone.append(key)
+        elif age >= interval or last.snapshot_date < latest_slot(phase[user], interval, day):
+            due_live.append(key)
+    due_live.sort()
+    due_gone.sort()
+    ordered = [u for *_, u in due_live] + [u for *_, u in due_gone]
+    take = len(ordered) if budget is None else min(budget, len(ordered))
+    users = ordered[:take]
+    waiting = ordered[take:]
+
+    planned = set(users)
+    due_set = set(ordered)
+    forecast = []
+    cohort_members: dict[str, list[str]] = {}
+    sustainable = None
+    if daily_budget is not None and demand > daily_budget and daily_budget > 0:
+        sustainable = math.ceil(len(cadence) / daily_budget)
+    for cohort in cohorts:
+        members = list(dict.fromkeys(cohort.members))
+        cohort_members[cohort.name] = [u for u in members if u in planned or u in answered_today]
+        live_ages = [
+            (day - history[u].snapshot_date).days
+            for u in members
+            if u in history and not history[u].gone
+        ]
+        days = max(1, min(int(cohort.cadence_days), TERMS_MAX_DAYS))
+        forecast.append(
+            CohortForecast(
+                cohort=cohort.name,
+                members=len(members),
+                cadence_days=days,
+                requests_per_day=len(members) / days,
+                planned_today=sum(1 for u in members if u in planned),
+                due_today=sum(1 for u in members if u in due_set),
+                never_fetched=sum(1 for u in members if u not in history),
+                stalest_age_days=max(live_ages) if live_ages else None,
+                days_for_full_refresh=max(days, sustainable or days),
+            )
+        )
+    return Plan(
+        day=day,
+        budget=budget,
+        spent_today=spent_today,
+        users=users,
+        cohort_members=cohort_members,
+        due=len(due_live),
+        due_gone=len(due_gone),
+        left_waiting=waiting,
+        unique_users=len(cadence),
+        demand_per_day=demand,
+        daily_budget=daily_budget,
+        cadence_of=cadence,
+        forecast=forecast,
+    )

@@ -1,0 +1,48 @@
+"""What the planner reads (each user's last final answer) and what a run records about its
+panels (who was in each cohort that day, at which cadence)."""
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from research_pipeline.warehouse.transactions import registered, transaction
+
+
+def last_final_answers(conn: duckdb.DuckDBPyConnection, up_to: date) -> dict[str, tuple]:
+    """username -> (API day, 'ok' or error kind) of the user's last final answer on or before
+    `up_to`, whichever cohort it was asked for."""
+    rows = conn.execute(
+        """
+        SELECT username, max(snapshot_date),
+               arg_max(CASE WHEN status = 'ok' THEN 'ok' ELSE coalesce(error_kind, 'other') END,
+                       snapshot_date)
+        FROM tiktok.user_info WHERE is_final AND snapshot_date <= ?
+        GROUP BY username
+        """,
+        [up_to],
+    ).fetchall()
+    return {username: (day, kind) for username, day, kind in rows}
+
+
+def record_members(
+    conn: duckdb.DuckDBPyConnection,
+    day: date,
+    members: Mapping[str, Sequence[str]],
+    cadence_days: Mapping[str, int],
+) -> None:
+    """Replace the membership of each cohort on `day` (the cohort files as they were then) with
+    the cohort's cadence, against which its coverage counts a member fresh or stale."""
+    frame = pd.DataFrame(
+        [(day, c, u, cadence_days[c]) for c, names in members.items() for u in names],
+        columns=["snapshot_date", "cohort", "username", "cadence_days"],
+    )
+    cohorts = pd.DataFrame({"cohort": list(members)})
+    with registered(conn, frame=frame, cohorts=cohorts), transaction(conn):
+        conn.execute(
+            "DELETE FROM tiktok.cohort_members WHERE snapshot_date = ? "
+            "AND cohort IN (SELECT cohort FROM cohorts)",
+            [day],
+        )
+        conn.execute("INSERT INTO tiktok.cohort_members SELECT * FROM frame")

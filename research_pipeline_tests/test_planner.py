@@ -1,0 +1,133 @@
+"""The planner alone: the rules that decide each day's requests, simulated over many days."""
+
+import math
+from datetime import date, timedelta
+
+from research_pipeline.planner import (
+    TERMS_MAX_DAYS,
+    CohortSpec,
+    LastAnswer,
+    gone_recheck_days,
+    plan_day,
+)
+
+DAY0 = date(2026, 3, 1)
+
+
+def simulate(cohorts, days, quota, gone=frozenset(), start_history=None):
+    """Plan every day and answer every planned user (`gone` ones as private). Returns the plans
+    and each user's answer days."""
+    history = dict(start_history or {})
+    answered: dict[str, list[date]] = {}
+    plans = []
+    for offset in range(days):
+        day = DAY0 + timedelta(days=offset)
+        plan = plan_day(cohorts, history, day, daily_quota=quota)
+        plans.append(plan)
+        for user in plan.users:
+            history[user] = LastAnswer(day, "private" if user in gone else "ok")
+            answered.setdefault(user, []).append(day)
+    return plans, answered
+
+
+def gaps(days: list[date]) -> list[int]:
+    return [(b - a).days for a, b in zip(days, days[1:], strict=False)]
+
+
+def panel(sizes=(250, 80, 30), cadences=(7, 3, 1), shared=20):
+    a = [f"a{i}" for i in range(sizes[0])]
+    b = [f"b{i}" for i in range(sizes[1] - shared)] + a[:shared]  # 20 users in both
+    c = [f"c{i}" for i in range(sizes[2])]
+    return [
+        CohortSpec("a", a, cadences[0]),
+        CohortSpec("b", b, cadences[1]),
+        CohortSpec("c", c, cadences[2]),
+    ]
+
+
+def test_a_user_in_several_cohorts_is_one_request_at_the_shortest_cadence():
+    cohorts = [CohortSpec("weekly", ["x", "y"], 7), CohortSpec("daily", ["x"], 1)]
+    plan = plan_day(cohorts, {}, DAY0, daily_quota=None)
+    assert sorted(plan.users) == ["x", "y"] and plan.cadence_of == {"x": 1, "y": 7}
+    assert plan.cohort_members == {"weekly": ["x", "y"], "daily": ["x"]}
+    answered = {"x": LastAnswer(DAY0), "y": LastAnswer(DAY0)}
+    # Answered today (for any cohort): not asked again, but still part of each cohort's rows.
+    again = plan_day(cohorts, answered, DAY0, daily_quota=None)
+    assert again.users == [] and again.cohort_members == {"weekly": ["x", "y"], "daily": ["x"]}
+    asked = {"x": 0, "y": 0}
+    for offset in range(1, 8):  # x every day; y once in its 7 days, on its own day
+        for user in plan_day(
+            cohorts, answered, DAY0 + timedelta(days=offset), daily_quota=None
+        ).users:
+            asked[user] += 1
+            answered[user] = LastAnswer(DAY0 + timedelta(days=offset))
+    assert asked == {"x": 7, "y": 1}
+
+
+def test_thirty_days_of_overlapping_cohorts_refresh_everyone_within_cadence_and_level_the_load():
+    cohorts = panel()
+    quota = 100
+    plans, answered = simulate(cohorts, 30, quota)
+    cadence = plans[-1].cadence_of
+    assert len(cadence) == 340 and set(answered) == set(cadence)  # nobody starved
+    for plan in plans:
+        assert len(plan.users) <= quota and len(set(plan.users)) == len(plan.users)
+        due = plan.due + plan.due_gone
+        assert len(plan.users) >= 0.98 * min(quota, due)  # no quota left while users are due
+    first_cycle = max(cadence.values()) + 7  # the backlog of new users, then one full cadence
+    for user, days in answered.items():
+        late = [
+            g
+            for g, d in zip(gaps(days), days[1:], strict=False)
+            if d >= DAY0 + timedelta(first_cycle)
+        ]
+        assert all(g <= cadence[user] for g in late), (user, days)
+    steady = [len(p.users) for p in plans[first_cycle:]]
+    demand = plans[-1].demand_per_day
+    assert max(steady) <= quota and max(steady) - min(steady) <= 0.35 * demand  # level
+
+
+def test_infeasible_demand_rotates_members_with_a_bounded_gap():
+    users = [f"u{i}" for i in range(250)]
+    quota = 100  # demand 250 a day: 2.5x the quota
+    plans, answered = simulate([CohortSpec("big", users, 1)], 30, quota)
+    assert not plans[0].feasible and plans[0].sustainable_cadence_days == 3
+    assert "INFEASIBLE" in plans[0].summary() and "cadence of 3 days" in plans[0].summary()
+    bound = math.ceil(len(users) / quota)
+    assert set(answered) == set(users)
+    assert max(g for days in answered.values() for g in gaps(days)) <= bound
+    assert all(len(p.users) == quota for p in plans)
+
+
+def test_gone_accounts_are_rechecked_rarely_and_never_crowd_out_live_ones():
+    live = [f"live{i}" for i in range(10)]
+    gone = [f"gone{i}" for i in range(10)]
+    history = {u: LastAnswer(DAY0 - timedelta(days=40), "private") for u in gone}
+    history |= {u: LastAnswer(DAY0 - timedelta(days=40)) for u in live}
+    plan = plan_day([CohortSpec("c", live + gone, 1)], history, DAY0, daily_quota=12)
+    assert plan.users[:10] == sorted(live, key=plan.users.index)  # every live user first
+    assert len(plan.users) == 12 and plan.due_gone == 10
+    assert gone_recheck_days(1) == 7 and gone_recheck_days(3) == 12 and gone_recheck_days(15) == 28
+    # A gone account answered yesterday is not asked again before its re-check interval.
+    recent = {u: LastAnswer(DAY0 - timedelta(days=1), "not_found") for u in gone}
+    assert plan_day([CohortSpec("c", gone, 1)], recent, DAY0, daily_quota=None).users == []
+
+
+def test_the_terms_cap_every_cadence_at_fifteen_days():
+    plan = plan_day([CohortSpec("slow", ["x"], 90)], {}, DAY0, daily_quota=None)
+    assert plan.cadence_of == {"x": TERMS_MAX_DAYS}
+
+
+def test_the_budget_counts_what_was_spent_today_and_the_lab_budget():
+    cohorts = [CohortSpec("c", [f"u{i}" for i in range(50)], 1)]
+    plan = plan_day(cohorts, {}, DAY0, daily_quota=1000, spent_today=985)
+    assert len(plan.users) == 15 and len(plan.left_waiting) == 35
+    lab = plan_day(cohorts, {}, DAY0, daily_quota=1000, lab_budget=20, spent_today=5)
+    assert len(lab.users) == 15 and lab.daily_budget == 20
+
+
+def test_plans_are_deterministic_and_not_alphabetical():
+    cohorts = [CohortSpec("c", [f"user{i:03d}" for i in range(100)], 1)]
+    first = plan_day(cohorts, {}, DAY0, daily_quota=10).users
+    assert first == plan_day(cohorts, {}, DAY0, daily_quota=10).users
+    assert first != sorted(first)
