@@ -66,3 +66,60 @@ def test_export_writes_what_duckdb_holds(env, emulator, tmp_path, file_format):
             [str(out)],
         ).fetchall()
     assert exported == expected and len(expected) == 3
+
+
+def test_cadences_plan_and_snapshot_follow_the_apis_day_and_the_quota(
+    env, emulator, tmp_path, capsys, monkeypatch
+):
+    from datetime import date
+
+    from research_pipeline.cli.plan_cmd import current_plan
+    from research_pipeline.settings import PipelineSettings
+
+    emulator.clock.set_date(date(2031, 2, 3))  # the API's day, not this machine's
+    monkeypatch.setenv("TIKTOK_DAILY_QUOTA", "4")
+    weekly, daily = tmp_path / "weekly.txt", tmp_path / "daily.txt"
+    weekly.write_text("\n".join(find_usernames(emulator, "active", 12)) + "\n")
+    daily.write_text("\n".join(find_usernames(emulator, "active", 14)[12:]) + "\n")
+    assert main(["cohorts", "add", "weekly", str(weekly), "--cadence", "7"]) == 0
+    assert "warning" not in capsys.readouterr().err  # 12/7 a day: within 4
+    assert main(["cohorts", "add", "daily", str(daily), "--cadence", "1"]) == 0
+    assert "warning" not in capsys.readouterr().err  # 12/7 + 2 = 3.7 a day
+    assert main(["cohorts", "cadence", "weekly", "2"]) == 0
+    warned = capsys.readouterr().err
+    assert "now need 8 requests a day and the budget is 4" in warned and "every 4 days" in warned
+    assert main(["cohorts", "cadence", "weekly", "7"]) == 0
+    assert "cohorts.toml" in capsys.readouterr().out
+    assert main(["cohorts", "list"]) == 0
+    assert "7d" in capsys.readouterr().out
+
+    assert main(["plan"]) == 0
+    printed = capsys.readouterr().out
+    assert "plan for 2031-02-03 (the API's date)" in printed
+    assert "4 of 14 users planned (14 due" in printed and "feasible" in printed
+    schedule_plan = _schedule_plan(env, date(2031, 2, 3))
+    cli_plan = current_plan(date(2031, 2, 3), PipelineSettings.from_env(), 4)
+    assert schedule_plan.users == cli_plan.users and len(cli_plan.users) == 4
+
+    assert main(["snapshot"]) == 0  # the day's plan is done, though 10 members stay due
+    out = capsys.readouterr().out
+    assert "API requests spent: 4" in out
+    with duckdb.connect(env["RESEARCH_PIPELINE_DUCKDB"], read_only=True) as conn:
+        rows = conn.execute(
+            "SELECT snapshot_date, count(*) FROM tiktok.user_info GROUP BY 1"
+        ).fetchall()
+        planned = {u for (u,) in conn.execute("SELECT username FROM tiktok.user_info").fetchall()}
+    assert rows == [(date(2031, 2, 3), 4)] and planned == set(cli_plan.users)
+
+
+def _schedule_plan(env, day):
+    from dagster import instance_for_test
+
+    from research_pipeline.definitions import load_project_defs
+    from research_pipeline.defs.tiktok.schedules import todays_plan
+
+    with instance_for_test():
+        resources = load_project_defs().resources
+        return todays_plan(
+            resources["research_api"], resources["cohort_folder"], resources["warehouse"], day
+        )

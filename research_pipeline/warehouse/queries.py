@@ -68,18 +68,20 @@ def summary_medians(conn: duckdb.DuckDBPyConnection, key: Key) -> tuple[float, f
 
 
 def cohort_trajectories(conn: duckdb.DuckDBPyConnection, cohort: str, until: date) -> list[tuple]:
-    """Per day: total followers, total likes and users of the cohort's ok rows."""
+    """Per summarised day: total followers and likes over all members' latest answers, members,
+    and members fresh within the cadence. Days without a snapshot are absent, not zero."""
     return conn.execute(
-        "SELECT snapshot_date, sum(follower_count) AS followers, sum(likes_count) AS likes, "
-        "count(*) AS users FROM tiktok.user_info WHERE cohort = ? AND status = 'ok' "
-        "AND snapshot_date <= ? GROUP BY snapshot_date ORDER BY snapshot_date",
+        "SELECT snapshot_date, total_followers, total_likes, members, fresh "
+        "FROM tiktok.cohort_summary WHERE cohort = ? AND snapshot_date <= ? "
+        "AND total_followers IS NOT NULL ORDER BY snapshot_date",
         [cohort, until],
     ).fetchall()
 
 
 def cohort_summary_on(conn: duckdb.DuckDBPyConnection, snapshot_date: date) -> pd.DataFrame:
     return conn.execute(
-        "SELECT cohort, users, ok, errors, errors_by_code, median_followers, total_likes, "
+        "SELECT cohort, members, fetched, ok, errors, fresh, stale, never_fetched AS never, "
+        "max_age_days, median_followers, total_followers, "
         "round(median_follower_growth_per_day, 2) AS median_growth_per_day "
         "FROM tiktok.cohort_summary WHERE snapshot_date = ? ORDER BY cohort",
         [snapshot_date],
