@@ -303,3 +303,30 @@ def test_the_ui_gets_dagsters_standard_metadata_code_versions_and_a_blocking_che
     raw = pipeline.defs.resolve_assets_def(AssetKey(["tiktok", "user_info"]))
     checks = {c.name: c for c in raw.check_specs}
     assert checks["unique_users"].blocking
+
+
+def test_a_cohort_bigger_than_the_quota_is_covered_in_rotation_through_dagster_runs(pipeline):
+    users = find_usernames(pipeline.api, "active", 120)
+    pipeline.write_cohort("big", users)
+    pipeline.configure(daily_quota=50)
+    start = pipeline.api.clock.today() - timedelta(days=3)  # partitions end tomorrow: go back
+    fetched_by_day = []
+    for offset in range(4):
+        day = start + timedelta(days=offset)
+        pipeline.api.clock.set_date(day)
+        [result] = pipeline.run(["big"], day=day)
+        assert result.success
+        fetched_by_day.append(
+            {
+                u
+                for (u,) in pipeline.query(
+                    "SELECT username FROM tiktok.user_info WHERE snapshot_date = ?", [day]
+                )
+            }
+        )
+    assert [len(f) for f in fetched_by_day[:3]] == [50, 50, 50]  # every day's quota, no more
+    assert set().union(*fetched_by_day[:3]) == set(users)  # all 120 within ceil(120 / 50) days
+    summary = pipeline.query(
+        "SELECT members, fetched, never_fetched FROM tiktok.cohort_summary ORDER BY snapshot_date"
+    )
+    assert summary[:3] == [(120, 50, 70), (120, 50, 20), (120, 50, 0)]
