@@ -82,6 +82,7 @@ class SnapshotRun:
     quota_message: str = ""  # set when the quota ran out before every planned user was asked
     new_day: date | None = None  # the API's day changed during the run
     new_day_answers: int = 0
+    errors_by_kind: dict[str, int] = field(default_factory=dict)  # final error answers
 
     @property
     def unreached(self) -> int:
@@ -222,6 +223,10 @@ def _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log) ->
     try:
         for result in client.iter_user_info(list(todo), stop=stop):
             run.answered += 1
+            if result.error_kind and result.is_final:
+                run.errors_by_kind[result.error_kind] = (
+                    run.errors_by_kind.get(result.error_kind, 0) + 1
+                )
             answer_day = result.served_at.date() if result.served_at else day
             if answer_day != day:
                 run.new_day_answers += 1

@@ -44,6 +44,8 @@ def client_settings(server: EmulatorServer, **overrides) -> ClientSettings:
         backoff_base_seconds=0.01,
         backoff_max_seconds=0.05,
         timeout_seconds=5.0,
+        rate_limit_window_seconds=0.5,
+        reset_wait_seconds=0,
     )
     values.update(overrides)
     return ClientSettings(**values)
@@ -74,6 +76,10 @@ def pipeline_environment(
         timeout_seconds=5.0,
         backoff_base_seconds=0.02,
         retry_delay_seconds=0,
+        # A 429 persisting half a second is the quota here (61 s against the real API), and no
+        # waiting for a late reset: tests that need either set them.
+        rate_limit_window_seconds=0.5,
+        reset_wait_seconds=0,
     )
     values.update(options)
     env = {

@@ -1,5 +1,7 @@
 """The emulator answers as the public docs describe, whoever the client is (plain requests here)."""
 
+from datetime import UTC, datetime, timedelta
+
 import requests
 
 from research_pipeline.emulator import EmulatorConfig, EmulatorServer, Population
@@ -115,6 +117,7 @@ def test_minute_window_answers_429_rate_limit_exceeded():
         assert codes == [200, 200, 200, 429]
         answer = user_info(server, "alice", bearer=bearer)
         assert answer.json()["error"]["code"] == "rate_limit_exceeded"
+        assert answer.json()["error"]["message"] == GENERIC_429
 
 
 def test_daily_quota_counts_failures_and_resets_at_midnight_utc():
@@ -127,7 +130,8 @@ def test_daily_quota_counts_failures_and_resets_at_midnight_utc():
             500
         ] * 3
         refused = user_info(server, "alice", bearer=bearer)
-        assert refused.status_code == 429 and "daily quota" in refused.json()["error"]["message"]
+        assert refused.status_code == 429
+        assert refused.json()["error"]["message"] == GENERIC_429  # the same text as the minute
         server.clock.set_date(server.clock.today().replace(year=server.clock.today().year + 1))
         assert user_info(server, "alice", bearer=bearer).status_code == 500
         assert server.stats()["quota_used_today"] == 1
@@ -186,3 +190,68 @@ def test_the_emulator_command_serves_on_the_port_it_is_given():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+GENERIC_429 = "The API rate limit was exceeded. Please try again later."
+
+
+def test_token_errors_are_flat_oauth_bodies_with_the_documented_texts(emulator):
+    url = emulator.url + "/v2/oauth/token/"
+    missing = requests.post(
+        url, data={"client_key": EMULATOR_KEY, "grant_type": "client_credentials"}
+    )
+    assert missing.status_code == 400
+    assert missing.json()["error"] == "invalid_request"
+    assert missing.json()["error_description"] == "Client secret is missed in request."
+    emulator.config.token_error_status = 200  # as one public client saw it
+    wrong = requests.post(
+        url,
+        data={"client_key": EMULATOR_KEY, "client_secret": "x", "grant_type": "client_credentials"},
+    )
+    assert wrong.status_code == 200 and wrong.json()["error"] == "invalid_client"
+    assert "access_token" not in wrong.json()
+
+
+def test_every_documented_field_bio_url_included_and_spaces_after_commas(emulator):
+    spaced = ", ".join(FIELDS.split(",") + ["bio_url"])
+    answer = user_info(emulator, find_usernames(emulator, "active")[0], fields=spaced)
+    assert answer.status_code == 200
+    assert set(answer.json()["data"]) == set(FIELDS.split(",")) | {"bio_url"}
+
+
+def test_impossible_usernames_are_answered_as_accounts_that_do_not_exist(emulator):
+    for name in ("a" * 40, "bad name!", "émile"):
+        answer = user_info(emulator, name)
+        assert answer.status_code == 400
+        assert answer.json()["error"]["code"] == "invalid_params"
+        assert "cannot find the user" in answer.json()["error"]["message"]
+
+
+def test_scripted_lifecycle_turns_an_account_private_deleted_and_back(emulator):
+    user = find_usernames(emulator, "active")[0]
+    day = emulator.clock.today()
+    emulator.config.lifecycle = {
+        user: [
+            [(day + timedelta(days=1)).isoformat(), "private"],
+            [(day + timedelta(days=2)).isoformat(), "unknown"],
+            [(day + timedelta(days=3)).isoformat(), "active"],
+        ]
+    }
+    seen = []
+    for offset in range(4):
+        emulator.clock.set_date(day + timedelta(days=offset))
+        answer = user_info(emulator, user).json()["error"]["message"]
+        seen.append(answer)
+    assert seen[0] == "" and "is private" in seen[1]
+    assert "cannot find the user" in seen[2] and seen[3] == ""
+
+
+def test_the_quota_can_stay_spent_for_a_while_after_midnight(emulator):
+    emulator.config.quota_reset_lag_seconds = 3600
+    tomorrow = emulator.clock.today() + timedelta(days=1)
+    emulator.clock.set_time(
+        datetime(tomorrow.year, tomorrow.month, tomorrow.day, 0, 30, tzinfo=UTC)
+    )
+    assert user_info(emulator, "alice").status_code == 429
+    emulator.clock.set_time(datetime(tomorrow.year, tomorrow.month, tomorrow.day, 1, 1, tzinfo=UTC))
+    assert user_info(emulator, "alice").status_code == 200

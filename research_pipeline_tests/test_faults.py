@@ -152,6 +152,12 @@ def test_quota_running_out_mid_plan_keeps_and_derives_the_rows_and_the_rest_come
     stored = {u for (u,) in pipeline.query("SELECT username FROM tiktok.user_info")}
     assert len(stored) == 4
     assert pipeline.query("SELECT count(*) FROM tiktok.follower_snapshots") == [(4,)]
+    # Told apart from the per-minute limit by behaviour (the 429 text is TikTok's generic one):
+    # after the quota ran out, the requests in flight plus a few probes, one at a time.
+    refused = pipeline.api.stats()["by_outcome"]["rate_limit_daily"]
+    assert refused <= 8 + 6, refused
+    ledger = dict(pipeline.query("SELECT status, count(*) FROM tiktok.api_requests GROUP BY 1"))
+    assert ledger["ok"] == 4 and ledger["rate_limit_exceeded"] == refused  # kept apart
     pipeline.api.config.daily_quota = None  # the reset
     assert pipeline.run(["c1"])[0].success
     assert_all_ok_once(pipeline, users)

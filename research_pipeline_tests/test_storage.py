@@ -162,3 +162,21 @@ def test_deriving_many_partitions_at_once_equals_one_at_a_time(warehouse):
         written = wh.derive(warehouse, table, [(D1, "x"), (D2, "x"), (D3, "x")])
         assert sum(written.values()) == len(one_by_one)
         assert rows(warehouse, f"SELECT * FROM tiktok.{table} ORDER BY ALL") == one_by_one  # noqa: S608
+
+
+def test_extra_fields_of_an_answer_are_kept_as_json_and_bio_url_has_its_column(tmp_path):
+    result = UserInfoResult(
+        "dora",
+        Outcome.OK,
+        "ok",
+        datetime.now(UTC),
+        fields={"follower_count": 3, "bio_url": "https://example.com/dora"},
+        extra={"is_private": False, "open_id": "abc"},
+    )
+    with wh.connect(tmp_path / "w.duckdb") as conn:
+        wh.save_fetched(conn, [(D1, "x", result)], [], "emulator")
+        row = conn.execute(
+            "SELECT bio_url, extra_fields->>'open_id', (extra_fields->'is_private')::BOOLEAN, "
+            "source FROM tiktok.user_info"
+        ).fetchall()
+    assert row == [("https://example.com/dora", "abc", False, "emulator")]

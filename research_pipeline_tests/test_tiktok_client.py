@@ -112,24 +112,35 @@ def test_retry_after_of_a_429_pauses_every_sender(emulator, make_client):
     emulator.config.burst_429_length = 2
     emulator.config.retry_after_seconds = 2
     clock = FakeClock()
-    client = make_client(client_options={"clock": clock, "sleep": clock.sleep})
+    client = make_client(
+        rate_limit_window_seconds=61, client_options={"clock": clock, "sleep": clock.sleep}
+    )
     result = client.fetch_user_info("alice")
-    assert result.status == "ok" and result.attempts == 3
+    assert result.status == "ok" and result.attempts == 1  # a 429 is not the user's attempt
     assert clock.sleeps == [2.0, 2.0]  # exactly Retry-After, no extra backoff on top
     assert emulator.stats()["by_username"]["alice"] == {"rate_limit_burst": 2, "ok": 1}
 
 
-def test_daily_quota_answer_from_the_server_stops_the_fetch(emulator, make_client):
-    emulator.config.daily_quota = 3
-    client = make_client()
+def test_a_429_that_outlasts_the_minute_is_the_daily_quota_whatever_its_words(
+    emulator, make_client
+):
+    emulator.clock.set_date(emulator.clock.today())  # noon: no reset lag to wait for
+    emulator.config.daily_quota = 3  # spent by a colleague: our ledger knows nothing
+    clock = FakeClock()
+    client = make_client(
+        rate_limit_window_seconds=61, client_options={"clock": clock, "sleep": clock.sleep}
+    )
     users = find_usernames(emulator, "active", 5)
     for username in users[:3]:
         assert client.fetch_user_info(username).status == "ok"
-    with pytest.raises(QuotaExhaustedError, match="resets at .* UTC"):
+    with pytest.raises(QuotaExhaustedError, match="past its per-minute window"):
         client.fetch_user_info(users[3])
+    after_quota = emulator.stats()["user_info_requests"] - 3
+    assert after_quota <= 8  # one probe at a time, backing off across the 61 s window
+    assert sum(clock.sleeps) > 61  # judged by persistence, not by wording
     with pytest.raises(QuotaExhaustedError):  # now known locally: no request spent
         client.fetch_user_info(users[4])
-    assert emulator.stats()["user_info_requests"] == 4
+    assert emulator.stats()["user_info_requests"] - 3 == after_quota
 
 
 def test_client_side_quota_counts_requests_and_yields_finished_rows_before_raising(
@@ -300,3 +311,24 @@ def test_daily_quota_resets_at_midnight_utc():
     assert quota.remaining == 2
     quota.reserve()
     assert quota.used == 1
+
+
+def test_a_quota_still_spent_after_midnight_is_waited_for_with_backoff_not_failed(
+    emulator, make_client
+):
+    from datetime import UTC, datetime, timedelta
+
+    tomorrow = emulator.clock.today() + timedelta(days=1)
+    emulator.clock.set_time(
+        datetime(tomorrow.year, tomorrow.month, tomorrow.day, 0, 0, 1, tzinfo=UTC)
+    )
+    emulator.config.quota_reset_lag_seconds = 2.5  # the API's reset comes 2.5 s late
+    client = make_client(
+        rate_limit_window_seconds=0.3, reset_wait_seconds=30, reset_backoff_seconds=0.25
+    )
+    user = find_usernames(emulator, "active")[0]
+    result = client.fetch_user_info(user)
+    assert result.status == "ok" and client.rate_limits.waited_for_reset
+    refused = emulator.stats()["by_outcome"]["rate_limit_reset_lag"]
+    assert 1 <= refused <= 6  # a probe at a time, backing off: no storm
+    assert client.quota.remaining is None  # not mistaken for the quota: nothing was given up

@@ -1,6 +1,6 @@
 """The emulator's knobs: limits, credentials, latency and the faults it can inject."""
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from research_pipeline.tiktok import constants
 
@@ -17,6 +17,9 @@ class EmulatorConfig:
     token_lifetime_seconds: float = constants.TOKEN_LIFETIME_SECONDS
     latency_seconds: float = 0.0
     error_rate: float = 0.0  # HTTP 500 internal_error
+    # HTTP 400 invalid_params "Something went wrong. Please try again later.": about the
+    # request, not the user, and gone on a retry (seen from the real API)
+    request_error_rate: float = 0.0
     malformed_rate: float = 0.0  # broken JSON, a body without `error`, or an HTML 504 page
     reset_rate: float = 0.0  # connection reset without an answer
     hang_rate: float = 0.0  # answer only after `hang_seconds` (client timeouts)
@@ -26,6 +29,15 @@ class EmulatorConfig:
     retry_after_seconds: float = 2.0
     scope_authorized: bool = True
     midnight_after_requests: int | None = None  # the clock passes 00:00 UTC after N requests
+    # After 00:00 UTC the daily quota has been seen to stay exhausted for a while: every
+    # user-info request answers 429 until this many seconds past midnight (emulator clock).
+    quota_reset_lag_seconds: float = 0.0
+    # Token errors come as flat OAuth bodies; one public client saw them inside HTTP 200.
+    token_error_status: int = 401
+    # Scripted account histories: username -> [["YYYY-MM-DD", kind], ...], kind one of
+    # active, private, banned, unknown (deleted). From each date on (emulator clock) the
+    # account answers as that kind; before the first date, as the population says.
+    lifecycle: dict = field(default_factory=dict)
     private_share: float = 0.03
     banned_share: float = 0.01
     unknown_share: float = 0.03

@@ -8,6 +8,7 @@ endpoints (see research_pipeline.tiktok.constants). Everything extra lives under
 
 import email.utils
 import json
+import re
 import secrets
 import socket
 import struct
@@ -19,6 +20,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from research_pipeline.emulator.state import EmulatorState
 from research_pipeline.tiktok import constants
+
+# What a TikTok username can look like (2-24 of letters, digits, '_' and '.'); anything else is
+# answered as an account that does not exist.
+USERNAME_SHAPE = re.compile(r"^[A-Za-z0-9_.]{2,24}$")
 
 
 def _log_id() -> str:
@@ -122,33 +127,21 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
     def _token(self, body: bytes) -> None:
         state, config = self.state, self.state.config
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        # Failures are flat OAuth bodies (not the error object of the other endpoints), with the
+        # documented texts; `token_error_status` chooses HTTP 4xx or the 200 a client has seen.
+        if not form.get("client_secret"):
+            self._token_error(constants.INVALID_REQUEST, constants.MISSING_SECRET_MESSAGE)
+            return
         if form.get("grant_type") != "client_credentials" or "client_key" not in form:
-            with state.lock:
-                state.token_requests["invalid_request"] += 1
-            self._send_json(
-                400,
-                {
-                    "error": constants.INVALID_REQUEST,
-                    "error_description": "grant_type=client_credentials and client_key are "
-                    "required",
-                    "log_id": _log_id(),
-                },
+            self._token_error(
+                constants.INVALID_REQUEST, "Only grant_type client_credentials is supported."
             )
             return
         if (form.get("client_key"), form.get("client_secret")) != (
             config.client_key,
             config.client_secret,
         ):
-            with state.lock:
-                state.token_requests[constants.INVALID_CLIENT] += 1
-            self._send_json(
-                401,
-                {
-                    "error": constants.INVALID_CLIENT,
-                    "error_description": "Client key or secret is incorrect.",
-                    "log_id": _log_id(),
-                },
-            )
+            self._token_error(constants.INVALID_CLIENT, "Client key or secret is incorrect.")
             return
         token = "clt." + secrets.token_urlsafe(32)
         with state.lock:
@@ -162,6 +155,15 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
                 "token_type": "Bearer",
             },
         )
+
+    def _token_error(self, code: str, description: str) -> None:
+        with self.state.lock:
+            self.state.token_requests[code] += 1
+        status = self.state.config.token_error_status
+        if code == constants.INVALID_REQUEST and status != 200:
+            status = 400
+        body = {"error": code, "error_description": description, "log_id": _log_id()}
+        self._send_json(status, body)
 
     def _user_info(self, query: dict, body: bytes) -> None:
         state, config = self.state, self.state.config
@@ -210,11 +212,18 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
             state.record(label, constants.INTERNAL_ERROR)
             self._api_error(500, constants.INTERNAL_ERROR, "")
             return
+        if state.random.chance(config.request_error_rate):
+            state.record(label, "invalid_params:request")
+            self._api_error(
+                400, constants.INVALID_PARAMS, "Something went wrong. Please try again later."
+            )
+            return
         if state.random.chance(config.malformed_rate):
             self._malformed(label)
             return
 
-        requested = [f for f in (query.get("fields") or [""])[0].split(",") if f]
+        # The docs write the list with spaces after commas in places: accept both.
+        requested = [f.strip() for f in (query.get("fields") or [""])[0].split(",") if f.strip()]
         unknown = [f for f in requested if f not in constants.USER_INFO_FIELDS]
         if not requested or unknown:
             state.record(label, constants.INVALID_PARAMS)
@@ -230,15 +239,18 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
             return
         population = state.population()
         account = population.account(username.lower())
+        kind = state.account_kind(username.lower(), account.kind)
+        if not USERNAME_SHAPE.match(username):
+            kind = "unknown"  # too long or characters no TikTok username has: not found
         message = {
             "unknown": f"`username: {username}` is invalid: cannot find the user",
             "private": f"`username: {username}` is private: API cannot return this user's "
             "information",
             "banned": f"`username: {username}` is banned: API cannot return this user's "
             "information",
-        }.get(account.kind)
+        }.get(kind)
         if message:
-            state.record(label, f"{constants.INVALID_PARAMS}:{account.kind}")
+            state.record(label, f"{constants.INVALID_PARAMS}:{kind}")
             self._api_error(400, constants.INVALID_PARAMS, message)
             return
         info = population.user_info(account, state.clock.today())

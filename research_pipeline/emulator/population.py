@@ -144,6 +144,7 @@ class Population:
             "display_name": account.display_name,
             "bio_description": account.bio_description,
             "avatar_url": f"https://p16-sign.tiktokcdn.example/avatar/{account.username}.jpeg",
+            "bio_url": f"https://linktr.example/{account.username}" if account.is_verified else "",
             "is_verified": account.is_verified,
             "follower_count": max(0, round(followers)),
             "following_count": max(0, account.following + int(noise.gauss(0, 2))),

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from research_pipeline.emulator.config import EmulatorConfig
 from research_pipeline.emulator.population import Population
+from research_pipeline.tiktok import constants
 
 
 class EmulatorClock:
@@ -80,6 +81,16 @@ class EmulatorState:
                 result["events"] = list(self.events)
             return result
 
+    def account_kind(self, username: str, population_kind: str) -> str:
+        """The account's kind today: its scripted lifecycle's latest entry, else the population's
+        kind."""
+        today = self.clock.today().isoformat()
+        kind = population_kind
+        for day, scripted in sorted(self.config.lifecycle.get(username, [])):
+            if day <= today:
+                kind = scripted
+        return kind
+
     def _roll_quota_day(self) -> None:
         today = self.clock.today()
         if today != self.quota_day:
@@ -107,24 +118,20 @@ class EmulatorState:
             if state.burst_left > 0:
                 state.burst_left -= 1
                 retry_after = {"Retry-After": f"{config.retry_after_seconds:g}"}
-                return ("rate_limit_burst", "Too many requests, retry later.", retry_after)
+                return ("rate_limit_burst", constants.RATE_LIMIT_MESSAGE, retry_after)
             if config.rate_limit_per_minute is not None:
                 while state.window and state.window[0] <= now - 60:
                     state.window.popleft()
                 if len(state.window) >= config.rate_limit_per_minute:
-                    return (
-                        "rate_limit_minute",
-                        "Rate limit exceeded: too many requests per minute.",
-                        None,
-                    )
+                    return ("rate_limit_minute", constants.RATE_LIMIT_MESSAGE, None)
                 state.window.append(now)
             state._roll_quota_day()
+            now = self.clock.now()
+            since_midnight = now - now.replace(hour=0, minute=0, second=0, microsecond=0)
+            if since_midnight.total_seconds() < config.quota_reset_lag_seconds:
+                return ("rate_limit_reset_lag", constants.RATE_LIMIT_MESSAGE, None)
             if config.daily_quota is not None and state.quota_used >= config.daily_quota:
-                return (
-                    "rate_limit_daily",
-                    "The daily quota for the Research API is used up; it resets at 00:00 UTC.",
-                    None,
-                )
+                return ("rate_limit_daily", constants.RATE_LIMIT_MESSAGE, None)
             state.quota_used += 1
         return None
 

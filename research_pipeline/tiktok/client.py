@@ -7,6 +7,7 @@ trail pass `on_request`, called once for every request sent to the user-info end
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,10 +22,11 @@ from research_pipeline.tiktok import constants
 from research_pipeline.tiktok.errors import (
     FatalApiError,
     FetchCancelledError,
+    QuotaExhaustedError,
     TikTokApiError,
     TransientApiError,
 )
-from research_pipeline.tiktok.limits import DailyQuota, SlidingWindowLimiter
+from research_pipeline.tiktok.limits import DailyQuota, RateLimitTracker, SlidingWindowLimiter
 from research_pipeline.tiktok.models import Outcome, RequestRecord, UserInfoResult
 from research_pipeline.tiktok.settings import ClientSettings, source_of
 from research_pipeline.tiktok.token import AccessTokenProvider, server_time
@@ -83,6 +85,18 @@ class ResearchApiClient:
             settings.rate_limit_per_minute, clock=clock, sleep=sleep
         )
         self.quota = DailyQuota(settings.daily_quota, used=quota_used_today, now=now)
+        self.rate_limits = RateLimitTracker(
+            settings.rate_limit_window_seconds,
+            settings.reset_wait_seconds,
+            settings.reset_backoff_seconds,
+            clock=clock,
+            sleep=sleep,
+            api_now=self.api_now,
+        )
+        # Request-level rejections in a row (a 4xx not about its user): many mean the API
+        # refuses our requests as a whole, and going on would spend the quota for nothing.
+        self._rejections_in_a_row = 0
+        self._rejections_lock = threading.Lock()
         self._user_info_url = settings.base_url + constants.USER_INFO_PATH
         self._fields_param = ",".join(settings.fields)
 
@@ -139,9 +153,34 @@ class ResearchApiClient:
                     raise
                 self._sleep(self._backoff(attempts))
                 continue
-            self.limiter.acquire()
-            self.quota.reserve()
-            answer = self._post_user_info(username, token)
+            probe = self.rate_limits.enter()
+            try:
+                self.limiter.acquire()
+                self.quota.reserve()
+                answer = self._post_user_info(username, token)
+            finally:
+                if probe:
+                    self.rate_limits.leave()
+            if answer.status == constants.RATE_LIMIT_EXCEEDED:
+                # Not the user's failure and not counted as an attempt: the tracker bounds it,
+                # and decides when it is the daily quota (then it raises).
+                waiting = self.rate_limits.waited_for_reset
+                try:
+                    pause = self.rate_limits.note_429(answer.retry_after)
+                except QuotaExhaustedError:
+                    self.quota.exhaust()
+                    raise
+                if self.rate_limits.waited_for_reset and not waiting:
+                    log.warning(
+                        "the daily quota is still spent after 00:00 UTC (its reset has been seen "
+                        "to lag): waiting for it, one probe at a time, for up to %.0f minutes",
+                        self.settings.reset_wait_seconds / 60,
+                    )
+                self.limiter.pause(pause)  # the limit is the endpoint's: hold every thread
+                attempts -= 1
+                continue
+            self.rate_limits.note_answer()
+            self._note_rejection(answer)
             if answer.outcome is not None:
                 return self._result(username, answer, attempts)
             if answer.status == constants.ACCESS_TOKEN_INVALID:
@@ -165,11 +204,22 @@ class ResearchApiClient:
                     answer.message,
                 )
                 return self._result(username, answer, attempts, Outcome.TRANSIENT_ERROR)
-            delay = self._backoff(attempts) if answer.retry_after is None else answer.retry_after
-            if answer.http_status == 429:
-                self.limiter.pause(delay)  # the limit is the endpoint's: hold every thread
-            else:
-                self._sleep(delay)
+            self._sleep(self._backoff(attempts))
+
+    def _note_rejection(self, answer: "_Answer") -> None:
+        """Count request-level rejections in a row; stop once they are clearly not a blip."""
+        with self._rejections_lock:
+            if answer.status != REQUEST_REJECTED:
+                self._rejections_in_a_row = 0
+                return
+            self._rejections_in_a_row += 1
+            if self._rejections_in_a_row >= max(8, 2 * self.settings.concurrency):
+                raise FatalApiError(
+                    f"the API rejected {self._rejections_in_a_row} requests in a row as a whole "
+                    f"(HTTP {answer.http_status}: {answer.message}); stopping before more quota "
+                    "is spent",
+                    log_id=answer.log_id,
+                )
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff, jittered to 50-100% of its ceiling: retrying threads spread out."""
@@ -194,6 +244,7 @@ class ResearchApiClient:
             attempts=attempts,
             fields={name: data.get(name) for name in self.settings.fields},
             served_at=answer.served_at,
+            extra={k: v for k, v in data.items() if k not in self.settings.fields},
         )
 
     def _post_user_info(self, username: str, token: str) -> _Answer:
@@ -212,6 +263,7 @@ class ResearchApiClient:
             answer = _Answer(None, constants.CONNECTION_ERROR, type(exc).__name__)
         else:
             answer = classify_user_info_response(username, response)
+            answer = replace(answer, message=self._scrub(answer.message))
             served_at = server_time(response.headers.get("Date"))
             if served_at is not None:
                 answer = replace(answer, served_at=served_at)
@@ -226,10 +278,6 @@ class ResearchApiClient:
                     answer.message,
                 )
             )
-        if answer.outcome is None and answer.status == constants.RATE_LIMIT_EXCEEDED:
-            if _is_daily_quota_message(answer.message):
-                self.quota.exhaust()
-                self.quota.reserve()  # raises QuotaExhaustedError with the reset time
         if answer.status in (constants.SCOPE_NOT_AUTHORIZED, constants.SCOPE_PERMISSION_MISSED):
             raise FatalApiError(
                 f"the API refused the research scope ({answer.status}: {answer.message}); "
@@ -238,6 +286,13 @@ class ResearchApiClient:
                 log_id=answer.log_id,
             )
         return answer
+
+    def _scrub(self, text: str) -> str:
+        """An error page can echo the request: never keep our secret or a token from it."""
+        for secret in (self.settings.client_secret, *self.tokens.issued()):
+            if secret and secret in text:
+                text = text.replace(secret, "<redacted>")
+        return text
 
     # -- many users -------------------------------------------------------------------------
 
@@ -282,8 +337,23 @@ class ResearchApiClient:
             raise failure
 
 
+# A 4xx that is about the request, not its user (e.g. "Something went wrong. Please try again
+# later."): retried like a 5xx, within `max_attempts`; many in a row stop the run.
+REQUEST_REJECTED = "request_rejected"
+
+# Wording of per-user answers seen from the real API (shared/tiktok-api-notes.md).
+_ABOUT_A_USER = re.compile(
+    r"cannot find the user|is private|cannot return this user'?s information|\bbanned\b|"
+    r"user (?:does not|doesn't) exist|user not found",
+    re.IGNORECASE,
+)
+_FATAL_CODES = (constants.SCOPE_NOT_AUTHORIZED, constants.SCOPE_PERMISSION_MISSED)
+
+
 def classify_user_info_response(username: str, response: requests.Response) -> _Answer:
-    """Sort an HTTP answer into ok, per-user error, or transient; fatal ones are flagged by code."""
+    """Sort an HTTP answer into ok, per-user error, or transient, by evidence: the error code
+    wherever it appears (even inside an HTTP 200), `message` or `msg`, and whether the message
+    is about this user. An answer of no known shape is transient, its raw text kept."""
     status = response.status_code
     retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
     try:
@@ -291,55 +361,48 @@ def classify_user_info_response(username: str, response: requests.Response) -> _
     except ValueError:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+    code = error.get("code") if isinstance(error, dict) else None
+    if not isinstance(code, str):
         if status == 429:
-            return _Answer(
-                None, constants.RATE_LIMIT_EXCEEDED, "HTTP 429", "", status, None, retry_after
-            )
+            return _Answer(None, constants.RATE_LIMIT_EXCEEDED, "HTTP 429", "", status, None,
+                           retry_after)  # fmt: skip
         return _Answer(
             None,
             constants.MALFORMED_RESPONSE,
-            f"HTTP {status} with an unexpected body: {response.text[:200]!r}",
+            f"HTTP {status} with an unexpected body: {response.text[:300]!r}",
             http_status=status,
         )
-    code = error["code"]
-    message = str(error.get("message") or "")
+    message = str(error.get("message") or error.get("msg") or "")
     log_id = str(error.get("log_id") or "")
-    if status == 200 and code == constants.OK:
+    if code == constants.OK:
         data = body.get("data")
-        if not isinstance(data, dict):
-            return _Answer(None, constants.MALFORMED_RESPONSE, "ok without data", log_id, status)
+        if status != 200 or not isinstance(data, dict):
+            return _Answer(
+                None,
+                constants.MALFORMED_RESPONSE,
+                f"HTTP {status}: ok without data",
+                log_id,
+                status,
+            )
         return _Answer(Outcome.OK, constants.OK, "", log_id, status, data)
     if status == 429 or code == constants.RATE_LIMIT_EXCEEDED:
         return _Answer(
             None, constants.RATE_LIMIT_EXCEEDED, message, log_id, status, None, retry_after
         )
-    if status == 401 and code == constants.ACCESS_TOKEN_INVALID:
-        return _Answer(None, code, message, log_id, status)
-    if code in (constants.SCOPE_NOT_AUTHORIZED, constants.SCOPE_PERMISSION_MISSED):
+    if code == constants.ACCESS_TOKEN_INVALID or code in _FATAL_CODES:
         return _Answer(None, code, message, log_id, status)
     if status >= 500 or code == constants.INTERNAL_ERROR:
         return _Answer(None, code, message or f"HTTP {status}", log_id, status)
-    if 400 <= status < 500 and _is_about_user(message, username):
+    if _is_about_user(message, username):
         return _Answer(Outcome.USER_ERROR, code, message, log_id, status)
-    raise FatalApiError(
-        f"the API rejected the request itself (HTTP {status} {code}: {message}); "
-        "stopping before more quota is spent",
-        code=code,
-        log_id=log_id,
-    )
+    return _Answer(None, REQUEST_REJECTED, f"{code}: {message or f'HTTP {status}'}", log_id, status)
 
 
 def _is_about_user(message: str, username: str) -> bool:
-    """A 4xx that names the user (not found, private, banned) is that user's outcome; any other
-    4xx is about our request and would fail for every user."""
+    """A per-user answer (not found, private, banned) names the user (`username: x`) or says
+    one of the per-user phrases; any other 4xx is about our request."""
     text = message.lower()
-    return username in text or "user" in text
-
-
-def _is_daily_quota_message(message: str) -> bool:
-    text = message.lower()
-    return "quota" in text or "daily" in text or "per day" in text
+    return f"username: {username}" in text or bool(_ABOUT_A_USER.search(text))
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

@@ -19,6 +19,7 @@ USER_INFO_FIELDS = (
     "following_count",
     "likes_count",
     "video_count",
+    "bio_url",
 )
 
 DEFAULT_BASE_URL = "https://open.tiktokapis.com"
@@ -34,9 +35,14 @@ INTERNAL_ERROR = "internal_error"
 # OAuth-style token errors (flat body: {"error": ..., "error_description": ...}).
 INVALID_CLIENT = "invalid_client"
 INVALID_REQUEST = "invalid_request"
+# Documented example for a token request without its secret.
+MISSING_SECRET_MESSAGE = "Client secret is missed in request."
 
 # https://developers.tiktok.com/doc/tiktok-api-v2-rate-limit and .../research-api-faq
 RATE_LIMIT_PER_MINUTE = 600
+# The same generic text answers both the per-minute limit and the spent daily quota: clients
+# must tell them apart by behaviour (a 429 that outlasts the minute window is the quota).
+RATE_LIMIT_MESSAGE = "The API rate limit was exceeded. Please try again later."
 DAILY_QUOTA = 1000  # Research API requests per day per project, reset at 00:00 UTC.
 
 # Statuses the client records for requests that never got a usable API answer.

@@ -116,3 +116,97 @@ class DailyQuota:
             if self._server_says_exhausted:
                 return 0
             return None if self.limit is None else max(0, self.limit - self._used)
+
+
+# The API's short-term limit is per minute: a Retry-After longer than that is not it, and waiting
+# it out (a 429 once said 86400) would freeze every thread past the day. Treated as the quota.
+MAX_RETRY_AFTER_SECONDS = 61.0
+
+
+class RateLimitTracker:
+    """Tells the API's two 429s apart by behaviour, since both say `rate_limit_exceeded` with the
+    same generic text: a 429 that persists beyond the minute window, while we ask at a trickle
+    (one probe at a time), is the daily quota (shared by the lab, often spent by a colleague our
+    ledger never saw); one that clears within the window was the per-minute limit.
+
+    While limited, one request at a time probes (`enter`/`leave`), so detecting the quota costs
+    about the requests in flight plus a handful of probes, not a retry storm. Early in the API's
+    day (the quota has been seen to come back hours after 00:00 UTC) it keeps probing, with a
+    longer backoff, up to `reset_wait_seconds` before giving up for today.
+    """
+
+    def __init__(
+        self,
+        window_seconds: float = 61.0,
+        reset_wait_seconds: float = 1800.0,
+        reset_backoff_seconds: float = 60.0,
+        reset_lag_hours: float = 4.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        api_now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.window = window_seconds
+        self.reset_wait = reset_wait_seconds
+        self.reset_backoff = reset_backoff_seconds
+        self.reset_lag = timedelta(hours=reset_lag_hours)
+        self._clock, self._sleep, self._api_now = clock, sleep, api_now
+        self._lock = threading.Lock()
+        self._first: float | None = None
+        self._count = 0
+        self._probe_out = False
+        self.waited_for_reset = False
+
+    @property
+    def limited(self) -> bool:
+        with self._lock:
+            return self._first is not None
+
+    def enter(self) -> bool:
+        """Before a send: returns True when this send is the probe (call `leave` after it)."""
+        while True:
+            with self._lock:
+                if self._first is None:
+                    return False
+                if not self._probe_out:
+                    self._probe_out = True
+                    return True
+            self._sleep(0.05)
+
+    def leave(self) -> None:
+        with self._lock:
+            self._probe_out = False
+
+    def note_answer(self) -> None:
+        """Any answer that is not a 429: the limit has cleared."""
+        with self._lock:
+            self._first, self._count = None, 0
+
+    def note_429(self, retry_after: float | None) -> float:
+        """Seconds every sender should pause; raises QuotaExhaustedError once it is the quota."""
+        with self._lock:
+            now = self._clock()
+            if self._first is None:
+                self._first = now
+            self._count += 1
+            persisted = now - self._first
+            if retry_after is not None and retry_after > MAX_RETRY_AFTER_SECONDS:
+                raise QuotaExhaustedError(
+                    f"the API asked to wait {retry_after:.0f} s (Retry-After), longer than its "
+                    "per-minute window: treated as the daily quota, spent for today",
+                    resets_at=next_utc_midnight(self._api_now()),
+                )
+            if persisted <= self.window:
+                if retry_after is not None:
+                    return retry_after  # the API said how long: exactly that, nothing on top
+                return min(2.0 ** (self._count - 1), max(self.window - persisted, 1.0))
+            api_now = self._api_now()
+            midnight = datetime(api_now.year, api_now.month, api_now.day, tzinfo=UTC)
+            if api_now - midnight < self.reset_lag and persisted < self.window + self.reset_wait:
+                self.waited_for_reset = True
+                return min(self.reset_backoff * 2 ** min(self._count, 6), 600.0)
+            raise QuotaExhaustedError(
+                f"the API has answered 429 rate_limit_exceeded for {persisted:.0f} s, past its "
+                "per-minute window, while we asked one request at a time: the daily quota "
+                "(shared by the whole lab) is spent",
+                resets_at=next_utc_midnight(api_now),
+            )

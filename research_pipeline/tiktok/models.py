@@ -28,6 +28,7 @@ class UserInfoResult:
     attempts: int = 1
     fields: dict[str, Any] = field(default_factory=dict)
     served_at: datetime | None = None  # the API's clock when it answered (its Date header)
+    extra: dict[str, Any] = field(default_factory=dict)  # answered fields we did not ask for
 
     @property
     def error_kind(self) -> str | None:

@@ -78,6 +78,12 @@ class ClientSettings:
     max_attempts: int = 5
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
+    # A 429 that outlasts this window is the daily quota, not the per-minute limit.
+    rate_limit_window_seconds: float = 61.0
+    # Early in the API's day a spent quota may still come back (reset lag): keep probing this
+    # long, `reset_backoff_seconds` apart and doubling, before giving up for today.
+    reset_wait_seconds: float = 1800.0
+    reset_backoff_seconds: float = 60.0
     fields: tuple[str, ...] = constants.USER_INFO_FIELDS
 
     def __post_init__(self) -> None:
@@ -134,6 +140,9 @@ ENVIRONMENT = {
     "max_attempts": "TIKTOK_MAX_ATTEMPTS",
     "backoff_base_seconds": "TIKTOK_BACKOFF_BASE_SECONDS",
     "backoff_max_seconds": "TIKTOK_BACKOFF_MAX_SECONDS",
+    "rate_limit_window_seconds": "TIKTOK_RATE_LIMIT_WINDOW_SECONDS",
+    "reset_wait_seconds": "TIKTOK_RESET_WAIT_SECONDS",
+    "reset_backoff_seconds": "TIKTOK_RESET_BACKOFF_SECONDS",
     "fields": "TIKTOK_FIELDS",
 }
 

@@ -21,6 +21,16 @@ def server_time(header: str | None) -> datetime | None:
     return moment if moment is not None and moment.tzinfo is not None else None
 
 
+# OAuth errors that mean our request or credentials are wrong: asking again cannot help.
+_REFUSALS = (
+    constants.INVALID_CLIENT,
+    constants.INVALID_REQUEST,
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "access_denied",
+)
+
+
 class AccessTokenProvider:
     """Hands out a valid token; one lock makes concurrent callers share a single refresh."""
 
@@ -45,6 +55,7 @@ class AccessTokenProvider:
         self._refused: FatalApiError | None = None
         self._server_clock_offset = timedelta(0)
         self.requests_made = 0
+        self._issued: list[str] = []
 
     def __repr__(self) -> str:
         return f"AccessTokenProvider(url={self._url!r}, token={'<set>' if self._token else None})"
@@ -68,6 +79,10 @@ class AccessTokenProvider:
         if moment is not None:
             self._server_clock_offset = moment - datetime.now(UTC)
 
+    def issued(self) -> tuple[str, ...]:
+        """Tokens this provider has held (to scrub them from anything echoed back)."""
+        return tuple(self._issued)
+
     def invalidate(self, stale_token: str) -> None:
         """Forget `stale_token` after a 401; a token someone else already renewed is kept."""
         with self._lock:
@@ -86,6 +101,7 @@ class AccessTokenProvider:
                 },
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
                 timeout=self._timeout,
+                allow_redirects=False,  # the secret goes to the configured origin only
             )
         except requests.RequestException as exc:
             # The exception text of requests can echo the request; keep only its class.
@@ -96,6 +112,12 @@ class AccessTokenProvider:
             body = response.json()
         except ValueError:
             body = None
+        if response.is_redirect:
+            self._refused = FatalApiError(
+                f"the token endpoint {self._url} answered HTTP {response.status_code} with a "
+                "redirect: refusing to send the client credentials anywhere else"
+            )
+            raise self._refused
         if not isinstance(body, dict):
             raise TransientApiError(
                 f"token endpoint {self._url} answered HTTP {response.status_code} without JSON"
@@ -107,12 +129,23 @@ class AccessTokenProvider:
             # Renew 5 minutes early, or at 90% of a short lifetime.
             margin = min(300.0, expires_in * 0.1)
             self._token = token
+            self._issued = (self._issued + [token])[-5:]
             self._refresh_at = self._clock() + expires_in - margin
             return
-        error = str(body.get("error") or f"http_{response.status_code}")
-        description = str(body.get("error_description") or "")
+        # Flat OAuth bodies ({"error": code, "error_description": ...}), in a 4xx or inside an
+        # HTTP 200; tolerate the other endpoints' error object too.
+        raw_error = body.get("error")
+        if isinstance(raw_error, dict):
+            error = str(raw_error.get("code") or f"http_{response.status_code}")
+            description = str(raw_error.get("message") or raw_error.get("msg") or "")
+        else:
+            error = str(raw_error or f"http_{response.status_code}")
+            description = str(body.get("error_description") or "")
         log_id = str(body.get("log_id") or "")
-        if error == constants.INVALID_CLIENT or response.status_code in (400, 401, 403):
+        if self._client_secret:  # an echoing endpoint must not carry the secret into our errors
+            description = description.replace(self._client_secret, "<redacted>")
+        refused = error in _REFUSALS or 400 <= response.status_code < 500
+        if refused and response.status_code != 429:
             self._refused = FatalApiError(
                 f"the token endpoint refused the client credentials ({error}: {description}). "
                 "Check TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET.",

@@ -6,6 +6,7 @@ then insert, in one transaction), never duplicated. Frames reach SQL through `co
 under a name of this module's choosing, never through a Python variable DuckDB finds by name.
 """
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 
@@ -21,11 +22,12 @@ Key = tuple[date, str]  # (snapshot_date, cohort): one partition
 USER_INFO_COLUMNS = (
     "snapshot_date", "cohort", "username", "fetched_at", "status", "error_kind",
     "error_message", "log_id", *USER_INFO_FIELDS, "is_final", "source", "served_at",
+    "extra_fields",
 )  # fmt: skip
 
 REQUEST_COLUMNS = (
     "requested_at", "snapshot_date", "cohort", "username", "http_status", "status",
-    "error_kind", "log_id", "source",
+    "error_kind", "log_id", "source", "message",
 )  # fmt: skip
 
 _COUNT_COLUMNS = ("follower_count", "following_count", "likes_count", "video_count")
@@ -109,6 +111,7 @@ def user_info_frame(rows: Sequence[tuple[date, str, UserInfoResult]], source: st
             r.is_final,
             source,
             naive_utc(r.served_at) if r.served_at else None,
+            json.dumps(r.extra, ensure_ascii=False, default=str) if r.extra else None,
         )
         for snapshot_date, cohort, r in rows
     ]
@@ -133,6 +136,7 @@ def requests_frame(requests: Sequence[tuple[date, str, RequestRecord]], source: 
                 r.error_kind,
                 r.log_id or None,
                 source,
+                r.message[:1000] or None,
             )
             for snapshot_date, cohort, r in requests
         ],
@@ -194,10 +198,14 @@ def finish_snapshots(
 
 
 def requests_spent_on(conn: duckdb.DuckDBPyConnection, day: date) -> int:
-    """Requests sent for API day `day`: what the daily quota (reset at 00:00 UTC, the API's
-    day) has left for us. Counted by the API's date, never this machine's."""
+    """Requests spent on API day `day`: what the daily quota (reset at 00:00 UTC, the API's
+    day) has left for us, counted by the API's date, never this machine's. Every answered
+    request counts, failed ones (5xx) included, as TikTok counts them; a 429 does not: the API
+    refused it before doing any work (the ledger keeps it, apart, for the audit)."""
     return conn.execute(
-        "SELECT count(*) FROM tiktok.api_requests WHERE snapshot_date = ?", [day]
+        "SELECT count(*) FROM tiktok.api_requests WHERE snapshot_date = ? "
+        "AND status <> 'rate_limit_exceeded'",
+        [day],
     ).fetchall()[0][0]
 
 

@@ -150,10 +150,20 @@ ALTER TABLE tiktok.cohort_summary ADD COLUMN max_age_days INTEGER;
 ALTER TABLE tiktok.cohort_summary ADD COLUMN errors_by_kind VARCHAR;
 """
 
+# Every documented user-info field in its own column (bio_url was missing), fields an answer
+# carries beyond those asked for kept as JSON (not a failure), and the API's message (or the raw
+# text of an answer of no known shape, secrets scrubbed) on every request of the ledger.
+_V4_FIELDS_AND_MESSAGES = """
+ALTER TABLE tiktok.user_info ADD COLUMN bio_url VARCHAR;
+ALTER TABLE tiktok.user_info ADD COLUMN extra_fields JSON;
+ALTER TABLE tiktok.api_requests ADD COLUMN message VARCHAR;
+"""
+
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(1, "the tables of the release of 2026-11-24", _V1_TABLES),
     Upgrade(2, "error_kind and source on user_info and api_requests", _V2_KIND_AND_SOURCE),
     Upgrade(3, "cohort_members, served_at, coverage in cohort_summary", _V3_PANELS),
+    Upgrade(4, "bio_url, extra_fields, api_requests.message", _V4_FIELDS_AND_MESSAGES),
 )
 LATEST_VERSION = UPGRADES[-1].version
 

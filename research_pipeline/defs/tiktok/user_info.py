@@ -192,6 +192,7 @@ def _metadata(plan, run, table_preview) -> dict:
             "|---|---|---|---|---|---|---|---|\n" + per_partition
         ),
         "statuses": MetadataValue.text(json.dumps(statuses, sort_keys=True)),
+        "errors_by_kind": MetadataValue.json(run.errors_by_kind),
     }
     if table_preview is not None:
         metadata["preview"] = MetadataValue.md(table_preview.to_markdown(index=False))
