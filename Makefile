@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint ui
+.PHONY: demo test lint ui demo-ui
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,7 @@ lint: $(STAMP)
 
 ui: $(STAMP)
 	DAGSTER_HOME=$(CURDIR) $(VENV)/bin/dagster dev
+
+# The demo's runs and warehouse live apart from real ones, under demo/.
+demo-ui: $(STAMP)
+	DAGSTER_HOME=$(CURDIR)/demo/dagster_home RESEARCH_PIPELINE_DUCKDB=$(CURDIR)/demo/research.duckdb $(VENV)/bin/dagster dev

@@ -117,6 +117,11 @@ class Plan:
                 f"budget is {self.daily_budget:,}; it sustains a cadence of "
                 f"{self.sustainable_cadence_days} days for all {self.unique_users:,} users"
             )
+            if (self.sustainable_cadence_days or TERMS_MAX_DAYS + 1) > TERMS_MAX_DAYS:
+                text += (
+                    f", longer than the {TERMS_MAX_DAYS} days TikTok's terms allow: drop members "
+                    "or raise the budget"
+                )
         return text
 
 

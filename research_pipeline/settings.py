@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from research_pipeline.errors import ConfigurationError
 from research_pipeline.tiktok.constants import DAILY_QUOTA
 from research_pipeline.tiktok.settings import parse_limit, parse_number
 
@@ -27,6 +28,16 @@ def project_dir() -> Path:
     return Path(home) if home else Path.home() / ".research-pipeline"
 
 
+def parse_flag(value: str | None, name: str) -> bool:
+    """'1', 'true', 'yes' or 'on' (any case) is on; unset, empty or '0'/'false'/'no'/'off' off."""
+    text = (value or "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigurationError(f"{name}={value!r}: use 1 or 0 (true/false, yes/no, on/off)")
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
     duckdb_path: str
@@ -35,13 +46,22 @@ class PipelineSettings:
     # Requests a day this pipeline may spend, below the project's quota (a lab keeps the rest
     # for other work); None: the whole quota.
     daily_budget: int | None = None
+    # TikTok's terms: data of accounts no longer available is deleted; a project whose data
+    # agreement allows it may keep their counts (never their profile text).
+    keep_counts_of_gone_accounts: bool = False
+    # A warehouse holds answers of one kind of source (the real API, or the emulator).
+    allow_mixed_sources: bool = False
+    exports_dir: Path = Path("data/exports")
+    # TikTok's terms: research data refreshed at least every 15 days.
+    max_data_age_days: int = 15
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "PipelineSettings":
         env = os.environ if env is None else env
         root = project_dir()
+        duckdb_path = env.get("RESEARCH_PIPELINE_DUCKDB") or str(root / "data/research.duckdb")
         return cls(
-            duckdb_path=env.get("RESEARCH_PIPELINE_DUCKDB") or str(root / "data/research.duckdb"),
+            duckdb_path=duckdb_path,
             cohorts_dir=Path(env.get("RESEARCH_PIPELINE_COHORTS_DIR") or root / "cohorts"),
             retry_delay_seconds=parse_number(
                 env.get("RESEARCH_PIPELINE_RETRY_DELAY_SECONDS"),
@@ -50,6 +70,24 @@ class PipelineSettings:
             ),
             daily_budget=parse_limit(
                 env.get("RESEARCH_PIPELINE_DAILY_BUDGET"), None, "RESEARCH_PIPELINE_DAILY_BUDGET"
+            ),
+            keep_counts_of_gone_accounts=parse_flag(
+                env.get("RESEARCH_PIPELINE_KEEP_COUNTS_OF_GONE_ACCOUNTS"),
+                "RESEARCH_PIPELINE_KEEP_COUNTS_OF_GONE_ACCOUNTS",
+            ),
+            allow_mixed_sources=parse_flag(
+                env.get("RESEARCH_PIPELINE_ALLOW_MIXED_SOURCES"),
+                "RESEARCH_PIPELINE_ALLOW_MIXED_SOURCES",
+            ),
+            max_data_age_days=int(
+                parse_number(
+                    env.get("RESEARCH_PIPELINE_MAX_DATA_AGE_DAYS"),
+                    15,
+                    "RESEARCH_PIPELINE_MAX_DATA_AGE_DAYS",
+                )
+            ),
+            exports_dir=Path(
+                env.get("RESEARCH_PIPELINE_EXPORTS_DIR") or Path(duckdb_path).parent / "exports"
             ),
         )
 

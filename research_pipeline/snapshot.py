@@ -115,6 +115,7 @@ def take_snapshots(
     partitions: Sequence[Partition],
     *,
     refetch: bool = False,
+    allow_mixed_sources: bool = False,
     log: Callable[[str], None] = print,
 ) -> SnapshotRun:
     """Fetch and store the given (date, cohort) partitions with `client` (its `on_request` is
@@ -132,6 +133,7 @@ def take_snapshots(
     run = SnapshotRun(list(reports.values()))
     todo: dict[str, list[warehouse.Key]] = {}  # username -> partitions that want it
     with open_warehouse() as conn:
+        warehouse.record_source(conn, client.source, allow_mixed_sources)
         for day in days:
             panel.record_members(
                 conn,

@@ -42,6 +42,7 @@ def test_every_member_ends_with_a_row_of_data_or_error(pipeline):
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {
         "tiktok/user_info",
+        "tiktok/gone_accounts",
         "tiktok/follower_snapshots",
         "tiktok/engagement_snapshots",
         "tiktok/cohort_summary",
@@ -51,6 +52,7 @@ def test_every_member_ends_with_a_row_of_data_or_error(pipeline):
         "unique_users": True,
         "counts_not_negative": True,
         "refreshed_within_cadence": True,
+        "refreshed_within_terms": True,
         "plan_completed": True,
         "error_share_below_threshold": False,
     }
@@ -244,6 +246,7 @@ def test_project_definitions_and_instance_config_load(tmp_path, monkeypatch):
         Defs.validate_loadable(defs)
     assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {
         "tiktok/user_info",
+        "tiktok/gone_accounts",
         "tiktok/follower_snapshots",
         "tiktok/engagement_snapshots",
         "tiktok/cohort_summary",

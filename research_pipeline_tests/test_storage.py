@@ -138,6 +138,7 @@ def test_asset_checks_fail_on_bad_data(warehouse):
         "unique_users": True,
         "counts_not_negative": True,
         "refreshed_within_cadence": True,
+        "refreshed_within_terms": True,
         "plan_completed": True,
         "error_share_below_threshold": True,
     }

@@ -20,6 +20,7 @@ COMMANDS = {
     "snapshot": "research_pipeline.cli.snapshot_cmd:snapshot",
     "plan": "research_pipeline.cli.plan_cmd:plan",
     "export": "research_pipeline.cli.export_cmd:export",
+    "export-dataset": "research_pipeline.cli.export_dataset_cmd:export_dataset_command",
     "emulator": "research_pipeline.cli.emulator_cmd:emulator",
     "demo": "research_pipeline.cli.demo_cmd:demo",
 }

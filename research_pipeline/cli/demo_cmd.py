@@ -2,11 +2,14 @@
 
 Starts the emulator on a free loopback port, points the pipeline at it, and takes a snapshot of
 the sample cohorts for each of the last few days (moving the emulator's clock, since the API
-only ever serves today), through real Dagster runs recorded in $DAGSTER_HOME and written to the
-DuckDB file. Then prints the cohort summary and how to open the UI.
+only ever serves today), through real Dagster runs. Emulator answers never go where real ones
+do: the demo has its own Dagster home, warehouse and exports under `demo/`, whatever
+DAGSTER_HOME or RESEARCH_PIPELINE_DUCKDB say. Then prints the cohort summary and how to open
+the UI on it.
 """
 
 import os
+import shutil
 from datetime import timedelta
 
 import click
@@ -19,7 +22,7 @@ from research_pipeline.settings import project_dir
 
 NEXT_STEPS = """
 Open the Dagster UI on these runs:
-  cd {root} && make ui        (DAGSTER_HOME=$PWD .venv/bin/dagster dev)
+  cd {root} && make demo-ui   (DAGSTER_HOME=demo/dagster_home .venv/bin/dagster dev)
 Query the data:
   .venv/bin/python -c "import duckdb; c = duckdb.connect('{database}', read_only=True); print(c.sql('from tiktok.follower_snapshots order by snapshot_date desc limit 10'))"
 """  # noqa: E501 - one line, so it can be pasted
@@ -31,12 +34,20 @@ def demo(days: int) -> int:
     """Snapshot the sample cohorts for a few days against the emulator."""
     config = EmulatorConfig(latency_seconds=0.01)
     root = project_dir()
+    home = root / "demo" / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    if (root / "dagster.yaml").exists():
+        shutil.copyfile(root / "dagster.yaml", home / "dagster.yaml")
     with EmulatorServer(config) as api:
         os.environ.update(
             {
                 "TIKTOK_API_BASE_URL": api.url,
                 "TIKTOK_CLIENT_KEY": config.client_key,
                 "TIKTOK_CLIENT_SECRET": config.client_secret,
+                "DAGSTER_HOME": str(home),
+                "RESEARCH_PIPELINE_DUCKDB": str(root / "demo" / "research.duckdb"),
+                "RESEARCH_PIPELINE_EXPORTS_DIR": str(root / "demo" / "exports"),
+                "RESEARCH_PIPELINE_COHORTS_DIR": str(root / "cohorts"),
             }
         )
         today = api.clock.today()

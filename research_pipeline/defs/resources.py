@@ -72,6 +72,25 @@ class Warehouse(DuckDBResource):
     """The DuckDB file (RESEARCH_PIPELINE_DUCKDB). Open it with `session()`: the warehouse
     package's one way to connect (lock wait, schema upgrade, always closed)."""
 
+    keep_counts_of_gone_accounts: bool = Field(
+        default=False,
+        description="RESEARCH_PIPELINE_KEEP_COUNTS_OF_GONE_ACCOUNTS: keep the counts (never the "
+        "profile text) of accounts no longer available, where the data agreement allows it.",
+    )
+    allow_mixed_sources: bool = Field(
+        default=False,
+        description="RESEARCH_PIPELINE_ALLOW_MIXED_SOURCES: let one warehouse hold answers of "
+        "the emulator and of the real API (refused by default).",
+    )
+    max_data_age_days: int = Field(
+        default=15,
+        description="RESEARCH_PIPELINE_MAX_DATA_AGE_DAYS: the refreshed_within_terms check fails "
+        "when a live member's data is older (TikTok's terms: 15 days).",
+    )
+    exports_dir: str = Field(
+        default="", description="The project's own exports folder (export-dataset writes there)."
+    )
+
     @contextmanager
     def session(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         with warehouse.connect(self.database, read_only=read_only) as conn:
@@ -87,7 +106,13 @@ def build_resources(settings: PipelineSettings) -> dict:
             daily_budget=settings.daily_budget,
         ),
         "cohort_folder": CohortFolder(path=str(settings.cohorts_dir)),
-        "warehouse": Warehouse(database=settings.duckdb_path),
+        "warehouse": Warehouse(
+            database=settings.duckdb_path,
+            keep_counts_of_gone_accounts=settings.keep_counts_of_gone_accounts,
+            allow_mixed_sources=settings.allow_mixed_sources,
+            exports_dir=str(settings.exports_dir),
+            max_data_age_days=settings.max_data_age_days,
+        ),
     }
 
 

@@ -18,7 +18,9 @@ from research_pipeline.warehouse.schema import LATEST_VERSION, current_version, 
 LOCK_WAIT_SECONDS = 60.0
 
 
-def _open(database: str, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+def open_with_lock_wait(
+    database: str, read_only: bool, wait_seconds: float = LOCK_WAIT_SECONDS
+) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + wait_seconds
     delay = 0.01
     while True:
@@ -48,7 +50,7 @@ def connect(
         )
     if is_file and not read_only:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    conn = _open(database, read_only, wait_seconds)
+    conn = open_with_lock_wait(database, read_only, wait_seconds)
     try:
         if read_only:
             if current_version(conn) < LATEST_VERSION:

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 import duckdb
 import pandas as pd
 
+from research_pipeline.errors import WarehouseError
 from research_pipeline.tiktok.constants import USER_INFO_FIELDS
 from research_pipeline.tiktok.models import RequestRecord, UserInfoResult
 from research_pipeline.warehouse.transactions import registered, transaction
@@ -216,3 +217,24 @@ def unfinished_count(conn: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> in
             "SELECT count(*) FROM tiktok.user_info SEMI JOIN keys USING (snapshot_date, cohort) "
             "WHERE NOT is_final"
         ).fetchall()[0][0]
+
+
+def record_source(conn: duckdb.DuckDBPyConnection, source: str, allow_mixed: bool = False) -> None:
+    """Note that answers from `source` go into this warehouse, refusing (before any request is
+    spent) to mix the emulator's answers with the real API's: data cited in a paper must never
+    be a blend of the two without anyone having said so."""
+    known = [s for (s,) in conn.execute("SELECT source FROM tiktok.sources").fetchall()]
+    if source in known:
+        return
+    kinds = {"emulator" if s == "emulator" else "the real API" for s in known}
+    kind = "emulator" if source == "emulator" else "the real API"
+    if kinds and kind not in kinds and not allow_mixed:
+        raise WarehouseError(
+            f"this warehouse holds answers from {', '.join(sorted(known))}; refusing to add "
+            f"answers from {source} ({kind}). Use another RESEARCH_PIPELINE_DUCKDB for it, or set "
+            "RESEARCH_PIPELINE_ALLOW_MIXED_SOURCES=1 if mixing is what you want (every row keeps "
+            "its source)"
+        )
+    conn.execute(
+        "INSERT INTO tiktok.sources VALUES (?, now()::TIMESTAMP) ON CONFLICT DO NOTHING", [source]
+    )

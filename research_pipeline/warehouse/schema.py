@@ -159,11 +159,41 @@ ALTER TABLE tiktok.user_info ADD COLUMN extra_fields JSON;
 ALTER TABLE tiktok.api_requests ADD COLUMN message VARCHAR;
 """
 
+# TikTok's terms: data refreshed within 15 days (a view of each user's last answer), data of
+# accounts no longer available removed (rows are redacted in place, `forgotten_at` says when; a
+# tombstone per account and cohort keeps attrition countable), and every source a warehouse has
+# taken answers from, so emulator and real answers are never mixed by accident.
+_V5_RESEARCH_TERMS = """
+ALTER TABLE tiktok.user_info ADD COLUMN forgotten_at TIMESTAMP;
+CREATE TABLE tiktok.tombstones (
+    username VARCHAR NOT NULL,
+    cohort VARCHAR NOT NULL,
+    since DATE NOT NULL,                      -- first answer of the account's current absence
+    kind VARCHAR NOT NULL,                    -- not_found, private or banned
+    forgotten_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (username, cohort)
+);
+CREATE TABLE tiktok.sources (
+    source VARCHAR PRIMARY KEY,               -- the API's host, or 'emulator'
+    first_seen TIMESTAMP NOT NULL
+);
+INSERT INTO tiktok.sources
+    SELECT source, min(fetched_at) FROM tiktok.user_info WHERE source IS NOT NULL GROUP BY 1;
+CREATE VIEW tiktok.last_refreshed AS
+    SELECT username,
+           max(snapshot_date) AS last_refreshed,
+           arg_max(CASE WHEN status = 'ok' THEN 'ok' ELSE coalesce(error_kind, 'other') END,
+                   snapshot_date) AS last_answer,
+           current_date - max(snapshot_date) AS age_days
+    FROM tiktok.user_info WHERE is_final GROUP BY username;
+"""
+
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(1, "the tables of the release of 2026-11-24", _V1_TABLES),
     Upgrade(2, "error_kind and source on user_info and api_requests", _V2_KIND_AND_SOURCE),
     Upgrade(3, "cohort_members, served_at, coverage in cohort_summary", _V3_PANELS),
     Upgrade(4, "bio_url, extra_fields, api_requests.message", _V4_FIELDS_AND_MESSAGES),
+    Upgrade(5, "forgotten_at, tombstones, sources, last_refreshed view", _V5_RESEARCH_TERMS),
 )
 LATEST_VERSION = UPGRADES[-1].version
 

@@ -32,6 +32,12 @@ USER_INFO_CHECKS = [
         "cadence (accounts that are gone: their re-check interval); the stalest are named.",
     ),
     AssetCheckSpec(
+        "refreshed_within_terms",
+        asset=USER_INFO_KEY,
+        description="TikTok's terms: every live member's data is at most 15 days old "
+        "(RESEARCH_PIPELINE_MAX_DATA_AGE_DAYS); the oldest are named.",
+    ),
+    AssetCheckSpec(
         "plan_completed",
         asset=USER_INFO_KEY,
         description="Every user the day's plan chose was asked (warns when the quota ran out "
@@ -45,15 +51,22 @@ USER_INFO_CHECKS = [
 ]
 
 
-def stale_members(conn, day: date, cohorts: Sequence[str]) -> list[tuple[str, str, int | None]]:
+def stale_members(
+    conn, day: date, cohorts: Sequence[str], max_age: int | None = None
+) -> list[tuple[str, str, int | None]]:
     """(cohort, username, age in days or None if never answered) of members whose last final
-    answer is older than their cohort's cadence (or re-check interval), stalest first."""
+    answer is older than their cohort's cadence (or re-check interval), stalest first. With
+    `max_age`: live members (not gone) whose data is older than that, whatever their cadence."""
     stale = []
     for cohort, user, cadence, last_day, kind in queries.member_last_answers(conn, day, cohorts):
+        age = None if last_day is None else (day - last_day).days
+        if max_age is not None:
+            if kind not in GONE_KINDS and age is not None and age > max_age:
+                stale.append((cohort, user, age))
+            continue
         allowed = min(cadence, TERMS_MAX_DAYS)
         if kind in GONE_KINDS:
             allowed = gone_recheck_days(allowed)
-        age = None if last_day is None else (day - last_day).days
         if age is None or age > allowed:
             stale.append((cohort, user, age))
     return sorted(stale, key=lambda s: (s[2] is not None, -(s[2] or 0), s[0], s[1]))
@@ -65,12 +78,15 @@ def check_user_info(
     run: SnapshotRun,
     max_error_share: float = DEFAULT_MAX_ERROR_SHARE,
     day: date | None = None,
+    max_data_age_days: int = TERMS_MAX_DAYS,
 ) -> list[AssetCheckResult]:
     """Evaluate the checks over the run's partitions."""
     counts = queries.raw_check_counts(conn, {p.key: p.members for p in partitions})
     share = counts.error_rows / counts.rows if counts.rows else 0.0
     day = day or max((p.snapshot_date for p in partitions), default=None)
-    stale = stale_members(conn, day, [p.cohort for p in partitions]) if day else []
+    cohorts = [p.cohort for p in partitions]
+    stale = stale_members(conn, day, cohorts) if day else []
+    too_old = stale_members(conn, day, cohorts, max_data_age_days) if day else []
     return [
         AssetCheckResult(
             check_name="unique_users",
@@ -94,6 +110,16 @@ def check_user_info(
                 "stalest": ", ".join(
                     f"{c}/{u} ({'never' if a is None else f'{a} days'})" for c, u, a in stale[:10]
                 ),
+            },
+        ),
+        AssetCheckResult(
+            check_name="refreshed_within_terms",
+            asset_key=USER_INFO_KEY,
+            passed=not too_old,
+            metadata={
+                "max_age_days": max_data_age_days,
+                "members_too_old": len(too_old),
+                "oldest": ", ".join(f"{c}/{u} ({a} days)" for c, u, a in too_old[:10]),
             },
         ),
         AssetCheckResult(

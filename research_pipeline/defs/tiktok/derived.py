@@ -5,7 +5,6 @@ from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -13,10 +12,10 @@ from dagster import (
 
 from research_pipeline.charts import write_cohort_chart
 from research_pipeline.defs.resources import Warehouse
-from research_pipeline.defs.tiktok.metadata import table_metadata
+from research_pipeline.defs.tiktok.common import WAREHOUSE_ASSET, table_metadata
+from research_pipeline.defs.tiktok.terms import gone_accounts
 from research_pipeline.defs.tiktok.user_info import user_info
-from research_pipeline.orchestration.names import WAREHOUSE_POOL
-from research_pipeline.orchestration.partitions import snapshot_partitions, split_key
+from research_pipeline.orchestration.partitions import split_key
 from research_pipeline.warehouse import derive, queries
 from research_pipeline.warehouse.derive import derivation_version
 
@@ -61,24 +60,22 @@ def _summary_metadata(conn, keys, warehouse: Warehouse) -> dict:
     return metadata
 
 
-_COMMON = dict(
-    key_prefix="tiktok",
-    group_name="tiktok",
-    partitions_def=snapshot_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
-    kinds={"duckdb"},
+@asset(
+    deps=[user_info, gone_accounts],
+    code_version=derivation_version("follower_snapshots"),
+    **WAREHOUSE_ASSET,
 )
-
-
-@asset(deps=[user_info], code_version=derivation_version("follower_snapshots"), **_COMMON)
 def follower_snapshots(context: AssetExecutionContext, warehouse: Warehouse):
     """Per user: followers and following, the previous snapshot present for that user (not
     necessarily yesterday), deltas and follower growth per day (NULL without a previous one)."""
     return _derive_partitions(context, warehouse, "follower_snapshots")
 
 
-@asset(deps=[user_info], code_version=derivation_version("engagement_snapshots"), **_COMMON)
+@asset(
+    deps=[user_info, gone_accounts],
+    code_version=derivation_version("engagement_snapshots"),
+    **WAREHOUSE_ASSET,
+)
 def engagement_snapshots(context: AssetExecutionContext, warehouse: Warehouse):
     """Per user: likes, videos, likes per video and per follower (NULL where the denominator is
     0), and likes and videos gained since the previous snapshot."""
@@ -86,9 +83,9 @@ def engagement_snapshots(context: AssetExecutionContext, warehouse: Warehouse):
 
 
 @asset(
-    deps=[user_info, follower_snapshots, engagement_snapshots],
+    deps=[user_info, gone_accounts, follower_snapshots, engagement_snapshots],
     code_version=derivation_version("cohort_summary"),
-    **_COMMON,
+    **WAREHOUSE_ASSET,
 )
 def cohort_summary(context: AssetExecutionContext, warehouse: Warehouse):
     """Per (date, cohort): users, ok, errors by code, median and total followers, total likes,

@@ -27,12 +27,13 @@ from research_pipeline.defs.tiktok.checks import (
     USER_INFO_CHECKS,
     check_user_info,
 )
-from research_pipeline.defs.tiktok.metadata import table_metadata
+from research_pipeline.defs.tiktok.common import table_metadata
 from research_pipeline.errors import (
     CohortError,
     ConfigurationError,
     SnapshotDateError,
     SnapshotIncompleteError,
+    WarehouseError,
 )
 from research_pipeline.orchestration.names import SNAPSHOT_RETRIES, WAREHOUSE_POOL
 from research_pipeline.orchestration.partitions import snapshot_partitions, split_key
@@ -132,9 +133,10 @@ def user_info(
                 ledger,
                 partitions,
                 refetch=config.refetch,
+                allow_mixed_sources=warehouse.allow_mixed_sources,
                 log=context.log.info,
             )
-        except (SnapshotDateError, SnapshotIncompleteError) as exc:
+        except (SnapshotDateError, SnapshotIncompleteError, WarehouseError) as exc:
             raise Failure(str(exc), allow_retries=False) from None
     if run.quota_message:
         context.log.warning(run.quota_message)
@@ -157,7 +159,9 @@ def user_info(
             raise RetryRequested(
                 max_retries=SNAPSHOT_RETRIES, seconds_to_wait=research_api.retry_delay_seconds
             )
-        check_results = check_user_info(conn, partitions, run, config.max_error_share, day)
+        check_results = check_user_info(
+            conn, partitions, run, config.max_error_share, day, warehouse.max_data_age_days
+        )
         first = reports[0] if reports else None
         table_preview = (
             queries.preview(conn, "user_info", first.snapshot_date, first.cohort) if first else None

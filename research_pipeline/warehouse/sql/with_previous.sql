@@ -1,9 +1,10 @@
 -- Every ok row of each wanted partition (`keys`), with the same user's latest earlier ok row,
 -- whichever cohort it was asked for and however many days back (panels are refreshed in
--- rotation: a member's previous answer is rarely yesterday's).
+-- rotation: a member's previous answer is rarely yesterday's). Rows whose counts were removed
+-- (an account gone, TikTok's terms) take no part.
 WITH cur AS (
     SELECT u.* FROM tiktok.user_info u SEMI JOIN keys USING (snapshot_date, cohort)
-    WHERE u.status = 'ok'
+    WHERE u.status = 'ok' AND u.follower_count IS NOT NULL
 ),
 prev AS (
     SELECT c.snapshot_date, c.cohort, c.username,
@@ -14,6 +15,7 @@ prev AS (
            arg_max(p.video_count, p.snapshot_date) AS prev_videos
     FROM cur c JOIN tiktok.user_info p
       ON p.username = c.username AND p.snapshot_date < c.snapshot_date AND p.status = 'ok'
+     AND p.follower_count IS NOT NULL
     GROUP BY ALL
 ),
 joined AS (

@@ -1,0 +1,69 @@
+"""`tiktok/gone_accounts`: TikTok's terms, applied after every snapshot, before derivation.
+
+Accounts whose latest answer says they are gone (not found, private, banned) lose what the API
+returned about them, everywhere the project keeps it: `user_info`, the derived tables, the
+cohort summaries (derived again without them), the chart pages and the project's exports
+folder; a tombstone per account and cohort remains. Then the DuckDB file is rewritten so the
+removed values are not left in its freed blocks (research_pipeline.warehouse.forget)."""
+
+from pathlib import Path
+
+from dagster import (
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from research_pipeline.charts import write_cohort_chart
+from research_pipeline.datasets import withdraw_exports
+from research_pipeline.defs.resources import Warehouse
+from research_pipeline.defs.tiktok.common import WAREHOUSE_ASSET, table_metadata
+from research_pipeline.defs.tiktok.user_info import user_info
+from research_pipeline.warehouse import derive
+from research_pipeline.warehouse.forget import forget_gone_accounts, rewrite_file
+
+
+@asset(deps=[user_info], **WAREHOUSE_ASSET)
+def gone_accounts(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    """Tombstones of accounts no longer available; their data removed everywhere (TikTok's
+    terms). Idempotent: a second pass finds nothing left to remove."""
+    keep = warehouse.keep_counts_of_gone_accounts
+    with warehouse.session() as conn:
+        report = forget_gone_accounts(conn, keep_counts=keep)
+        if report.partitions:
+            derive(conn, "cohort_summary", report.partitions)
+            charts = Path(warehouse.database).resolve().parent / "charts"
+            latest = max(day for day, _ in report.partitions)
+            for cohort in sorted({cohort for _, cohort in report.partitions}):
+                write_cohort_chart(conn, cohort, latest, charts)
+        metadata = table_metadata(conn, "tombstones", report.tombstones)
+    names = [username for username, _, _ in report.accounts]
+    withdrawn = (
+        withdraw_exports(Path(warehouse.exports_dir), names) if warehouse.exports_dir else []
+    )
+    for folder in withdrawn:
+        context.log.warning(
+            f"withdrew the export {folder}: it held data of accounts no longer available "
+            "(TikTok's terms); export the cohort again"
+        )
+    if report.changed and warehouse.database != ":memory:":
+        rewrite_file(warehouse.database)
+    if report.accounts:
+        context.log.info(
+            f"forgot {len(report.accounts)} account(s) no longer available "
+            f"({report.rows_redacted} rows redacted, {report.derived_rows_deleted} derived rows "
+            f"deleted{', counts kept by setting' if keep else ''}); the warehouse file was "
+            "rewritten so no removed value stays in it"
+        )
+    metadata.update(
+        {
+            "accounts_forgotten_now": MetadataValue.int(len(report.accounts)),
+            "rows_redacted": MetadataValue.int(report.rows_redacted),
+            "derived_rows_deleted": MetadataValue.int(report.derived_rows_deleted),
+            "accounts_back": MetadataValue.int(report.returned),
+            "exports_withdrawn": MetadataValue.int(len(withdrawn)),
+            "counts_kept": MetadataValue.bool(keep),
+        }
+    )
+    return MaterializeResult(metadata=metadata)

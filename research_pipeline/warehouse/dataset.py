@@ -1,0 +1,139 @@
+"""The SQL behind a citable dataset: one cohort's tables written as Parquet, the facts its
+manifest and methods paragraph report, and finding exported files that hold an account whose
+data must now be deleted."""
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from research_pipeline.errors import WarehouseError
+
+DATASET_TABLES = (
+    "user_info", "follower_snapshots", "engagement_snapshots", "cohort_summary",
+    "cohort_members", "tombstones", "api_requests",
+)  # fmt: skip
+
+
+@dataclass
+class DatasetFacts:
+    cohort: str
+    sources: list[str]
+    first_day: date | None
+    last_day: date | None
+    members: int  # on the last day
+    accounts_ever: int  # every account the cohort has had
+    cadence_days: int | None
+    coverage: list[dict] = field(default_factory=list)  # per day
+    errors_by_kind: dict[str, int] = field(default_factory=dict)  # final error answers
+    unavailable: dict[str, int] = field(default_factory=dict)  # tombstones by kind
+    requests_spent: int = 0  # answered requests (429s excluded)
+    requests_refused: int = 0  # 429s
+    answers_ok: int = 0
+    mean_fresh_share: float | None = None
+
+
+def write_table(conn: duckdb.DuckDBPyConnection, table: str, cohort: str, out: Path) -> int:
+    """One cohort's rows of `table` as Parquet (sorted, so equal data gives equal files)."""
+    if table not in DATASET_TABLES:
+        raise WarehouseError(f"unknown dataset table {table!r}")
+    query = f"SELECT * FROM tiktok.{table} WHERE cohort = ? ORDER BY ALL"  # noqa: S608
+    relation = conn.sql(query, params=[cohort])
+    relation.write_parquet(str(out))
+    return conn.execute(
+        f"SELECT count(*) FROM tiktok.{table} WHERE cohort = ?",  # noqa: S608
+        [cohort],
+    ).fetchall()[0][0]
+
+
+def dataset_facts(conn: duckdb.DuckDBPyConnection, cohort: str) -> DatasetFacts:
+    first, last, accounts, ok = conn.execute(
+        "SELECT min(snapshot_date), max(snapshot_date), count(DISTINCT username), "
+        "count(*) FILTER (WHERE status = 'ok') FROM tiktok.user_info WHERE cohort = ?",
+        [cohort],
+    ).fetchall()[0]
+    members_rows = conn.execute(
+        "SELECT count(*), max(cadence_days) FROM tiktok.cohort_members WHERE cohort = ? "
+        "AND snapshot_date = (SELECT max(snapshot_date) FROM tiktok.cohort_members "
+        "WHERE cohort = ?)",
+        [cohort, cohort],
+    ).fetchall()[0]
+    if first is None and not members_rows[0]:
+        known = [c for (c,) in conn.execute("SELECT DISTINCT cohort FROM tiktok.cohort_members "
+                                            "UNION SELECT DISTINCT cohort FROM tiktok.user_info "
+                                            "ORDER BY 1").fetchall()]  # fmt: skip
+        raise WarehouseError(
+            f"no data for cohort {cohort!r} in the warehouse (cohorts with data: "
+            f"{', '.join(known) or 'none'}); take a snapshot first"
+        )
+    sources = [s for (s,) in conn.execute(
+        "SELECT DISTINCT source FROM tiktok.user_info WHERE cohort = ? AND source IS NOT NULL "
+        "ORDER BY 1", [cohort]).fetchall()]  # fmt: skip
+    coverage = [
+        dict(
+            zip(("day", "members", "fetched", "fresh", "stale", "never_fetched"), row, strict=True)
+        )  # fmt: skip
+        for row in conn.execute(
+            "SELECT snapshot_date::VARCHAR, members, fetched, fresh, stale, never_fetched "
+            "FROM tiktok.cohort_summary WHERE cohort = ? ORDER BY 1",
+            [cohort],
+        ).fetchall()
+    ]
+    errors = dict(conn.execute(
+        "SELECT coalesce(error_kind, 'other'), count(*) FROM tiktok.user_info "
+        "WHERE cohort = ? AND status <> 'ok' AND is_final GROUP BY 1 ORDER BY 1", [cohort]
+    ).fetchall())  # fmt: skip
+    unavailable = dict(conn.execute(
+        "SELECT kind, count(*) FROM tiktok.tombstones WHERE cohort = ? GROUP BY 1 ORDER BY 1",
+        [cohort]).fetchall())  # fmt: skip
+    spent, refused = conn.execute(
+        "SELECT count(*) FILTER (WHERE status <> 'rate_limit_exceeded'), "
+        "count(*) FILTER (WHERE status = 'rate_limit_exceeded') "
+        "FROM tiktok.api_requests WHERE cohort = ?",
+        [cohort],
+    ).fetchall()[0]
+    fresh = [c["fresh"] / c["members"] for c in coverage if c["members"]]
+    return DatasetFacts(
+        cohort=cohort,
+        sources=sources,
+        first_day=first,
+        last_day=last,
+        members=members_rows[0] or 0,
+        accounts_ever=accounts or 0,
+        cadence_days=members_rows[1],
+        coverage=coverage,
+        errors_by_kind=errors,
+        unavailable=unavailable,
+        requests_spent=spent,
+        requests_refused=refused,
+        answers_ok=ok or 0,
+        mean_fresh_share=sum(fresh) / len(fresh) if fresh else None,
+    )
+
+
+def exports_holding(exports_dir: Path, usernames: list[str]) -> list[Path]:
+    """Dataset folders under `exports_dir` (each has a manifest.json) whose Parquet files hold
+    any of `usernames`."""
+    if not usernames or not exports_dir.is_dir():
+        return []
+    found = []
+    with duckdb.connect(":memory:") as conn:
+        for manifest in sorted(exports_dir.rglob("manifest.json")):
+            folder = manifest.parent
+            files = [str(p) for p in folder.glob("*.parquet")]
+            if not files:
+                continue
+            hits = conn.execute(
+                "SELECT count(*) FROM read_parquet(?, union_by_name = true) "
+                "WHERE username IN (SELECT unnest(?))",
+                [files, usernames],
+            ).fetchall()[0][0]
+            if hits:
+                found.append(folder)
+    return found
+
+
+def manifest_json(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, default=str, ensure_ascii=False) + "\n"

@@ -1,0 +1,142 @@
+"""TikTok's terms: data no longer available through the API is deleted. An account whose latest
+answer (in any cohort) says it is gone (not found, private, banned) loses everything the API
+returned about it: profile text, avatar and links, extra fields and (unless the project's data
+agreement allows keeping them) its counts, in `user_info` and in every derived table. Its rows
+stay, redacted, so coverage and attrition remain countable, and a tombstone per account and
+cohort records since when and why. An account that answers again is a new, live account: its
+tombstones go, its old rows stay redacted.
+
+Deleting rows does not remove their bytes from the DuckDB file: UPDATE, DELETE, CHECKPOINT and
+VACUUM leave them in freed blocks (measured, see test_research_terms.py). `rewrite_file` copies
+the database into a new file and replaces the old one, which is the guarantee: after a pass that
+redacted anything, no byte of the redacted values is left in the warehouse file. (Copies the
+operating system or a backup kept elsewhere are outside it.)
+"""
+
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from research_pipeline.warehouse.connection import open_with_lock_wait
+from research_pipeline.warehouse.raw import Key
+from research_pipeline.warehouse.transactions import transaction
+
+GONE_KINDS = ("not_found", "private", "banned")
+_PROFILE = ("display_name", "bio_description", "avatar_url", "bio_url", "is_verified",
+            "extra_fields")  # fmt: skip
+_COUNTS = ("follower_count", "following_count", "likes_count", "video_count")
+
+
+@dataclass
+class ForgetReport:
+    accounts: list[tuple[str, str, date]] = field(default_factory=list)  # newly forgotten
+    rows_redacted: int = 0
+    derived_rows_deleted: int = 0
+    partitions: list[Key] = field(default_factory=list)  # summaries to derive again
+    tombstones: int = 0  # in all, after the pass
+    returned: int = 0  # tombstones removed: the account answers again
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.rows_redacted or self.derived_rows_deleted)
+
+
+_GONE = f"""
+CREATE OR REPLACE TEMP TABLE gone AS
+WITH answers AS (
+    SELECT username, snapshot_date,
+           CASE WHEN status = 'ok' THEN 'ok' ELSE coalesce(error_kind, 'other') END AS kind
+    FROM tiktok.user_info WHERE is_final
+),
+latest AS (
+    SELECT username, arg_max(kind, snapshot_date) AS kind FROM answers GROUP BY username
+),
+last_ok AS (
+    SELECT username, max(snapshot_date) AS last_ok FROM answers WHERE kind = 'ok' GROUP BY 1
+)
+SELECT l.username, l.kind, min(a.snapshot_date) AS since
+FROM latest l LEFT JOIN last_ok o USING (username)
+JOIN answers a ON a.username = l.username AND a.kind IN {GONE_KINDS}
+     AND a.snapshot_date > coalesce(o.last_ok, DATE '1900-01-01')
+WHERE l.kind IN {GONE_KINDS}
+GROUP BY ALL
+"""  # noqa: S608 - constants of this module
+
+
+def forget_gone_accounts(
+    conn: duckdb.DuckDBPyConnection, keep_counts: bool = False
+) -> ForgetReport:
+    """Redact every account whose latest answer says it is gone; idempotent."""
+    report = ForgetReport()
+    redact = _PROFILE if keep_counts else _PROFILE + _COUNTS
+    assignments = ", ".join(f"{column} = NULL" for column in redact)
+    with transaction(conn):
+        conn.execute(_GONE)
+        report.returned = conn.execute(
+            "DELETE FROM tiktok.tombstones WHERE username NOT IN (SELECT username FROM gone)"
+        ).fetchall()[0][0]
+        conn.execute("""
+            INSERT INTO tiktok.tombstones
+            SELECT g.username, c.cohort, g.since, g.kind, now()::TIMESTAMP
+            FROM gone g JOIN (SELECT DISTINCT username, cohort FROM tiktok.user_info) c
+              USING (username)
+            ON CONFLICT (username, cohort) DO UPDATE SET since = excluded.since,
+                                                         kind = excluded.kind
+        """)
+        conn.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE todo AS
+            SELECT rowid AS id, snapshot_date, cohort, username FROM tiktok.user_info
+            WHERE username IN (SELECT username FROM gone)
+              AND (forgotten_at IS NULL OR display_name IS NOT NULL
+                   OR bio_description IS NOT NULL OR avatar_url IS NOT NULL
+                   OR bio_url IS NOT NULL OR extra_fields IS NOT NULL
+                   OR (NOT $keep AND follower_count IS NOT NULL))
+            """,
+            {"keep": keep_counts},
+        )
+        report.partitions = conn.execute(
+            "SELECT DISTINCT snapshot_date, cohort FROM todo ORDER BY ALL"
+        ).fetchall()
+        report.accounts = conn.execute(
+            "SELECT username, kind, since FROM gone SEMI JOIN todo USING (username) ORDER BY 1"
+        ).fetchall()
+        report.rows_redacted = conn.execute(
+            f"UPDATE tiktok.user_info SET {assignments}, "  # noqa: S608 - constant column names
+            "forgotten_at = coalesce(forgotten_at, now()::TIMESTAMP) "
+            "WHERE rowid IN (SELECT id FROM todo)"
+        ).fetchall()[0][0]
+        if not keep_counts:
+            for table in ("follower_snapshots", "engagement_snapshots"):
+                report.derived_rows_deleted += conn.execute(
+                    f"DELETE FROM tiktok.{table} "  # noqa: S608 - constant table names
+                    "WHERE username IN (SELECT username FROM gone)"
+                ).fetchall()[0][0]
+        report.tombstones = conn.execute("SELECT count(*) FROM tiktok.tombstones").fetchall()[0][0]
+        conn.execute("DROP TABLE gone")
+        conn.execute("DROP TABLE todo")
+    return report
+
+
+def rewrite_file(database: str | Path) -> None:
+    """Copy the warehouse into a new file and put it in the old one's place, so that values
+    deleted or overwritten are not left in the file's freed blocks."""
+    database = Path(database)
+    fresh = database.with_name(database.name + ".rewrite")
+    fresh.unlink(missing_ok=True)
+    conn = open_with_lock_wait(":memory:", read_only=False)
+    try:
+        conn.execute("ATTACH ? AS old (READ_ONLY)", [str(database)])
+        conn.execute("ATTACH ? AS fresh", [str(fresh)])
+        conn.execute("COPY FROM DATABASE old TO fresh")
+        conn.execute("DETACH old")
+        conn.execute("DETACH fresh")
+    finally:
+        conn.close()
+    with open(fresh, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(fresh, database)
+    Path(str(database) + ".wal").unlink(missing_ok=True)

@@ -1,0 +1,240 @@
+"""TikTok's research terms and provenance, on real parts: accounts the emulator's scripted
+lifecycle turns private or deletes are forgotten everywhere (a tombstone stays), the warehouse
+file keeps none of their bytes, every row says where it came from, the demo never writes where
+real data lives, and a cohort exports as a citable dataset read back with pandas and DuckDB."""
+
+import hashlib
+import json
+import secrets
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from research_pipeline import warehouse
+from research_pipeline.datasets import export_dataset
+from research_pipeline.errors import WarehouseError
+from research_pipeline.tiktok.models import Outcome, UserInfoResult
+from research_pipeline.warehouse.forget import forget_gone_accounts, rewrite_file
+from research_pipeline_tests.helpers import find_usernames
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_days(pipeline, cohorts, days):
+    start = pipeline.api.clock.today() - timedelta(days=days - 1)  # partitions end tomorrow
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        pipeline.api.clock.set_date(day)
+        [result] = pipeline.run(cohorts, day=day)
+        assert result.success
+    return start
+
+
+def test_an_account_gone_private_is_forgotten_everywhere_and_leaves_a_tombstone(pipeline):
+    users = find_usernames(pipeline.api, "active", 5)
+    gone, stays = users[0], users[1:]
+    pipeline.write_cohort("panel", users)
+    start = pipeline.api.clock.today() - timedelta(days=3)  # four days, up to today
+    pipeline.api.config.lifecycle = {gone: [[(start + timedelta(days=2)).isoformat(), "private"]]}
+    exports = pipeline.database.parent / "exports"
+    pipeline.api.clock.set_date(start)
+    assert pipeline.run(["panel"], day=start)[0].success
+    pipeline.api.clock.set_date(start + timedelta(days=1))
+    assert pipeline.run(["panel"], day=start + timedelta(days=1))[0].success
+    with warehouse.connect(pipeline.database, read_only=True) as conn:
+        name = conn.execute(
+            "SELECT any_value(display_name) FROM tiktok.user_info WHERE username = ?", [gone]
+        ).fetchall()[0][0]
+        export_dataset(conn, "panel", exports / "panel-before")
+    assert name
+    day3 = start + timedelta(days=2)
+    pipeline.api.clock.set_date(day3)
+    [result] = pipeline.run(["panel"], day=day3)
+    assert result.success
+    rows = pipeline.query(
+        "SELECT snapshot_date, status, display_name, bio_description, avatar_url, "
+        "follower_count, forgotten_at IS NOT NULL FROM tiktok.user_info WHERE username = ? "
+        "ORDER BY 1",
+        [gone],
+    )
+    assert [r[1] for r in rows] == ["ok", "ok", "invalid_params"]  # the rows stay...
+    assert all(r[2:6] == (None, None, None, None) and r[6] for r in rows)  # ...emptied
+    assert pipeline.query(
+        "SELECT count(*) FROM tiktok.follower_snapshots WHERE username = ?", [gone]
+    ) == [(0,)]
+    assert pipeline.query("SELECT username, cohort, since, kind FROM tiktok.tombstones") == [
+        (gone, "panel", day3, "private")
+    ]
+    # The others keep their data; the summary no longer counts the gone account.
+    kept = pipeline.query(
+        "SELECT count(*) FROM tiktok.user_info WHERE username IN (SELECT unnest(?)) "
+        "AND display_name IS NOT NULL",
+        [stays],
+    )
+    assert kept == [(len(stays) * 3,)]
+    total = pipeline.query(
+        "SELECT total_followers FROM tiktok.cohort_summary WHERE snapshot_date = ?", [start]
+    )[0][0]
+    expected = pipeline.query(
+        "SELECT sum(follower_count) FROM tiktok.user_info WHERE snapshot_date = ?", [start]
+    )[0][0]
+    assert total == expected  # derived again without the gone account
+    assert not (exports / "panel-before").exists()  # the project's own export withdrawn
+    chart = (pipeline.database.parent / "charts" / "panel.html").read_text()
+    assert name not in chart
+    stored = pipeline.database.read_bytes()
+    assert name.encode() not in stored
+    materialized = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    assert materialized["tiktok/gone_accounts"]["accounts_forgotten_now"].value == 1
+    # Idempotent: the next day's pass finds nothing more to remove (the account is not due).
+    day4 = day3 + timedelta(days=1)
+    pipeline.api.clock.set_date(day4)
+    [again] = pipeline.run(["panel"], day=day4)
+    forgotten = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in again.get_asset_materialization_events()
+    }["tiktok/gone_accounts"]
+    assert forgotten["accounts_forgotten_now"].value == 0 and forgotten["rows_redacted"].value == 0
+
+
+def test_the_warehouse_file_keeps_no_bytes_of_what_was_forgotten(tmp_path):
+    """DuckDB leaves updated and deleted values in freed blocks, even after CHECKPOINT and
+    VACUUM; rewriting the file is what removes them. Compression is turned off so the bytes
+    can be searched for at all (compressed, they may not appear even when present)."""
+    path = tmp_path / "w.duckdb"
+    marker = "Bio-" + secrets.token_hex(20)
+    day = date(2026, 3, 1)
+    with warehouse.connect(path) as conn:
+        conn.execute("SET force_compression = 'uncompressed'")
+        fields = {"display_name": "Dora", "bio_description": marker, "follower_count": 7}
+        ok = UserInfoResult("dora", Outcome.OK, "ok", datetime.now(UTC), fields=fields)
+        gone = UserInfoResult(
+            "dora", Outcome.USER_ERROR, "invalid_params", datetime.now(UTC),
+            error_message="`username: dora` is private: API cannot return this user's information",
+        )  # fmt: skip
+        warehouse.save_fetched(conn, [(day, "x", ok)], [])
+        warehouse.save_fetched(conn, [(day + timedelta(days=1), "x", gone)], [])
+        conn.execute("CHECKPOINT")
+        assert marker.encode() in path.read_bytes()  # the test can see the value
+        report = forget_gone_accounts(conn)
+        conn.execute("CHECKPOINT")
+        conn.execute("VACUUM")
+        conn.execute("CHECKPOINT")
+        assert report.rows_redacted == 2 and report.changed
+    assert marker.encode() in path.read_bytes()  # redacted, yet still in a freed block
+    rewrite_file(path)
+    assert marker.encode() not in path.read_bytes()
+    with warehouse.connect(path, read_only=True) as conn:  # and the data is all there
+        assert conn.execute(
+            "SELECT status, bio_description FROM tiktok.user_info ORDER BY snapshot_date"
+        ).fetchall() == [("ok", None), ("invalid_params", None)]
+        assert conn.execute("SELECT count(*) FROM tiktok.tombstones").fetchall() == [(1,)]
+    with warehouse.connect(path) as conn:
+        again = forget_gone_accounts(conn)
+    assert not again.changed and again.accounts == []
+
+
+def test_counts_of_gone_accounts_are_kept_only_when_the_setting_says_so(tmp_path):
+    day = date(2026, 3, 1)
+    with warehouse.connect(tmp_path / "w.duckdb") as conn:
+        fields = {"display_name": "Eve", "follower_count": 70}
+        ok = UserInfoResult("eve", Outcome.OK, "ok", datetime.now(UTC), fields=fields)
+        banned = UserInfoResult(
+            "eve", Outcome.USER_ERROR, "invalid_params", datetime.now(UTC),
+            error_message="`username: eve` is banned",
+        )  # fmt: skip
+        warehouse.save_fetched(conn, [(day, "x", ok), (day + timedelta(days=1), "x", banned)], [])
+        forget_gone_accounts(conn, keep_counts=True)
+        assert conn.execute(
+            "SELECT display_name, follower_count FROM tiktok.user_info WHERE status = 'ok'"
+        ).fetchall() == [(None, 70)]
+        back = UserInfoResult("eve", Outcome.OK, "ok", datetime.now(UTC), fields=fields)
+        warehouse.save_fetched(conn, [(day + timedelta(days=2), "x", back)], [])
+        report = forget_gone_accounts(conn)
+        assert report.returned == 1  # answering again: no longer a tombstone
+        assert conn.execute("SELECT count(*) FROM tiktok.tombstones").fetchall() == [(0,)]
+
+
+def test_every_row_says_its_source_and_a_warehouse_refuses_to_mix_sources(pipeline):
+    pipeline.write_cohort("c1", find_usernames(pipeline.api, "active", 2))
+    assert pipeline.run(["c1"])[0].success
+    assert pipeline.query("SELECT DISTINCT source FROM tiktok.user_info") == [("emulator",)]
+    assert pipeline.query("SELECT DISTINCT source FROM tiktok.api_requests") == [("emulator",)]
+    with warehouse.connect(pipeline.database) as conn:
+        with pytest.raises(WarehouseError, match="refusing to add answers from open.tiktokapis"):
+            warehouse.record_source(conn, "open.tiktokapis.com")
+        warehouse.record_source(conn, "open.tiktokapis.com", allow_mixed=True)
+        sources = conn.execute("SELECT source FROM tiktok.sources ORDER BY 1").fetchall()
+    assert sources == [("emulator",), ("open.tiktokapis.com",)]
+
+
+def test_the_demo_writes_only_under_demo_never_where_real_data_lives(tmp_path, monkeypatch):
+    from research_pipeline.cli import demo_cmd, main
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "cohorts", project / "cohorts")
+    shutil.copyfile(REPO / "dagster.yaml", project / "dagster.yaml")
+    monkeypatch.setattr(demo_cmd, "project_dir", lambda: project)
+    real_home, real_db = tmp_path / "real_home", tmp_path / "real" / "research.duckdb"
+    real_home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(real_home))
+    monkeypatch.setenv("RESEARCH_PIPELINE_DUCKDB", str(real_db))
+    assert main(["demo", "--days", "2"]) == 0
+    assert not real_db.exists() and list(real_home.iterdir()) == []
+    with duckdb.connect(str(project / "demo" / "research.duckdb"), read_only=True) as conn:
+        assert conn.execute("SELECT DISTINCT source FROM tiktok.user_info").fetchall() == [
+            ("emulator",)
+        ]
+    assert (project / "demo" / "dagster_home" / "dagster.yaml").exists()
+
+
+def test_a_cohort_exports_as_a_citable_dataset_read_back_by_pandas_and_duckdb(pipeline, tmp_path):
+    users = find_usernames(pipeline.api, "active", 6) + find_usernames(pipeline.api, "unknown", 1)
+    pipeline.write_cohort("panel", users)
+    start = run_days(pipeline, ["panel"], 3)
+    out = tmp_path / "dataset"
+    with warehouse.connect(pipeline.database, read_only=True) as conn:
+        manifest = export_dataset(conn, "panel", out)
+        with pytest.raises(WarehouseError, match="no data for cohort 'nobody'"):
+            export_dataset(conn, "nobody", tmp_path / "other")
+        (tmp_path / "busy").mkdir()
+        (tmp_path / "busy" / "thesis.tex").write_text("mine")
+        with pytest.raises(WarehouseError, match="not empty"):
+            export_dataset(conn, "panel", tmp_path / "busy")
+    assert manifest["source"] == ["emulator"] and manifest["from_emulator"]
+    assert (manifest["first_day"], manifest["last_day"]) == (start, start + timedelta(days=2))
+    assert manifest["members"] == 7 and len(manifest["coverage"]) == 3
+    assert manifest["errors_by_kind"] == {"not_found": 1}  # asked on day 1, then re-checked later
+    assert manifest["unavailable"] == {"not_found": 1}
+    assert (
+        manifest["requests_spent"]
+        == pipeline.query(
+            "SELECT count(*) FROM tiktok.api_requests WHERE status <> 'rate_limit_exceeded'"
+        )[0][0]
+    )
+    assert manifest["software"]["duckdb"] == duckdb.__version__
+    for entry in manifest["files"]:
+        assert hashlib.sha256((out / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
+    frame = pd.read_parquet(out / "user_info.parquet")  # pandas, with the project's pyarrow
+    with duckdb.connect() as conn:
+        back = conn.execute(
+            "SELECT count(*), count(DISTINCT username) FROM read_parquet(?)",
+            [str(out / "user_info.parquet")],
+        ).fetchall()
+    assert len(frame) == back[0][0] and back[0][1] == 7
+    dictionary = pd.read_csv(out / "data_dictionary.csv")
+    assert dictionary["meaning"].notna().all(), dictionary[dictionary["meaning"].isna()]
+    assert set(dictionary["file"]) == {f["file"] for f in manifest["files"] if "rows" in f}
+    methods = (out / "METHODS.md").read_text()
+    assert methods == manifest["methods"] + "\n"
+    assert "NOTE: these data come from research-pipeline's emulator" in methods
+    assert "We followed 7 TikTok accounts" in methods
+    assert "1 account (14.3%) was no longer available" in methods
+    assert json.loads((out / "manifest.json").read_text())["cohort"] == "panel"
