@@ -29,6 +29,7 @@ from research_pipeline.errors import (
     QuotaExhaustedError,
     SnapshotDateError,
     SnapshotIncompleteError,
+    TransientApiError,
 )
 from research_pipeline.tiktok import ResearchApiClient, UserInfoResult
 from research_pipeline.tiktok.models import RequestRecord
@@ -194,6 +195,10 @@ def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None
         api_today = client.api_now().date()
     except FatalApiError as exc:
         raise SnapshotIncompleteError(f"no snapshot taken: {exc}") from None
+    except TransientApiError as exc:
+        # An API that cannot be reached now will not be in the next minutes either: say so at
+        # once (the schedule's next tick tries again) instead of minutes of retries in silence.
+        raise SnapshotIncompleteError(f"no snapshot taken, the API is unreachable: {exc}") from None
     if snapshot_date != api_today:
         raise SnapshotDateError(
             f"cannot fetch the snapshot of {snapshot_date}: the Research API returns current "

@@ -123,3 +123,65 @@ def _schedule_plan(env, day):
         return todays_plan(
             resources["research_api"], resources["cohort_folder"], resources["warehouse"], day
         )
+
+
+def _cli(env: dict, *args: str, timeout: float = 60):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "research_pipeline.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done, time.monotonic() - started
+
+
+def test_expected_failures_are_one_line_on_stderr_with_no_traceback(env, tmp_path):
+    (tmp_path / "cohorts" / "c1.txt").write_text("someone\n")
+    unreachable, seconds = _cli({**env, "TIKTOK_API_BASE_URL": "http://127.0.0.1:9"}, "snapshot")
+    assert unreachable.returncode == 2 and seconds < 20
+    assert "Traceback" not in unreachable.stderr
+    assert "http://127.0.0.1:9/v2/oauth/token/" in unreachable.stderr
+    no_secret, _ = _cli({**env, "TIKTOK_CLIENT_SECRET": ""}, "snapshot")
+    assert no_secret.returncode == 2 and "Traceback" not in no_secret.stderr
+    assert "TIKTOK_CLIENT_SECRET must be set" in no_secret.stderr
+    missing, _ = _cli({**env, "RESEARCH_PIPELINE_DUCKDB": str(tmp_path / "none.duckdb")},
+                      "export", "user_info", "--out", str(tmp_path / "x.csv"))  # fmt: skip
+    assert missing.returncode == 2 and "no warehouse at" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        taken, _ = _cli(env, "emulator", "--port", port)
+    assert taken.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in taken.stderr
+    assert "Traceback" not in taken.stderr
+    verbose, _ = _cli({**env, "TIKTOK_CLIENT_SECRET": ""}, "-v", "snapshot")
+    assert "Traceback" in verbose.stderr  # asked for
+
+
+def test_exports_take_the_format_from_the_extension_and_refuse_unknown_cohorts(
+    env, emulator, tmp_path, capsys
+):
+    (tmp_path / "cohorts" / "c1.txt").write_text(
+        "\n".join(find_usernames(emulator, "active", 2))
+        + "\nhttps://www.tiktok.com/@someone_new?lang=en\n"
+    )
+    assert main(["snapshot"]) == 0
+    out = tmp_path / "x.csv"
+    assert main(["export", "user_info", "--out", str(out)]) == 0
+    assert out.read_text().startswith("snapshot_date,")  # CSV, not Parquet in a .csv file
+    assert main(["export", "snapshots", "--out", str(tmp_path / "s.parquet")]) == 0
+    assert main(["export", "user_info", "--out", str(out), "--cohort", "nope"]) == 2
+    assert "no data for cohort 'nope'" in capsys.readouterr().err
+    with duckdb.connect(env["RESEARCH_PIPELINE_DUCKDB"], read_only=True) as conn:
+        names = {u for (u,) in conn.execute("SELECT username FROM tiktok.user_info").fetchall()}
+    assert "someone_new" in names  # a pasted profile URL is a username

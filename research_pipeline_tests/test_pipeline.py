@@ -70,7 +70,7 @@ def test_every_member_ends_with_a_row_of_data_or_error(pipeline):
     ]
     metadata = summary.materialization.metadata
     assert metadata["median_followers"].value > 0
-    chart = Path(metadata["chart"].value.removeprefix("file://"))
+    chart = Path(metadata["chart"].value)
     assert chart.parent == pipeline.database.parent / "charts"
     assert "<svg" in chart.read_text() and "Total followers" in chart.read_text()
     user_info_metadata = next(
@@ -333,3 +333,40 @@ def test_a_cohort_bigger_than_the_quota_is_covered_in_rotation_through_dagster_r
         "SELECT members, fetched, never_fetched FROM tiktok.cohort_summary ORDER BY snapshot_date"
     )
     assert summary[:3] == [(120, 50, 70), (120, 50, 20), (120, 50, 0)]
+
+
+def test_each_partition_of_a_two_cohort_run_carries_its_own_numbers(pipeline):
+    big = find_usernames(pipeline.api, "active", 9) + find_usernames(pipeline.api, "private", 1)
+    small = find_usernames(pipeline.api, "active", 12)[9:] + find_usernames(
+        pipeline.api, "unknown", 2
+    )
+    pipeline.write_cohort("big", big)
+    pipeline.write_cohort("small", small)
+    [result] = pipeline.run(["big", "small"])  # one run, two partitions
+    assert result.success
+    by_partition: dict[tuple, dict] = {}
+    for event in result.get_asset_materialization_events():
+        key = (event.asset_key.to_user_string(), event.partition.split("|")[0])
+        by_partition[key] = event.materialization.metadata
+    raw_big, raw_small = (
+        by_partition[("tiktok/user_info", "big")],
+        by_partition[("tiktok/user_info", "small")],
+    )
+    assert (raw_big["rows"].value, raw_big["ok"].value, raw_big["errors"].value) == (10, 9, 1)
+    assert (raw_small["rows"].value, raw_small["ok"].value, raw_small["errors"].value) == (5, 3, 2)
+    assert raw_big["errors_by_kind"].value == {"private": 1}
+    assert raw_small["errors_by_kind"].value == {"not_found": 2}
+    assert (raw_big["requests_spent"].value, raw_small["requests_spent"].value) == (10, 5)
+    assert raw_big["run_requests_spent"].value == raw_small["run_requests_spent"].value == 15
+    for cohort, members in (("big", big), ("small", small)):
+        summary = by_partition[("tiktok/cohort_summary", cohort)]
+        expected = pipeline.query(
+            "SELECT median(follower_count), count(*) FROM tiktok.user_info "
+            "WHERE cohort = ? AND status = 'ok'",
+            [cohort],
+        )[0]
+        assert summary["median_followers"].value == pytest.approx(expected[0])
+        assert summary["members"].value == len(members)
+        assert Path(summary["chart"].value).name == f"{cohort}.html"
+        followers = by_partition[("tiktok/follower_snapshots", cohort)]
+        assert followers["dagster/row_count"].value == expected[1]

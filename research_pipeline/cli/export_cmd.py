@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from research_pipeline import warehouse
+from research_pipeline.errors import WarehouseError
 from research_pipeline.settings import PipelineSettings
 from research_pipeline.warehouse.export import EXPORTABLE_TABLES, FORMATS
 
@@ -17,9 +18,8 @@ from research_pipeline.warehouse.export import EXPORTABLE_TABLES, FORMATS
     "--format",
     "file_format",
     type=click.Choice(FORMATS),
-    default="parquet",
-    show_default=True,
-    help="File format.",
+    default=None,
+    help="File format (default: from the --out extension, .parquet or .csv).",
 )
 @click.option("--cohort", default=None, help="Only this cohort.")
 @click.option(
@@ -31,8 +31,26 @@ from research_pipeline.warehouse.export import EXPORTABLE_TABLES, FORMATS
 def export(table: str, out: Path, file_format: str, cohort: str | None, since) -> int:  # fmt: skip
     """Write TABLE of the warehouse to a file."""
     since_day: date | None = since.date() if since else None
+    suffix = out.suffix.lower().lstrip(".")
+    if file_format is None:
+        if suffix not in FORMATS:
+            raise WarehouseError(
+                f"--out {out}: say the format with --format parquet|csv, or name the file .parquet "
+                "or .csv"
+            )
+        file_format = suffix
+    elif suffix in FORMATS and suffix != file_format:
+        raise WarehouseError(f"--out {out} ends in .{suffix} but --format is {file_format}")
     database = PipelineSettings.from_env().duckdb_path
     with warehouse.connect(database, read_only=True) as conn:
+        if cohort is not None:
+            known = [c for (c,) in conn.execute(
+                "SELECT DISTINCT cohort FROM tiktok.user_info ORDER BY 1").fetchall()]  # fmt: skip
+            if cohort not in known:
+                with_data = ", ".join(known) or "none"
+                raise WarehouseError(
+                    f"no data for cohort {cohort!r} (cohorts with data: {with_data})"
+                )
         rows = warehouse.export_table(conn, table, out, file_format, cohort, since_day)
     click.echo(f"wrote {rows} rows of tiktok.{table} to {out} ({file_format})")
     return 0

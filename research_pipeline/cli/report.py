@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from datetime import date
 
 import click
-from dagster import AssetKey, DagsterInstance, Definitions
+from dagster import DagsterInstance, Definitions
 
 from research_pipeline import warehouse
+from research_pipeline.errors import WarehouseError
 from research_pipeline.orchestration.runs import run_snapshot
 from research_pipeline.warehouse import queries
 
@@ -24,13 +25,14 @@ class RunsOutcome:
 def run_and_report(
     defs: Definitions, instance: DagsterInstance, snapshot_date: date, cohorts: Sequence[str]
 ) -> RunsOutcome:
-    """Run the snapshot job; print one line per run and the reason of any failure."""
+    """Run the snapshot job; print one line per run, the reason of any failure, and the requests
+    spent, from the ledger (a failed run spends too, and says so)."""
     outcome = RunsOutcome()
+    database = defs.resources["warehouse"].database
+    before = _ledger_requests(database)
     for result in run_snapshot(defs, instance, snapshot_date, cohorts, QUIET_RUN_CONFIG):
-        spent = _requests_spent(instance, result.run_id)
-        outcome.requests += spent
         state = "succeeded" if result.success else "FAILED"
-        click.echo(f"run {result.run_id[:8]} {state}; API requests spent: {spent}")
+        click.echo(f"run {result.run_id[:8]} {state}")
         for event in result.all_events:
             if event.is_step_failure:
                 click.echo(f"  {event.step_key}: {event.step_failure_data.error.message.strip()}")
@@ -39,20 +41,18 @@ def run_and_report(
                 why = evaluation.metadata.get("why")
                 outcome.plan_incomplete = str(why.value) if why else "see the run's checks"
         outcome.succeeded = outcome.succeeded and result.success
+    outcome.requests = _ledger_requests(database) - before
+    click.echo(f"API requests spent: {outcome.requests}")
     return outcome
 
 
-def _requests_spent(instance: DagsterInstance, run_id: str) -> int:
-    """Requests of a run, from its user_info materialization (failed steps have none: then the
-    run's log has them, but the ledger is the truth: `tiktok.api_requests`)."""
-    for record in instance.fetch_materializations(
-        AssetKey(["tiktok", "user_info"]), limit=1000
-    ).records:
-        if record.run_id != run_id:
-            continue
-        value = record.asset_materialization.metadata.get("requests_spent")
-        return int(value.value) if value is not None else 0
-    return 0
+def _ledger_requests(database: str) -> int:
+    """Every request the ledger holds (tiktok.api_requests); 0 before the first snapshot."""
+    try:
+        with warehouse.connect(database, read_only=True) as conn:
+            return conn.execute("SELECT count(*) FROM tiktok.api_requests").fetchall()[0][0]
+    except WarehouseError:
+        return 0
 
 
 def print_summary(database: str, snapshot_date: date) -> None:

@@ -1,5 +1,6 @@
 """Snapshot partitions: one per (UTC day, cohort). Cohorts are dynamic: files come and go."""
 
+import os
 from datetime import date
 
 from dagster import (
@@ -10,14 +11,16 @@ from dagster import (
 )
 
 from research_pipeline.cohorts import check_cohort_name
-from research_pipeline.orchestration.names import PARTITIONS_START_DATE
+from research_pipeline.orchestration.names import DEFAULT_PARTITIONS_START_DATE
 
 DATE_DIMENSION = "date"
 COHORT_DIMENSION = "cohort"
 
 cohort_partitions = DynamicPartitionsDefinition(name="cohorts")
 snapshot_dates = DailyPartitionsDefinition(
-    start_date=PARTITIONS_START_DATE, timezone="UTC", end_offset=1
+    start_date=os.environ.get("RESEARCH_PIPELINE_START_DATE") or DEFAULT_PARTITIONS_START_DATE,
+    timezone="UTC",
+    end_offset=1,
 )
 snapshot_partitions = MultiPartitionsDefinition(
     {DATE_DIMENSION: snapshot_dates, COHORT_DIMENSION: cohort_partitions}

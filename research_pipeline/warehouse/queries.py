@@ -57,14 +57,18 @@ def raw_check_counts(
     return RawCheckCounts(duplicates, negatives, total, errors, missing)
 
 
-def summary_medians(conn: duckdb.DuckDBPyConnection, key: Key) -> tuple[float, float]:
-    """(median followers, median follower growth per day) of one partition's summary."""
-    row = conn.execute(
-        "SELECT median_followers, median_follower_growth_per_day FROM tiktok.cohort_summary "
+def summary_numbers(conn: duckdb.DuckDBPyConnection, key: Key) -> dict[str, float | None]:
+    """One partition's summary: the figures worth plotting from day to day."""
+    names = (
+        "median_followers", "total_followers", "median_follower_growth_per_day", "members",
+        "fetched", "fresh", "stale", "never_fetched",
+    )  # fmt: skip
+    rows = conn.execute(
+        f"SELECT {', '.join(names)} FROM tiktok.cohort_summary "  # noqa: S608 - constants
         "WHERE snapshot_date = ? AND cohort = ?",
         list(key),
     ).fetchall()
-    return (float(row[0][0] or 0.0), float(row[0][1] or 0.0)) if row else (0.0, 0.0)
+    return dict(zip(names, rows[0], strict=True)) if rows else dict.fromkeys(names)
 
 
 def cohort_trajectories(conn: duckdb.DuckDBPyConnection, cohort: str, until: date) -> list[tuple]:
@@ -132,3 +136,17 @@ def member_last_answers(
             """,
             {"day": day},
         ).fetchall()
+
+
+def errors_by_kind(conn: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> dict[Key, dict]:
+    """Per partition: error rows by kind (not_found, private, ...)."""
+    with registered(conn, keys=keys_frame(keys)):
+        rows = conn.execute(
+            "SELECT snapshot_date, cohort, coalesce(error_kind, 'other'), count(*) "
+            "FROM tiktok.user_info SEMI JOIN keys USING (snapshot_date, cohort) "
+            "WHERE status <> 'ok' GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    found: dict[Key, dict] = {key: {} for key in keys}
+    for day, cohort, kind, count in rows:
+        found[(day, cohort)][kind] = count
+    return found

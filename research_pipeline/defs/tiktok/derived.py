@@ -24,39 +24,50 @@ def _derive_partitions(
     context: AssetExecutionContext,
     warehouse: Warehouse,
     table: str,
-    extra_metadata: Callable[..., dict] | None = None,
+    partition_extra: Callable[..., dict] | None = None,
 ) -> MaterializeResult:
-    """Derive every partition of the step in one SQL statement (set work, not a loop)."""
+    """Derive every partition of the step in one SQL statement (set work, not a loop); each
+    partition's materialization carries its own numbers."""
     keys = [split_key(key) for key in context.partition_keys]
     with warehouse.session() as conn:
         written = derive(conn, table, keys)
         context.log.info(f"{table}: {sum(written.values())} rows for {len(keys)} partition(s)")
-        snapshot_date, cohort = keys[-1]
-        table_preview = queries.preview(conn, table, snapshot_date, cohort)
-        metadata = {
-            "rows": MetadataValue.int(sum(written.values())),
-            "preview": MetadataValue.md(table_preview.to_markdown(index=False)),
-            **table_metadata(conn, table, sum(written.values())),
-        }
-        if extra_metadata is not None:
-            metadata.update(extra_metadata(conn, keys, warehouse))
-    return MaterializeResult(metadata=metadata)
+        charts = _write_charts(conn, keys, warehouse) if partition_extra else {}
+        for key, (day, cohort) in zip(context.partition_keys, keys, strict=True):
+            preview = queries.preview(conn, table, day, cohort)
+            metadata = {
+                "dagster/row_count": MetadataValue.int(written[(day, cohort)]),
+                "rows": MetadataValue.int(written[(day, cohort)]),
+                "preview": MetadataValue.md(preview.to_markdown(index=False)),
+            }
+            if partition_extra is not None:
+                metadata.update(partition_extra(conn, (day, cohort), charts.get(cohort)))
+            context.add_asset_metadata(metadata, partition_key=key)
+        shared = table_metadata(conn, table, 0)
+        del shared["dagster/row_count"]  # per partition, above
+    return MaterializeResult(metadata=shared)
 
 
-def _summary_metadata(conn, keys, warehouse: Warehouse) -> dict:
-    """Numbers the UI can plot over time, and a chart page per cohort."""
-    median_followers, median_growth = queries.summary_medians(conn, keys[-1])
-    metadata = {
-        "median_followers": MetadataValue.float(median_followers),
-        "median_follower_growth_per_day": MetadataValue.float(median_growth),
+def _write_charts(conn, keys, warehouse: Warehouse) -> dict[str, Path]:
+    """One chart page per cohort of the step, up to its latest day."""
+    if warehouse.database == ":memory:":
+        return {}
+    folder = Path(warehouse.database).resolve().parent / "charts"
+    latest: dict[str, object] = {}
+    for day, cohort in keys:
+        latest[cohort] = max(latest.get(cohort, day), day)
+    pages = {
+        cohort: write_cohort_chart(conn, cohort, day, folder) for cohort, day in latest.items()
     }
-    if warehouse.database != ":memory:":
-        charts = Path(warehouse.database).resolve().parent / "charts"
-        pages = [write_cohort_chart(conn, cohort, day, charts) for day, cohort in keys]
-        pages = [page for page in pages if page is not None]
-        if pages:
-            metadata["chart"] = MetadataValue.url(pages[-1].as_uri())
-            metadata["charts_folder"] = MetadataValue.path(str(charts))
+    return {cohort: page for cohort, page in pages.items() if page is not None}
+
+
+def _summary_metadata(conn, key, chart: Path | None) -> dict:
+    """Numbers the UI plots over time (its Plots tab), and where this cohort's chart page is."""
+    row = queries.summary_numbers(conn, key)
+    metadata = {name: MetadataValue.float(float(value or 0.0)) for name, value in row.items()}
+    if chart is not None:
+        metadata["chart"] = MetadataValue.path(str(chart))
     return metadata
 
 

@@ -1,6 +1,5 @@
 """`tiktok/user_info`: the raw snapshot, one row per cohort member per day."""
 
-import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -162,44 +161,60 @@ def user_info(
         check_results = check_user_info(
             conn, partitions, run, config.max_error_share, day, warehouse.max_data_age_days
         )
-        first = reports[0] if reports else None
-        table_preview = (
-            queries.preview(conn, "user_info", first.snapshot_date, first.cohort) if first else None
-        )
-        metadata = _metadata(plan, run, table_preview)
-        metadata.update(table_metadata(conn, "user_info", metadata["rows"].value))
+        kinds = queries.errors_by_kind(conn, [p.key for p in partitions])
+        by_key = {(r.snapshot_date, r.cohort): r for r in reports}
+        for key in context.partition_keys:
+            report = by_key.get(split_key(key))
+            if report is not None:
+                preview = queries.preview(conn, "user_info", report.snapshot_date, report.cohort)
+                context.add_asset_metadata(
+                    _partition_metadata(report, kinds[split_key(key)], preview), partition_key=key
+                )
+        metadata = _run_metadata(plan, run)
+        metadata.update(table_metadata(conn, "user_info", 0))
+        del metadata["dagster/row_count"]  # per partition, above
     return MaterializeResult(metadata=metadata, check_results=check_results)
 
 
-def _metadata(plan, run, table_preview) -> dict:
-    statuses: dict[str, int] = {}
-    for report in run.reports:
-        for status, count in report.statuses.items():
-            statuses[status] = statuses.get(status, 0) + count
+def _partition_metadata(report, errors_by_kind: dict, preview) -> dict:
+    """This partition's own numbers: one cohort on one day, whatever else the run did."""
+    statuses = report.statuses
+    rows = sum(statuses.values())
+    return {
+        "dagster/row_count": MetadataValue.int(rows),
+        "rows": MetadataValue.int(rows),
+        "ok": MetadataValue.int(statuses.get("ok", 0)),
+        "errors": MetadataValue.int(rows - statuses.get("ok", 0)),
+        "errors_by_code": MetadataValue.json({k: v for k, v in statuses.items() if k != "ok"}),
+        "errors_by_kind": MetadataValue.json(errors_by_kind),
+        "members": MetadataValue.int(report.members),
+        "planned": MetadataValue.int(report.planned),
+        "already_stored": MetadataValue.int(report.already_stored),
+        "copied_from_another_cohort": MetadataValue.int(report.copied),
+        # A user in several cohorts costs one request, credited to the first cohort asking.
+        "requests_spent": MetadataValue.int(report.requests_spent),
+        "preview": MetadataValue.md(preview.to_markdown(index=False)),
+    }
+
+
+def _run_metadata(plan, run) -> dict:
+    """The run's plan and quota, the same on every partition the run materialized."""
     per_partition = "\n".join(
         f"| {r.snapshot_date} | {r.cohort} | {r.members} | {r.planned} | "
         f"{r.statuses.get('ok', 0)} | {r.already_stored} | {r.copied} | {r.requests_spent} |"
         for r in run.reports
     )
     metadata = {
-        "rows": MetadataValue.int(sum(statuses.values())),
-        "ok": MetadataValue.int(statuses.get("ok", 0)),
-        "errors": MetadataValue.int(sum(v for k, v in statuses.items() if k != "ok")),
-        "errors_by_code": MetadataValue.json({k: v for k, v in statuses.items() if k != "ok"}),
-        "requests_spent": MetadataValue.int(run.requests),
-        "planned_users": MetadataValue.int(len(plan.users)),
+        "run_requests_spent": MetadataValue.int(run.requests),
+        "run_planned_users": MetadataValue.int(len(plan.users)),
         "due_users_waiting": MetadataValue.int(len(plan.left_waiting) + run.unreached),
         "demand_per_day": MetadataValue.float(round(plan.demand_per_day, 1)),
         "plan": MetadataValue.text(plan.summary()),
-        "partitions": MetadataValue.md(
+        "run_partitions": MetadataValue.md(
             "| date | cohort | members | planned | ok | already stored | copied | requests |\n"
             "|---|---|---|---|---|---|---|---|\n" + per_partition
         ),
-        "statuses": MetadataValue.text(json.dumps(statuses, sort_keys=True)),
-        "errors_by_kind": MetadataValue.json(run.errors_by_kind),
     }
-    if table_preview is not None:
-        metadata["preview"] = MetadataValue.md(table_preview.to_markdown(index=False))
     if run.quota_left is not None:  # no figure at all when no quota is configured: no fake -1
         metadata["quota_left_today"] = MetadataValue.int(run.quota_left)
     return metadata
