@@ -210,7 +210,7 @@ def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None
 def _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log) -> None:
     """Stream the users of `todo` through the client, saving answers as they come."""
     rows: list[tuple[date, str, UserInfoResult]] = []
-    last_save = last_log = time.monotonic()
+    started = last_save = last_log = time.monotonic()
     stop = threading.Event()
 
     def save() -> None:
@@ -251,10 +251,7 @@ def _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log) ->
                 save()
             if now - last_log >= 10:
                 last_log = now
-                log(
-                    f"{run.answered}/{len(todo)} users answered, {ledger.total} requests, "
-                    f"quota left {_quota_text(client.quota.remaining)}"
-                )
+                log(_progress(run.answered, len(todo), now - started, ledger, client))
     except QuotaExhaustedError as exc:
         save()
         run.quota_message = (
@@ -273,6 +270,17 @@ def _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log) ->
         save()  # whatever stopped us, keep what was paid for
         raise
     save()
+
+
+def _progress(answered: int, total: int, elapsed: float, ledger, client) -> str:
+    """One progress line for the run's log (and the CLI, which prints the log)."""
+    rate = answered / elapsed if elapsed > 0 else 0.0
+    left = f"{(total - answered) / rate:.0f} s" if rate > 0 else "unknown"
+    return (
+        f"{answered}/{total} users answered ({answered / total:.0%}), {rate:.1f} users/s, "
+        f"{ledger.total} requests, quota left {_quota_text(client.quota.remaining)}, "
+        f"about {left} to go"
+    )
 
 
 def _quota_text(remaining: int | None) -> str:

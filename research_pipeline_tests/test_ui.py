@@ -5,6 +5,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import duckdb
 import pytest
@@ -68,6 +69,13 @@ def graphql(url: str, query: str, variables: dict) -> dict:
     return body["data"]
 
 
+def shown_metadata(text: str) -> dict[str, str]:
+    """Label -> value of the metadata table as the UI renders it (a label line, then its value
+    on the next non-blank line)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return {label: value for label, value in zip(lines, lines[1:], strict=False)}
+
+
 @pytest.fixture
 def ui(tmp_path, emulator, monkeypatch):
     if not Path(CHROMIUM).exists():
@@ -77,9 +85,10 @@ def ui(tmp_path, emulator, monkeypatch):
     home.mkdir()
     cohorts.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    users = find_usernames(emulator, "active", 6)
-    for n, name in enumerate(["alpha", "beta", "gamma"]):
-        (cohorts / f"{name}.txt").write_text("\n".join(users[n * 2 : n * 2 + 2]) + "\n")
+    users = find_usernames(emulator, "active", 7)
+    members = {"alpha": users[0:2], "beta": users[2:4], "gamma": users[4:7]}  # sizes differ
+    for name, names in members.items():
+        (cohorts / f"{name}.txt").write_text("\n".join(names) + "\n")
     settings = pipeline_environment(emulator, cohorts, database)
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
@@ -94,13 +103,13 @@ def ui(tmp_path, emulator, monkeypatch):
         **settings,
     }
     with dagster_dev(env, REPO) as url:
-        yield url, database, emulator.clock.today()
+        yield url, database, emulator.clock.today(), members
 
 
 def test_asset_graph_partitions_and_a_graphql_backfill(ui, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    url, database, today = ui
+    url, database, today, members = ui
     # The README's screenshots: refreshed when missing or asked for, so a test run leaves the
     # working tree as it was.
     refresh = os.environ.get("RESEARCH_PIPELINE_SCREENSHOTS") == "1"
@@ -144,3 +153,20 @@ def test_asset_graph_partitions_and_a_graphql_backfill(ui, tmp_path):
             "SELECT cohort, count(*) FROM tiktok.cohort_summary GROUP BY ALL ORDER BY 1"
         ).fetchall()
     assert cohorts == [("alpha", 1), ("beta", 1), ("gamma", 1)]
+
+    # One run materialized beta and gamma: each partition's page shows that cohort's own rows.
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        for cohort in ("beta", "gamma"):
+            key = quote(f"{cohort}|{today}")
+            page.goto(
+                f"{url}/assets/tiktok/user_info?view=partitions&partition={key}",
+                wait_until="networkidle",
+            )
+            page.get_by_text("requests_spent").first.wait_for(timeout=60_000)
+            shown = shown_metadata(page.inner_text("body"))
+            size = str(len(members[cohort]))  # beta has 2 members, gamma 3
+            assert (shown["rows"], shown["members"], shown["requests_spent"]) == (size,) * 3
+            assert shown["run_requests_spent"] == "5"  # the run's total, named as such
+        browser.close()
