@@ -210,25 +210,35 @@ def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None
 def _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log) -> None:
     """Stream the users of `todo` through the client, saving answers as they come."""
     rows: list[tuple[date, str, UserInfoResult]] = []
-    started = last_save = last_log = time.monotonic()
+    started = last_log = time.monotonic()
     stop = threading.Event()
+    lock = threading.Lock()
 
     def save() -> None:
-        nonlocal rows, last_save
-        records = ledger.take()
-        if rows or records:
-            requests = [(day, todo[r.username][0][1], r) for r in records if r.username in todo]
-            for _, cohort, _ in requests:
-                reports[(day, cohort)].requests_spent += 1
-            with open_warehouse() as conn:
-                warehouse.save_fetched(conn, rows, requests, client.source)
-        for answer_day, cohort, result in rows:
-            if answer_day == day:
-                reports[(day, cohort)].fetched += result.is_final
-        rows, last_save = [], time.monotonic()
+        """Store the answers and requests received since the last save (any thread)."""
+        nonlocal rows
+        with lock:
+            batch, rows = rows, []
+            records = ledger.take()
+            if batch or records:
+                requests = [(day, todo[r.username][0][1], r) for r in records if r.username in todo]
+                for _, cohort, _ in requests:
+                    reports[(day, cohort)].requests_spent += 1
+                try:
+                    with open_warehouse() as conn:
+                        warehouse.save_fetched(conn, batch, requests, client.source)
+                except BaseException:
+                    rows = batch + rows  # not stored: keep them for the next attempt
+                    raise
+            for answer_day, cohort, result in batch:
+                if answer_day == day:
+                    reports[(day, cohort)].fetched += result.is_final
+
+    saver = PeriodicSaver(save, BATCH_SECONDS)
 
     try:
         for result in client.iter_user_info(list(todo), stop=stop):
+            saver.raise_failure()
             run.answered += 1
             if result.error_kind and result.is_final:
                 run.errors_by_kind[result.error_kind] = (
@@ -244,15 +254,17 @@ def _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log) ->
                         f"the API's day changed to {answer_day} during the run: answers from "
                         f"now on are stored under {answer_day}; no new requests in this run"
                     )
-            for _, cohort in todo[result.username]:
-                rows.append((answer_day, cohort, result))
-            now = time.monotonic()
-            if len(rows) >= BATCH_SIZE or now - last_save >= BATCH_SECONDS:
+            with lock:
+                rows.extend((answer_day, cohort, result) for _, cohort in todo[result.username])
+                full = len(rows) >= BATCH_SIZE
+            if full:
                 save()
+            now = time.monotonic()
             if now - last_log >= 10:
                 last_log = now
                 log(_progress(run.answered, len(todo), now - started, ledger, client))
     except QuotaExhaustedError as exc:
+        saver.stop()
         save()
         run.quota_message = (
             f"{exc}: {run.answered} of {len(todo)} planned users answered; their rows are "
@@ -262,14 +274,45 @@ def _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log) ->
         log(run.quota_message)
         return
     except FatalApiError as exc:
+        saver.stop()
         save()
         raise SnapshotIncompleteError(
             f"stopped after {run.answered} users answered: {exc}"
         ) from None
     except BaseException:
+        saver.stop()
         save()  # whatever stopped us, keep what was paid for
         raise
+    saver.stop()
     save()
+
+
+class PeriodicSaver:
+    """Calls `save` every `seconds` from its own thread, so answers are stored on time even when
+    the next answer is slow to come (a stalled request must not hold received ones hostage)."""
+
+    def __init__(self, save: Callable[[], None], seconds: float):
+        self._save, self._seconds = save, seconds
+        self._stopped = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="snapshot-saver")
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self._seconds):
+            try:
+                self._save()
+            except BaseException as exc:  # handed to the fetching thread, which stops
+                self._failure = exc
+                return
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 def _progress(answered: int, total: int, elapsed: float, ledger, client) -> str:

@@ -22,17 +22,31 @@ class Replay:
     """Answers each user-info request for `username` with the next scripted answer (the last one
     repeats), and the token endpoint with one scripted answer."""
 
-    def __init__(self, token: str = "ok", script: dict[str, list[str]] | None = None):
+    def __init__(
+        self,
+        token: str = "ok",
+        script: dict[str, list[str]] | None = None,
+        redirect_token_to: str = "",
+        echo: bool = False,
+    ):
         self.token = token
+        self.redirect_token_to = redirect_token_to
+        self.echo = echo  # user-info answers a 400 page quoting the request it got
         self.script = script or {}
         self.requests: dict[str, int] = defaultdict(int)
         self.token_requests = 0
         self.bodies: list[str] = []
 
-    def answer_for(self, path: str, body: bytes) -> dict:
+    def answer_for(self, path: str, body: bytes, headers=None) -> dict:
+        self.bodies.append(body.decode("utf-8", "replace"))
         if path.startswith("/v2/oauth/token/"):
             self.token_requests += 1
+            if self.redirect_token_to:
+                return {"status": 307, "headers": {"Location": self.redirect_token_to}, "text": ""}
             return ANSWERS["token"][self.token]
+        if self.echo:
+            quoted = f"bad request {path} {dict(headers or {})} {body.decode()}"
+            return {"status": 400, "body": {"error": {"code": "invalid_params", "message": quoted}}}
         username = json.loads(body)["username"]
         names = self.script[username]
         answer = ANSWERS["user_info"][names[min(self.requests[username], len(names) - 1)]]
@@ -50,10 +64,12 @@ def replay_server(replay: Replay):
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            answer = replay.answer_for(self.path, body)
-            payload = answer.get("text") or json.dumps(answer["body"])
+            answer = replay.answer_for(self.path, body, self.headers)
+            payload = answer["text"] if "text" in answer else json.dumps(answer["body"])
             data = payload.encode()
             self.send_response(answer["status"])
+            for name, value in answer.get("headers", {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", answer.get("content_type", "application/json"))
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -89,7 +105,9 @@ def test_documented_user_info_answers_are_read_as_the_docs_mean_them():
     }
     replay = Replay(script=script)
     with replay_server(replay) as url, client_for(url) as client:
-        results = {name: client.fetch_user_info(name) for name in script}
+        results = {name: client.fetch_user_info(name) for name in script if name != "extra"}
+        with client_for(url, fields=("display_name", "follower_count")) as fewer:
+            results["extra"] = fewer.fetch_user_info("extra")
     assert results["okay"].outcome is Outcome.OK
     assert results["okay"].fields["likes_count"] == 2_000_000_000_000  # beyond 32 bits
     assert results["okay"].fields["bio_url"] == "https://example.com/me"
@@ -162,3 +180,31 @@ def test_the_documented_429_text_alone_never_decides_it_is_the_quota():
 
 def test_every_client_setting_has_an_environment_variable():
     assert set(ENVIRONMENT) == set(ClientSettings.__dataclass_fields__)
+
+
+def test_the_secret_never_follows_a_redirect_from_the_token_endpoint():
+    elsewhere = Replay(script={"someone": ["ok"]})
+    with replay_server(elsewhere) as other:
+        replay = Replay(script={"someone": ["ok"]}, redirect_token_to=other + "/v2/oauth/token/")
+        with replay_server(replay) as url, client_for(url) as client:
+            with pytest.raises(FatalApiError, match="redirect"):
+                client.fetch_user_info("someone")
+    assert elsewhere.token_requests == 0 and elsewhere.bodies == []  # nothing went there
+    assert replay.requests["someone"] == 0
+
+
+def test_an_error_page_echoing_the_request_keeps_no_token_or_secret():
+    from research_pipeline.tiktok.models import RequestRecord
+
+    records: list[RequestRecord] = []
+    replay = Replay(script={"someone": ["ok"]}, echo=True)
+    with replay_server(replay) as url:
+        settings = dict(max_attempts=2)
+        client = client_for(url, **settings)
+        client._on_request = records.append
+        with client:
+            result = client.fetch_user_info("someone")
+    token = ANSWERS["token"]["ok"]["body"]["access_token"]
+    stored = [result.error_message] + [r.message for r in records]
+    assert any("<redacted>" in text for text in stored)
+    assert not any(token in text or "s3cr3t-value" in text for text in stored)

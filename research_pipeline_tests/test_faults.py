@@ -318,3 +318,67 @@ def report_requests(request, emulator):
         f"users_ok={ok} ok_twice={twice} tokens={stats['token_requests']} "
         f"outcomes={stats['by_outcome']}"
     )
+
+
+def test_one_odd_value_is_that_users_error_row_never_a_failed_batch(pipeline):
+    users = find_usernames(pipeline.api, "active", 20)
+    odd = {
+        users[0]: {"follower_count": "12345"},
+        users[1]: {"likes_count": 1.5},
+        users[2]: {"video_count": 2**70},
+        users[3]: {"is_verified": "yes"},
+    }
+    pipeline.write_cohort("c1", users)
+    pipeline.api.config.odd_values = odd
+    [result] = pipeline.run(["c1"])
+    assert result.success
+    rows = dict(pipeline.query("SELECT username, status FROM tiktok.user_info"))
+    assert len(rows) == 20 and [rows[u] for u in odd] == ["invalid_answer"] * 4
+    assert sum(status == "ok" for status in rows.values()) == 16
+    messages = dict(pipeline.query(
+        "SELECT username, error_message FROM tiktok.user_info WHERE status = 'invalid_answer'"
+    ))  # fmt: skip
+    assert "follower_count='12345' is not a whole number" in messages[users[0]]
+    assert "is out of range" in messages[users[2]]
+    stats = pipeline.api.stats()
+    assert stats["user_info_requests"] == 20  # none asked twice, every request in the ledger
+    assert pipeline.query("SELECT count(*) FROM tiktok.api_requests") == [(20,)]
+
+
+def test_bodies_cut_short_are_per_request_transient_errors_not_a_cancelled_run(pipeline):
+    users = find_usernames(pipeline.api, "active", 40)
+    pipeline.write_cohort("c1", users)
+    pipeline.api.config.short_body_rate = 0.3
+    pipeline.configure(max_attempts=8)
+    [result] = pipeline.run(["c1"])
+    assert result.success
+    assert pipeline.api.stats()["by_outcome"]["short_body"] > 0
+    assert_all_ok_once(pipeline, users)
+
+
+def test_a_retry_after_of_a_day_ends_the_days_fetching_at_once_with_rows_kept(pipeline):
+    users = find_usernames(pipeline.api, "active", 30)
+    pipeline.write_cohort("c1", users)
+    pipeline.api.config.update(
+        {"burst_429_every": 10, "burst_429_length": 1000, "retry_after_seconds": 86400}
+    )
+    started = time.monotonic()
+    [result] = pipeline.run(["c1"])
+    assert time.monotonic() - started < 30  # not frozen for a day
+    assert result.success
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert "Retry-After" in checks["plan_completed"].metadata["why"].value
+    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(9,)]
+
+
+def test_a_corrupt_warehouse_fails_at_once_with_its_path_and_spends_nothing(pipeline):
+    pipeline.write_cohort("c1", find_usernames(pipeline.api, "active", 3))
+    pipeline.database.parent.mkdir(parents=True, exist_ok=True)
+    pipeline.database.write_bytes(b"this is not a DuckDB file" * 100)
+    started = time.monotonic()
+    [result] = pipeline.run(["c1"])
+    assert not result.success and step_attempts(result) == 1
+    assert time.monotonic() - started < 20
+    [message] = failure_messages(result)
+    assert f"cannot open the warehouse {pipeline.database}" in message
+    assert pipeline.api.stats()["user_info_requests"] == 0

@@ -20,6 +20,11 @@ class EmulatorConfig:
     # HTTP 400 invalid_params "Something went wrong. Please try again later.": about the
     # request, not the user, and gone on a retry (seen from the real API)
     request_error_rate: float = 0.0
+    # Hostile answers, for the reliability tests: per username, field values to answer instead
+    # of the population's (e.g. {"alice": {"follower_count": "12345"}}), and a share of answers
+    # whose body is cut short of its Content-Length.
+    odd_values: dict = field(default_factory=dict)
+    short_body_rate: float = 0.0
     malformed_rate: float = 0.0  # broken JSON, a body without `error`, or an HTML 504 page
     reset_rate: float = 0.0  # connection reset without an answer
     hang_rate: float = 0.0  # answer only after `hang_seconds` (client timeouts)

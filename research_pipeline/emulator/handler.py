@@ -254,6 +254,17 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
             self._api_error(400, constants.INVALID_PARAMS, message)
             return
         info = population.user_info(account, state.clock.today())
+        info.update(config.odd_values.get(username.lower(), {}))
+        if state.random.chance(config.short_body_rate):
+            state.record(label, "short_body")
+            body = json.dumps({"data": info, "error": {"code": "ok", "message": ""}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])  # then the connection closes
+            self.close_connection = True
+            return
         state.record(label, constants.OK)
         self._send_json(
             200,

@@ -31,6 +31,7 @@ from research_pipeline.tiktok.models import Outcome, RequestRecord, UserInfoResu
 from research_pipeline.tiktok.settings import ClientSettings, source_of
 from research_pipeline.tiktok.token import AccessTokenProvider, server_time
 from research_pipeline.tiktok.usernames import normalize_username
+from research_pipeline.tiktok.validation import INVALID_ANSWER, problems_in
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,15 @@ class ResearchApiClient:
         self, username: str, answer: _Answer, attempts: int, outcome: Outcome | None = None
     ) -> UserInfoResult:
         data = answer.data or {}
+        problems = problems_in(data, self.settings.fields) if answer.outcome is Outcome.OK else []
+        if problems:  # paid for, unusable: the user's own error row, the raw values kept
+            answer = replace(
+                answer,
+                outcome=Outcome.USER_ERROR,
+                status=INVALID_ANSWER,
+                message="the API's answer failed validation: " + "; ".join(problems),
+            )
+            data = {}
         return UserInfoResult(
             username=username,
             outcome=outcome or answer.outcome,
@@ -259,7 +269,9 @@ class ResearchApiClient:
             )
         except requests.Timeout:
             answer = _Answer(None, constants.TIMEOUT, "no answer within the timeout")
-        except requests.ConnectionError as exc:
+        except requests.RequestException as exc:
+            # Resets, a body shorter than its Content-Length, bad gzip: this request failed,
+            # not the run. The exception's text may echo the request: keep only its class.
             answer = _Answer(None, constants.CONNECTION_ERROR, type(exc).__name__)
         else:
             answer = classify_user_info_response(username, response)

@@ -50,7 +50,14 @@ def connect(
         )
     if is_file and not read_only:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    conn = open_with_lock_wait(database, read_only, wait_seconds)
+    try:
+        conn = open_with_lock_wait(database, read_only, wait_seconds)
+    except duckdb.Error as exc:
+        raise WarehouseError(
+            f"cannot open the warehouse {database}: {str(exc).splitlines()[0]}. Check that it is "
+            "a DuckDB file research-pipeline wrote, that its folder is writable and the disk has "
+            "room (or point RESEARCH_PIPELINE_DUCKDB elsewhere)"
+        ) from None
     try:
         if read_only:
             if current_version(conn) < LATEST_VERSION:

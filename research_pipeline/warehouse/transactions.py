@@ -17,10 +17,13 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
     conn.execute("BEGIN TRANSACTION")
     try:
         yield
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        try:
+            conn.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # DuckDB already ended it (a failed COMMIT): the real error is the one raised
         raise
-    conn.execute("COMMIT")
 
 
 @contextmanager

@@ -108,8 +108,11 @@ def user_info(
             f"no cohort file for {', '.join(missing)} in {cohort_folder.path}: those partitions "
             "get no rows (add the file back, or ignore them)"
         )
-    with warehouse.session() as conn:
-        plan = panels.plan_for(conn, specs, day, daily_quota=settings.daily_quota)
+    try:  # the warehouse is opened before any request: a broken one costs no quota
+        with warehouse.session() as conn:
+            plan = panels.plan_for(conn, specs, day, daily_quota=settings.daily_quota)
+    except WarehouseError as exc:
+        raise Failure(str(exc), allow_retries=False) from None
     context.log.info(plan.summary())
     ledger = RequestLedger()
     client = ResearchApiClient(settings, on_request=ledger, quota_used_today=plan.spent_today)
