@@ -24,7 +24,7 @@ NEXT_STEPS = """
 Open the Dagster UI on these runs:
   cd {root} && make demo-ui   (DAGSTER_HOME=demo/dagster_home .venv/bin/dagster dev)
 Query the data:
-  .venv/bin/python -c "import duckdb; c = duckdb.connect('{database}', read_only=True); print(c.sql('from tiktok.follower_snapshots order by snapshot_date desc limit 10'))"
+  .venv/bin/python -c "import duckdb; c = duckdb.connect('{database}', read_only=True); print(c.execute('from tiktok.follower_snapshots order by snapshot_date desc limit 10').df())"
 """  # noqa: E501 - one line, so it can be pasted
 
 

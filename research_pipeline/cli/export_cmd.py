@@ -8,6 +8,7 @@ import click
 from research_pipeline import warehouse
 from research_pipeline.errors import WarehouseError
 from research_pipeline.settings import PipelineSettings
+from research_pipeline.warehouse import queries
 from research_pipeline.warehouse.export import EXPORTABLE_TABLES, FORMATS
 
 
@@ -44,8 +45,7 @@ def export(table: str, out: Path, file_format: str, cohort: str | None, since) -
     database = PipelineSettings.from_env().duckdb_path
     with warehouse.connect(database, read_only=True) as conn:
         if cohort is not None:
-            known = [c for (c,) in conn.execute(
-                "SELECT DISTINCT cohort FROM tiktok.user_info ORDER BY 1").fetchall()]  # fmt: skip
+            known = queries.cohorts_with_data(conn)
             if cohort not in known:
                 with_data = ", ".join(known) or "none"
                 raise WarehouseError(

@@ -7,6 +7,7 @@ import click
 from research_pipeline import warehouse
 from research_pipeline.datasets import MANIFEST, METHODS, export_dataset
 from research_pipeline.settings import PipelineSettings
+from research_pipeline.warehouse import queries
 
 
 @click.command(name="export-dataset")
@@ -24,9 +25,7 @@ def export_dataset_command(cohort: str, out: Path | None) -> int:
     settings = PipelineSettings.from_env()
     with warehouse.connect(settings.duckdb_path, read_only=True) as conn:
         if out is None:
-            last = conn.execute(
-                "SELECT max(snapshot_date) FROM tiktok.user_info WHERE cohort = ?", [cohort]
-            ).fetchall()[0][0]
+            last = queries.last_snapshot_date(conn, cohort)
             out = settings.exports_dir / f"{cohort}-{last}"
         manifest = export_dataset(conn, cohort, out)
     rows = sum(f.get("rows", 0) for f in manifest["files"])

@@ -50,7 +50,7 @@ def _ledger_requests(database: str) -> int:
     """Every request the ledger holds (tiktok.api_requests); 0 before the first snapshot."""
     try:
         with warehouse.connect(database, read_only=True) as conn:
-            return conn.execute("SELECT count(*) FROM tiktok.api_requests").fetchall()[0][0]
+            return queries.ledger_size(conn)
     except WarehouseError:
         return 0
 

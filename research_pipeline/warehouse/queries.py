@@ -150,3 +150,19 @@ def errors_by_kind(conn: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> dict
     for day, cohort, kind, count in rows:
         found[(day, cohort)][kind] = count
     return found
+
+
+def cohorts_with_data(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    return [c for (c,) in conn.execute(
+        "SELECT DISTINCT cohort FROM tiktok.user_info ORDER BY 1").fetchall()]  # fmt: skip
+
+
+def last_snapshot_date(conn: duckdb.DuckDBPyConnection, cohort: str) -> date | None:
+    return conn.execute(
+        "SELECT max(snapshot_date) FROM tiktok.user_info WHERE cohort = ?", [cohort]
+    ).fetchall()[0][0]
+
+
+def ledger_size(conn: duckdb.DuckDBPyConnection) -> int:
+    """Every request the ledger holds (tiktok.api_requests)."""
+    return conn.execute("SELECT count(*) FROM tiktok.api_requests").fetchall()[0][0]
