@@ -34,18 +34,25 @@ class FakeClock:
         self.now += max(seconds, 0.0)
 
 
+# What every test client shares. A 429 persisting half a second is the quota here (61 s against
+# the real API), and no waiting for a late reset: tests that need either set them.
+TEST_CLIENT_SETTINGS = dict(
+    client_key=EMULATOR_KEY,
+    client_secret=EMULATOR_SECRET,
+    timeout_seconds=5.0,
+    rate_limit_window_seconds=0.5,
+    reset_wait_seconds=0,
+)
+
+
 def client_settings(server: EmulatorServer, **overrides) -> ClientSettings:
     values = dict(
-        client_key=EMULATOR_KEY,
-        client_secret=EMULATOR_SECRET,
+        TEST_CLIENT_SETTINGS,
         base_url=server.url,
         rate_limit_per_minute=None,
         daily_quota=None,
         backoff_base_seconds=0.01,
         backoff_max_seconds=0.05,
-        timeout_seconds=5.0,
-        rate_limit_window_seconds=0.5,
-        reset_wait_seconds=0,
     )
     values.update(overrides)
     return ClientSettings(**values)
@@ -68,18 +75,12 @@ def pipeline_environment(
     `options` are settings by name (daily_quota=10, max_attempts=1, ...): the same variables a
     researcher sets (README, "Configuration")."""
     values = dict(
-        client_key=EMULATOR_KEY,
-        client_secret=EMULATOR_SECRET,
+        TEST_CLIENT_SETTINGS,
         base_url=api.url,
         rate_limit_per_minute="off",
         daily_quota="off",
-        timeout_seconds=5.0,
         backoff_base_seconds=0.02,
         retry_delay_seconds=0,
-        # A 429 persisting half a second is the quota here (61 s against the real API), and no
-        # waiting for a late reset: tests that need either set them.
-        rate_limit_window_seconds=0.5,
-        reset_wait_seconds=0,
     )
     values.update(options)
     env = {
