@@ -298,6 +298,22 @@ def test_two_runs_writing_duckdb_at_once_both_succeed(tmp_path, emulator):
     assert _stored(tmp_path / "data" / "research.duckdb") == set(a)
 
 
+def test_two_processes_started_together_never_spend_more_than_the_quota(tmp_path, emulator):
+    env = {**_cli_env(tmp_path, emulator), "TIKTOK_DAILY_QUOTA": "30"}  # no dagster.yaml there
+    # Slow answers: the second process plans (on an empty ledger) while the first is fetching.
+    emulator.config.latency_seconds = 1.5
+    users = find_usernames(emulator, "active", 80)
+    (tmp_path / "cohorts" / "one.txt").write_text("\n".join(users) + "\n")
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        instance.get_runs()
+    first, second = _snapshot_process(env, "one"), _snapshot_process(env, "one")
+    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    assert {first.returncode, second.returncode} <= {0, 3}, outputs  # 3: the plan not finished
+    # Both planned the same 30 users on an empty ledger; the shared reservation beside the
+    # warehouse let 30 requests through in all, not 60.
+    assert emulator.stats()["user_info_requests"] == 30
+
+
 def test_a_past_partition_stays_refused_even_after_a_failed_attempt(pipeline):
     pipeline.write_cohort("c1", ["alice"])
     yesterday = pipeline.api.clock.today() - timedelta(days=1)

@@ -91,6 +91,12 @@ class Warehouse(DuckDBResource):
         default="", description="The project's own exports folder (export-dataset writes there)."
     )
 
+    def quota_file(self) -> Path | None:
+        """Beside the warehouse: the day's quota reservations of every process using it."""
+        if self.database == ":memory:" or self.database.startswith("md:"):
+            return None
+        return Path(self.database).with_name(Path(self.database).name + ".quota")
+
     @contextmanager
     def session(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         with warehouse.connect(self.database, read_only=read_only) as conn:

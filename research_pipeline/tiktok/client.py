@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -26,7 +27,12 @@ from research_pipeline.tiktok.errors import (
     TikTokApiError,
     TransientApiError,
 )
-from research_pipeline.tiktok.limits import DailyQuota, RateLimitTracker, SlidingWindowLimiter
+from research_pipeline.tiktok.limits import (
+    DailyQuota,
+    RateLimitTracker,
+    SharedQuotaFile,
+    SlidingWindowLimiter,
+)
 from research_pipeline.tiktok.models import Outcome, RequestRecord, UserInfoResult
 from research_pipeline.tiktok.settings import ClientSettings, source_of
 from research_pipeline.tiktok.token import AccessTokenProvider, server_time
@@ -64,6 +70,7 @@ class ResearchApiClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = utc_now,
+        shared_quota: Path | None = None,
     ):
         self.settings = settings
         self._on_request = on_request
@@ -85,7 +92,15 @@ class ResearchApiClient:
         self.limiter = SlidingWindowLimiter(
             settings.rate_limit_per_minute, clock=clock, sleep=sleep
         )
-        self.quota = DailyQuota(settings.daily_quota, used=quota_used_today, now=now)
+        # With `shared_quota` (a file every process of the project uses), the day's count is
+        # shared across processes, keyed by the API's day.
+        self.quota = DailyQuota(
+            settings.daily_quota,
+            used=quota_used_today,
+            now=now,
+            shared=SharedQuotaFile(shared_quota) if shared_quota else None,
+            api_day=lambda: self.api_now().date(),
+        )
         self.rate_limits = RateLimitTracker(
             settings.rate_limit_window_seconds,
             settings.reset_wait_seconds,

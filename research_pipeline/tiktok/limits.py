@@ -4,11 +4,14 @@ Staying under the window costs nothing; hitting it costs a 429, and every reques
 not, counts against the 1,000/day quota. Clocks and sleep are injectable so tests need not wait.
 """
 
+import fcntl
+import json
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from research_pipeline.tiktok.errors import QuotaExhaustedError
 
@@ -60,10 +63,47 @@ def next_utc_midnight(now: datetime) -> datetime:
     return datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
 
 
+class SharedQuotaFile:
+    """The day's reservations in a small file every process of a project shares (beside the
+    warehouse), changed under an exclusive lock: two runs started together, whatever their
+    Dagster home or executor, can never send more than the quota between them."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def reserve(self, day: date, limit: int, floor: int) -> int:
+        """Reserve one request of `day`; returns the day's reservations including it. `floor` is
+        what this process knows was spent (its ledger): the count never starts below it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            try:
+                counts = json.loads(handle.read() or "{}")
+            except ValueError:
+                counts = {}
+            used = max(int(counts.get(day.isoformat(), 0)), floor)
+            if used >= limit:
+                resets_at = next_utc_midnight(datetime(day.year, day.month, day.day, tzinfo=UTC))
+                raise QuotaExhaustedError(
+                    f"the {limit}-request daily quota is reserved in full for {day} by this "
+                    f"project's runs ({used} requests, counted across processes in {self.path}); "
+                    f"it resets at {resets_at:%Y-%m-%d %H:%M} UTC",
+                    resets_at=resets_at,
+                )
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps({day.isoformat(): used + 1}))
+            handle.flush()
+            return used + 1
+
+
 class DailyQuota:
     """Counts requests against the daily quota (reset at 00:00 UTC), refusing the one too many.
 
     `used` starts from what was already spent today (the pipeline reads it from its ledger).
+    With `shared`, every reservation also goes through the project's shared file, keyed by the
+    API's day (`api_day`), so concurrent processes share one count.
     """
 
     def __init__(
@@ -71,8 +111,12 @@ class DailyQuota:
         limit: int | None,
         used: int = 0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        shared: SharedQuotaFile | None = None,
+        api_day: Callable[[], date] | None = None,
     ):
         self.limit = limit
+        self._shared = shared
+        self._api_day = api_day or (lambda: self._now().date())
         self._now = now
         self._day = now().date()
         self._used = used
@@ -95,7 +139,11 @@ class DailyQuota:
                     f"it resets at {resets_at:%Y-%m-%d %H:%M} UTC",
                     resets_at=resets_at,
                 )
-            self._used += 1
+            if self._shared is not None and self.limit is not None:
+                self._used = max(self._used, self._shared.reserve(self._api_day(), self.limit,
+                                                                  self._used))  # fmt: skip
+            else:
+                self._used += 1
 
     def exhaust(self) -> None:
         """The server said the quota is gone (it is shared by the whole lab): believe it."""

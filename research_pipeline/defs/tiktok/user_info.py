@@ -115,7 +115,12 @@ def user_info(
         raise Failure(str(exc), allow_retries=False) from None
     context.log.info(plan.summary())
     ledger = RequestLedger()
-    client = ResearchApiClient(settings, on_request=ledger, quota_used_today=plan.spent_today)
+    client = ResearchApiClient(
+        settings,
+        on_request=ledger,
+        quota_used_today=plan.spent_today,
+        shared_quota=warehouse.quota_file(),
+    )
     partitions = [
         Partition(
             day,
