@@ -71,3 +71,26 @@ def test_cohort_folder_lists_txt_and_csv_files(tmp_path):
     (tmp_path / "Bad Name.txt").write_text("carol\n")
     assert sorted(cohort_files(tmp_path)) == ["one", "two"]
     assert cohort_files(tmp_path / "missing") == {}
+
+
+def test_a_huge_bad_line_is_never_echoed_whole(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_text("good_user\n" + "x" * 1_000_000 + "\n")
+    cohort = read_cohort(path)
+    assert cohort.usernames == ["good_user"] and cohort.problem_count == 1
+    assert len(cohort.report()) < 500  # the report, the event log and the compute log stay small
+
+
+def test_cohorts_add_refuses_a_link_that_points_outside_the_folder(tmp_path, monkeypatch, capsys):
+    from research_pipeline.cli import main
+
+    folder, outside = tmp_path / "cohorts", tmp_path / "elsewhere.txt"
+    folder.mkdir()
+    (folder / "lab.txt").symlink_to(outside)  # dangling: would write outside the folder
+    source = tmp_path / "list.txt"
+    source.write_text("alice\n")
+    monkeypatch.setenv("RESEARCH_PIPELINE_COHORTS_DIR", str(folder))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    assert main(["cohorts", "add", "lab", str(source)]) == 2
+    assert "a link pointing outside" in capsys.readouterr().err
+    assert not outside.exists()

@@ -332,3 +332,11 @@ def test_a_quota_still_spent_after_midnight_is_waited_for_with_backoff_not_faile
     refused = emulator.stats()["by_outcome"]["rate_limit_reset_lag"]
     assert 1 <= refused <= 6  # a probe at a time, backing off: no storm
     assert client.quota.remaining is None  # not mistaken for the quota: nothing was given up
+
+
+def test_an_odd_token_lifetime_falls_back_to_the_documented_two_hours():
+    from research_pipeline.tiktok.token import _lifetime
+
+    assert [_lifetime(v) for v in (3600, "7200", -5, "soon", None, 10**12)] == [
+        3600.0, 7200.0, 7200.0, 7200.0, 7200.0, 7200.0,
+    ]  # fmt: skip

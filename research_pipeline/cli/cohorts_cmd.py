@@ -64,6 +64,10 @@ def add(name: str, file: Path, replace: bool, cadence: int) -> int:
     for path in existing:
         path.unlink()
     target = folder / f"{name}{suffix}"
+    if target.is_symlink() or folder.resolve() != target.resolve().parent:
+        raise CohortError(
+            f"{target} is a link pointing outside {folder}: remove it, then add the cohort again"
+        )
     shutil.copyfile(file, target)
     write_cadence(folder, name, cadence)
     with dagster_instance() as instance:

@@ -31,6 +31,18 @@ _REFUSALS = (
 )
 
 
+def _lifetime(value) -> float:
+    """Seconds a token lives: the answer's `expires_in` when it is a sensible number, else the
+    documented 2 hours (a negative or unreadable value must not mean a token per request)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return float(constants.TOKEN_LIFETIME_SECONDS)
+    if not 10 <= seconds <= 30 * 86400:
+        return float(constants.TOKEN_LIFETIME_SECONDS)
+    return seconds
+
+
 class AccessTokenProvider:
     """Hands out a valid token; one lock makes concurrent callers share a single refresh."""
 
@@ -125,7 +137,7 @@ class AccessTokenProvider:
         token = body.get("access_token")
         if response.ok and isinstance(token, str) and token:
             self._note_server_clock(response.headers.get("Date"))
-            expires_in = float(body.get("expires_in") or constants.TOKEN_LIFETIME_SECONDS)
+            expires_in = _lifetime(body.get("expires_in"))
             # Renew 5 minutes early, or at 90% of a short lifetime.
             margin = min(300.0, expires_in * 0.1)
             self._token = token

@@ -34,5 +34,7 @@ def normalize_username(raw: str) -> str:
         else:
             bad = sorted({c for c in name if not re.match(r"[a-z0-9_.]", c)})
             reason = f"it contains {''.join(bad)!r} (allowed: letters, digits, '_' and '.')"
-        raise InvalidUsernameError(f"invalid TikTok username {raw.strip()!r}: {reason}")
+        shown = raw.strip()
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."  # never echo a 50 MB line
+        raise InvalidUsernameError(f"invalid TikTok username {shown!r}: {reason}")
     return name
