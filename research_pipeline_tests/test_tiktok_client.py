@@ -337,6 +337,6 @@ def test_a_quota_still_spent_after_midnight_is_waited_for_with_backoff_not_faile
 def test_an_odd_token_lifetime_falls_back_to_the_documented_two_hours():
     from research_pipeline.tiktok.token import _lifetime
 
-    assert [_lifetime(v) for v in (3600, "7200", -5, "soon", None, 10**12)] == [
-        3600.0, 7200.0, 7200.0, 7200.0, 7200.0, 7200.0,
+    assert [_lifetime(v) for v in (3, "7200", -5, 0, "soon", None, 10**12)] == [
+        3.0, 7200.0, 7200.0, 7200.0, 7200.0, 7200.0, 7200.0,
     ]  # fmt: skip

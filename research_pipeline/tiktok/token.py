@@ -38,7 +38,7 @@ def _lifetime(value) -> float:
         seconds = float(value)
     except (TypeError, ValueError):
         return float(constants.TOKEN_LIFETIME_SECONDS)
-    if not 10 <= seconds <= 30 * 86400:
+    if not 0 < seconds <= 30 * 86400:
         return float(constants.TOKEN_LIFETIME_SECONDS)
     return seconds
 
