@@ -1,27 +1,23 @@
 """Derived tables: follower and engagement snapshots and the cohort summary, in DuckDB SQL.
 
 The SQL lives in `sql/`, one file per table, next to this code that runs it; the two snapshot
-tables share `with_previous.sql` (each user's own previous ok snapshot). A partition's rows are
+tables share `with_previous.sql` (each user's own previous ok snapshot), and all three read
+earlier answers through `answers.sql` (warehouse.answers). A partition's rows are
 replaced in one statement and transaction, for every partition of a step at once (set work).
 """
 
 import hashlib
 from collections.abc import Sequence
 from functools import cache
-from pathlib import Path
 
 import duckdb
 
+from research_pipeline.warehouse import answers, sql
 from research_pipeline.warehouse.raw import Key, keys_frame
 from research_pipeline.warehouse.transactions import registered, transaction
 
-SQL_DIR = Path(__file__).parent / "sql"
 DERIVED_TABLES = ("follower_snapshots", "engagement_snapshots", "cohort_summary")
 _NEEDS_PREVIOUS = ("follower_snapshots", "engagement_snapshots")
-
-
-def sql_file(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
 @cache
@@ -29,8 +25,8 @@ def derivation_sql(table: str) -> str:
     """The SELECT that computes `table`'s rows for the partitions in `keys`."""
     if table not in DERIVED_TABLES:
         raise ValueError(f"unknown derived table {table!r}; choose one of {DERIVED_TABLES}")
-    prefix = sql_file("with_previous") if table in _NEEDS_PREVIOUS else ""
-    return prefix + sql_file(table)
+    prefix = sql.load("with_previous") if table in _NEEDS_PREVIOUS else ""
+    return answers.ANSWERS_CTE + prefix + sql.load(table)
 
 
 def derivation_version(table: str) -> str:
@@ -40,14 +36,23 @@ def derivation_version(table: str) -> str:
 
 
 def derive(conn: duckdb.DuckDBPyConnection, table: str, keys: Sequence[Key]) -> dict[Key, int]:
-    """Replace `table`'s rows of the given partitions; returns the rows written per partition."""
+    """Replace `table`'s rows of the given partitions; returns the rows written per partition.
+
+    The users' earlier answers come from the kept last answers (moved forward to the earliest
+    partition's date first), so a day costs the same after a year as after two days; a
+    partition older than the kept date reads the whole history."""
     select = derivation_sql(table)  # checks the name before it reaches SQL
+    if not keys:
+        return {}
+    earliest = min(day for day, _ in keys)
     with registered(conn, keys=keys_frame(keys)), transaction(conn):
+        answers.advance(conn, earliest)
+        source = answers.source_for(conn, earliest)
         conn.execute(
             f"DELETE FROM tiktok.{table} t USING keys k "  # noqa: S608 - a known table name
             "WHERE t.snapshot_date = k.snapshot_date AND t.cohort = k.cohort"
         )
-        conn.execute(f"INSERT INTO tiktok.{table} BY NAME {select}")  # noqa: S608
+        conn.execute(f"INSERT INTO tiktok.{table} BY NAME {select}", source.parameters)  # noqa: S608
         counts = conn.execute(
             f"SELECT snapshot_date, cohort, count(*) FROM tiktok.{table} "  # noqa: S608
             "SEMI JOIN keys USING (snapshot_date, cohort) GROUP BY ALL"

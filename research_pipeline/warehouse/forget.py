@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from research_pipeline.warehouse.answers import refold_changed
 from research_pipeline.warehouse.connection import open_with_lock_wait
 from research_pipeline.warehouse.raw import Key
 from research_pipeline.warehouse.transactions import transaction
@@ -109,6 +110,7 @@ def forget_gone_accounts(
             "forgotten_at = coalesce(forgotten_at, now()::TIMESTAMP) "
             "WHERE rowid IN (SELECT id FROM todo)"
         ).fetchall()[0][0]
+        refold_changed(conn, "todo")
         if not keep_counts:
             for table in ("follower_snapshots", "engagement_snapshots"):
                 report.derived_rows_deleted += conn.execute(

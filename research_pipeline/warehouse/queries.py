@@ -7,6 +7,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
+from research_pipeline.warehouse import answers
 from research_pipeline.warehouse.derive import DERIVED_TABLES
 from research_pipeline.warehouse.raw import Key, keys_frame, members_frame
 from research_pipeline.warehouse.transactions import registered
@@ -114,10 +115,12 @@ def member_last_answers(
 ) -> list[tuple]:
     """Per member of `cohorts` on `day`: (cohort, username, cohort cadence, day of the user's
     last final answer on or before `day` or None, 'ok' or its error kind or None)."""
+    source = answers.source_for(conn, day)
     with registered(conn, cohorts=pd.DataFrame({"cohort": list(cohorts)})):
         return conn.execute(
-            """
-            WITH members AS (
+            answers.ANSWERS_CTE  # noqa: S608 - constant SQL
+            + """
+            members AS (
                 SELECT cohort, username, cadence_days FROM tiktok.cohort_members
                 WHERE snapshot_date = $day AND cohort IN (SELECT cohort FROM cohorts)
             ),
@@ -125,16 +128,15 @@ def member_last_answers(
                 SELECT username, max(snapshot_date) AS last_day,
                        arg_max(CASE WHEN status = 'ok' THEN 'ok'
                                     ELSE coalesce(error_kind, 'other') END, snapshot_date) AS kind
-                FROM tiktok.user_info
-                WHERE is_final AND snapshot_date <= $day
-                  AND username IN (SELECT username FROM members)
+                FROM answers
+                WHERE snapshot_date <= $day AND username IN (SELECT username FROM members)
                 GROUP BY username
             )
             SELECT m.cohort, m.username, m.cadence_days, l.last_day, l.kind
             FROM members m LEFT JOIN last l USING (username)
             ORDER BY m.cohort, m.username
             """,
-            {"day": day},
+            {**source.parameters, "day": day},
         ).fetchall()
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from research_pipeline.errors import WarehouseError
 from research_pipeline.tiktok.constants import USER_INFO_FIELDS
 from research_pipeline.tiktok.models import RequestRecord, UserInfoResult
+from research_pipeline.warehouse.answers import refold_changed
 from research_pipeline.warehouse.transactions import registered, transaction
 
 Key = tuple[date, str]  # (snapshot_date, cohort): one partition
@@ -92,6 +93,7 @@ def copy_answers_from_other_cohorts(
                 AND u.cohort = c.cohort AND u.username = c.username;
             INSERT INTO tiktok.user_info ({columns}) SELECT {columns} FROM copied;
         """)  # noqa: S608 - column names are this module's constants
+        refold_changed(conn, "copied")
         filled = set(conn.execute("SELECT snapshot_date, cohort, username FROM copied").fetchall())
         conn.execute("DROP TABLE copied")
     return filled
@@ -165,6 +167,7 @@ def save_fetched(
                     "b.snapshot_date AND u.cohort = b.cohort AND u.username = b.username"
                 )
                 conn.execute(_INSERT_USER_INFO)
+                refold_changed(conn, "batch")
         if requests:
             with registered(conn, ledger=requests_frame(requests, source)):
                 conn.execute(_INSERT_REQUESTS)
@@ -178,11 +181,17 @@ def finish_snapshots(
     with registered(conn, keys=keys_frame(members), members=members_frame(members)):
         with transaction(conn):
             conn.execute("""
+                CREATE OR REPLACE TEMP TABLE dropped AS
+                SELECT u.snapshot_date, u.username FROM tiktok.user_info u SEMI JOIN keys k
+                  USING (snapshot_date, cohort) ANTI JOIN members m
+                  USING (snapshot_date, cohort, username);
                 DELETE FROM tiktok.user_info u USING keys k
                 WHERE u.snapshot_date = k.snapshot_date AND u.cohort = k.cohort
                   AND NOT EXISTS (SELECT 1 FROM members m WHERE m.snapshot_date = u.snapshot_date
                                   AND m.cohort = u.cohort AND m.username = u.username)
             """)
+            refold_changed(conn, "dropped")
+            conn.execute("DROP TABLE dropped")
             counts = conn.execute("""
                 SELECT snapshot_date, cohort, status, count(*) FROM tiktok.user_info
                 SEMI JOIN keys USING (snapshot_date, cohort) GROUP BY ALL

@@ -188,12 +188,44 @@ CREATE VIEW tiktok.last_refreshed AS
     FROM tiktok.user_info WHERE is_final GROUP BY username;
 """
 
+# Each user's last final and last ok answer dated before `as_of`, so the daily queries (previous
+# answer, latest answer, last refresh) read the cohort, not the history (warehouse.answers).
+# Empty at first: the first derivation fills it from the history, once.
+_V6_LAST_ANSWERS = """
+CREATE TABLE tiktok.last_answers (
+    username VARCHAR NOT NULL,
+    snapshot_date DATE NOT NULL,
+    status VARCHAR NOT NULL,
+    error_kind VARCHAR,
+    follower_count BIGINT,
+    following_count BIGINT,
+    likes_count BIGINT,
+    video_count BIGINT
+);
+CREATE TABLE tiktok.last_answers_as_of (as_of DATE NOT NULL);
+CREATE OR REPLACE VIEW tiktok.last_refreshed AS
+    WITH answers AS (
+        SELECT username, snapshot_date, status, error_kind FROM tiktok.last_answers
+        UNION ALL
+        SELECT username, snapshot_date, status, error_kind FROM tiktok.user_info
+        WHERE is_final AND snapshot_date >= coalesce(
+            (SELECT max(as_of) FROM tiktok.last_answers_as_of), DATE '0001-01-01')
+    )
+    SELECT username,
+           max(snapshot_date) AS last_refreshed,
+           arg_max(CASE WHEN status = 'ok' THEN 'ok' ELSE coalesce(error_kind, 'other') END,
+                   snapshot_date) AS last_answer,
+           current_date - max(snapshot_date) AS age_days
+    FROM answers GROUP BY username;
+"""
+
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(1, "the tables of the release of 2026-11-24", _V1_TABLES),
     Upgrade(2, "error_kind and source on user_info and api_requests", _V2_KIND_AND_SOURCE),
     Upgrade(3, "cohort_members, served_at, coverage in cohort_summary", _V3_PANELS),
     Upgrade(4, "bio_url, extra_fields, api_requests.message", _V4_FIELDS_AND_MESSAGES),
     Upgrade(5, "forgotten_at, tombstones, sources, last_refreshed view", _V5_RESEARCH_TERMS),
+    Upgrade(6, "last_answers: each user's last answers, kept", _V6_LAST_ANSWERS),
 )
 LATEST_VERSION = UPGRADES[-1].version
 

@@ -2,7 +2,8 @@
 -- the cohort's members, and aggregates over ALL members from each one's latest answer on or
 -- before the date (not over whoever happened to be fetched that day, so totals do not jump when
 -- coverage does). A member whose latest answer says the account is gone adds no counts.
-WITH raw AS (
+-- Follows answers.sql (`answers`: each member's latest answer without reading the history).
+raw AS (
     SELECT u.* FROM tiktok.user_info u SEMI JOIN keys USING (snapshot_date, cohort)
 ),
 recorded AS (
@@ -24,8 +25,8 @@ latest AS (
            arg_max_null(u.follower_count, u.snapshot_date) AS followers,
            arg_max_null(u.likes_count, u.snapshot_date) AS likes,
            arg_max_null(u.video_count, u.snapshot_date) AS videos
-    FROM members m LEFT JOIN tiktok.user_info u
-      ON u.username = m.username AND u.snapshot_date <= m.snapshot_date AND u.is_final
+    FROM members m LEFT JOIN answers u
+      ON u.username = m.username AND u.snapshot_date <= m.snapshot_date
     GROUP BY ALL
 ),
 aged AS (
