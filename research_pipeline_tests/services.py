@@ -7,6 +7,7 @@ where they cannot be installed, the tests that need them are skipped with the re
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +21,36 @@ import pytest
 import requests
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+def _default_signals() -> None:
+    """In the child before exec: SIGINT and SIGTERM back to their defaults. Dagster copies
+    SIGINT's setting onto SIGTERM in the process that runs it (this test process), and a test
+    run in the background (`&`, nohup) has SIGINT ignored: children would inherit a SIGTERM they
+    ignore, and every teardown would wait for its timeout."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def spawn(command: list[str], **options) -> subprocess.Popen:
+    """A child process in its own process group, with default signal handling."""
+    return subprocess.Popen(command, preexec_fn=_default_signals, start_new_session=True, **options)
+
+
+def stop(process: subprocess.Popen, grace_seconds: float = 5.0) -> None:
+    """SIGTERM to the child's group (the child and whatever it started), SIGKILL if it has not
+    ended within `grace_seconds`. Never waits longer than that."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout=grace_seconds)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    process.wait()
 
 
 def free_port() -> int:
@@ -81,7 +112,7 @@ def dagster_dev(env: dict, cwd: Path) -> Iterator[str]:
     """`dagster dev` (webserver + daemon) on a free loopback port; yields its URL."""
     port = free_port()
     log = open(Path(env["DAGSTER_HOME"]) / "dagster-dev.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
+    process = spawn(
         [
             str(Path(sys.executable).parent / "dagster"),
             "dev",
@@ -96,7 +127,6 @@ def dagster_dev(env: dict, cwd: Path) -> Iterator[str]:
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -114,9 +144,5 @@ def dagster_dev(env: dict, cwd: Path) -> Iterator[str]:
             time.sleep(0.25)
         yield url
     finally:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
+        stop(process)
         log.close()

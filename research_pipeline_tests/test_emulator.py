@@ -158,10 +158,10 @@ def test_the_emulator_command_serves_on_the_port_it_is_given():
     import sys
     import time
 
-    from research_pipeline_tests.services import free_port
+    from research_pipeline_tests.services import free_port, spawn, stop
 
     port = free_port()
-    process = subprocess.Popen(
+    process = spawn(
         [
             sys.executable,
             "-m",
@@ -188,8 +188,7 @@ def test_the_emulator_command_serves_on_the_port_it_is_given():
                 assert time.monotonic() < deadline
         assert stats["emulator_date"] == "2026-01-02" and stats["user_info_requests"] == 0
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
 
 
 GENERIC_429 = "The API rate limit was exceeded. Please try again later."
