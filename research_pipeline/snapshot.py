@@ -34,6 +34,7 @@ from research_pipeline.errors import (
 from research_pipeline.tiktok import ResearchApiClient, UserInfoResult
 from research_pipeline.tiktok.models import RequestRecord
 from research_pipeline.warehouse import panel
+from research_pipeline.warehouse.claims import UserClaims
 
 # Answers are saved at least this often: a killed process loses at most a quarter second of
 # answers (plus the requests in flight), and the file's write lock is held only while saving.
@@ -84,10 +85,12 @@ class SnapshotRun:
     new_day: date | None = None  # the API's day changed during the run
     new_day_answers: int = 0
     errors_by_kind: dict[str, int] = field(default_factory=dict)  # final error answers
+    asked_elsewhere: int = 0  # planned users another live run of the project was asking
 
     @property
     def unreached(self) -> int:
-        return max(0, self.planned_users - self.answered)
+        """Planned users nobody answered: not this run, nor another run asking them now."""
+        return max(0, self.planned_users - self.answered - self.asked_elsewhere)
 
 
 class RequestLedger:
@@ -117,13 +120,16 @@ def take_snapshots(
     *,
     refetch: bool = False,
     allow_mixed_sources: bool = False,
+    claims: UserClaims | None = None,
     log: Callable[[str], None] = print,
 ) -> SnapshotRun:
     """Fetch and store the given (date, cohort) partitions with `client` (its `on_request` is
     `ledger`), as one stream of requests.
 
     `open_warehouse()` gives a short-lived connection: the DuckDB file is locked only while a
-    batch is written, so runs in other processes can write between our batches."""
+    batch is written, so runs in other processes can write between our batches. With `claims`
+    (shared by every process of the project), a user another live run is asking is left to it:
+    no answer is paid for twice."""
     days = {p.snapshot_date for p in partitions}
     if len(days) > 1:
         raise SnapshotDateError(f"one API day per run, got {sorted(days)}")
@@ -175,7 +181,7 @@ def take_snapshots(
                 f"{sum(r.copied for r in reports.values())} copied from another cohort); "
                 f"quota left today: {_quota_text(client.quota.remaining)}"
             )
-            _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log)
+            _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log, claims)
         finally:
             run.requests = ledger.total - spent_before
             run.quota_left = client.quota.remaining
@@ -207,8 +213,26 @@ def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None
         )
 
 
-def _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log) -> None:
+def _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log, claims) -> None:
     """Stream the users of `todo` through the client, saving answers as they come."""
+    answered: set[str] = set()
+    names = list(todo) if claims is None else claims.claimed(day, list(todo))
+    try:
+        _stream(open_warehouse, client, ledger, run, reports, todo, day, log, names, answered)
+    finally:
+        if claims is not None:
+            claims.release(day, claims.held - answered)
+            run.asked_elsewhere = len({name for name, _ in claims.skipped})
+            if run.asked_elsewhere:
+                pids = sorted({pid for _, pid in claims.skipped})
+                log(
+                    f"{run.asked_elsewhere} planned users were being asked by another run of "
+                    f"this project (process {', '.join(map(str, pids))}): left to it, its "
+                    "answers go to the same warehouse"
+                )
+
+
+def _stream(open_warehouse, client, ledger, run, reports, todo, day, log, names, answered):
     rows: list[tuple[date, str, UserInfoResult]] = []
     started = last_log = time.monotonic()
     stop = threading.Event()
@@ -237,9 +261,10 @@ def _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log) ->
     saver = PeriodicSaver(save, BATCH_SECONDS)
 
     try:
-        for result in client.iter_user_info(list(todo), stop=stop):
+        for result in client.iter_user_info(names, stop=stop):
             saver.raise_failure()
             run.answered += 1
+            answered.add(result.username)
             if result.error_kind and result.is_final:
                 run.errors_by_kind[result.error_kind] = (
                     run.errors_by_kind.get(result.error_kind, 0) + 1

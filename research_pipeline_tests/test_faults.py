@@ -22,6 +22,7 @@ from research_pipeline_tests.helpers import (
     cli_environment,
     find_usernames,
 )
+from research_pipeline_tests.services import spawn
 
 
 def failure_messages(result) -> list[str]:
@@ -237,9 +238,7 @@ def _snapshot_process(env: dict, *cohorts: str) -> subprocess.Popen:
     args = [sys.executable, "-m", "research_pipeline.cli", "snapshot"]
     for name in cohorts:
         args += ["--cohort", name]
-    return subprocess.Popen(
-        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    return spawn(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _stored(database: Path) -> set[str]:
@@ -310,8 +309,13 @@ def test_two_processes_started_together_never_spend_more_than_the_quota(tmp_path
     outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
     assert {first.returncode, second.returncode} <= {0, 3}, outputs  # 3: the plan not finished
     # Both planned the same 30 users on an empty ledger; the shared reservation beside the
-    # warehouse let 30 requests through in all, not 60.
-    assert emulator.stats()["user_info_requests"] == 30
+    # warehouse let 30 requests through in all, not 60, and the claims beside it made each of
+    # them a different user (14 of the 30 were users both had asked, before claims).
+    stats = emulator.stats()
+    assert stats["user_info_requests"] == 30
+    asked = {u: sum(c.values()) for u, c in stats["by_username"].items() if sum(c.values())}
+    assert len(asked) == 30 and set(asked.values()) == {1}, asked
+    assert _stored(tmp_path / "data" / "research.duckdb") == set(asked)
 
 
 def test_a_past_partition_stays_refused_even_after_a_failed_attempt(pipeline):

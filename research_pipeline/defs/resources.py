@@ -97,6 +97,11 @@ class Warehouse(DuckDBResource):
             return None
         return Path(self.database).with_name(Path(self.database).name + ".quota")
 
+    def claims_file(self) -> Path | None:
+        """Beside the warehouse: which process is asking which user today (warehouse.claims)."""
+        quota = self.quota_file()
+        return None if quota is None else quota.with_name(quota.name.replace(".quota", ".claims"))
+
     @contextmanager
     def session(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         with warehouse.connect(self.database, read_only=read_only) as conn:

@@ -39,6 +39,7 @@ from research_pipeline.orchestration.partitions import snapshot_partitions, spli
 from research_pipeline.snapshot import Partition, RequestLedger, take_snapshots
 from research_pipeline.tiktok import ResearchApiClient
 from research_pipeline.warehouse import queries, raw
+from research_pipeline.warehouse.claims import UserClaims
 
 
 class UserInfoConfig(Config):
@@ -132,6 +133,8 @@ def user_info(
         for _, cohort in keys
         if cohort in by_name
     ]
+    claims_file = warehouse.claims_file()
+    claims = UserClaims(claims_file) if claims_file else None
     with client:
         try:
             run = take_snapshots(
@@ -141,10 +144,14 @@ def user_info(
                 partitions,
                 refetch=config.refetch,
                 allow_mixed_sources=warehouse.allow_mixed_sources,
+                claims=claims,
                 log=context.log.info,
             )
         except (SnapshotDateError, SnapshotIncompleteError, WarehouseError) as exc:
             raise Failure(str(exc), allow_retries=False) from None
+        finally:
+            if claims is not None:
+                claims.close()
     if run.quota_message:
         context.log.warning(run.quota_message)
     if run.new_day:

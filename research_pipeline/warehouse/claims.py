@@ -1,0 +1,116 @@
+"""Which process of the project is asking which user today: claims shared across processes.
+
+Two runs started together (two CLI snapshots, a schedule tick and a manual materialization)
+plan on the same ledger and would ask the same users; the shared quota file keeps them within
+the quota, but every user both asked is an answer paid for twice. Before a user is asked, the
+run claims (API day, username) in a small SQLite file beside the warehouse; a user claimed by
+another live process is left to it (its answer lands in the same warehouse). Claims of a
+process that has ended (killed, crashed) count for nothing, so a re-run asks those users again.
+
+SQLite (the standard library's) rather than DuckDB: claims are taken by many processes at once,
+a few users at a time, and must never wait for a batch save holding DuckDB's write lock. They
+are coordination, not data: written without fsync, forgotten after their day.
+"""
+
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import date
+from pathlib import Path
+
+CLAIM_CHUNK = 16  # users claimed per transaction: a little ahead of the requests
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    return True
+
+
+class UserClaims:
+    """Claims of this process on one file; `claimed` filters a stream of usernames."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self.skipped: list[tuple[str, int]] = []  # (username, pid of the process holding it)
+        self.held: set[str] = set()  # claimed by this process (for the day last claimed)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=60, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS claims (day TEXT NOT NULL, username TEXT NOT NULL, "
+                "host TEXT NOT NULL, pid INTEGER NOT NULL, PRIMARY KEY (day, username))"
+            )
+            self._conn = conn
+        return self._conn
+
+    def claim(self, day: date, usernames: Iterable[str]) -> list[str]:
+        """Claim what no other live process holds; returns the usernames now ours."""
+        ours: list[str] = []
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM claims WHERE day < ?", [day.isoformat()])
+                for username in usernames:
+                    row = conn.execute(
+                        "SELECT host, pid FROM claims WHERE day = ? AND username = ?",
+                        [day.isoformat(), username],
+                    ).fetchall()
+                    if row:
+                        host, pid = row[0]
+                        mine = host == self.host and pid == self.pid
+                        if not mine and (host != self.host or _alive(pid)):
+                            self.skipped.append((username, pid))
+                            continue
+                    conn.execute(
+                        "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
+                        [day.isoformat(), username, self.host, self.pid],
+                    )
+                    ours.append(username)
+                conn.execute("COMMIT")
+                self.held.update(ours)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return ours
+
+    def claimed(self, day: date, usernames: Iterable[str]) -> Iterator[str]:
+        """The usernames this process may ask, claimed a chunk at a time as they are pulled."""
+        names = iter(usernames)
+        while chunk := [name for _, name in zip(range(CLAIM_CHUNK), names, strict=False)]:
+            yield from self.claim(day, chunk)
+
+    def release(self, day: date, usernames: Iterable[str]) -> None:
+        """Give back claims of users this process will not ask after all (the run stopped before
+        their turn): another run may ask them today."""
+        names = [(day.isoformat(), name, self.host, self.pid) for name in usernames]
+        if not names:
+            return
+        with self._lock:
+            self._connection().executemany(
+                "DELETE FROM claims WHERE day = ? AND username = ? AND host = ? AND pid = ?", names
+            )
+            self.held.difference_update(name for _, name, _, _ in names)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
