@@ -185,3 +185,24 @@ def test_exports_take_the_format_from_the_extension_and_refuse_unknown_cohorts(
     with duckdb.connect(env["RESEARCH_PIPELINE_DUCKDB"], read_only=True) as conn:
         names = {u for (u,) in conn.execute("SELECT username FROM tiktok.user_info").fetchall()}
     assert "someone_new" in names  # a pasted profile URL is a username
+
+
+def test_no_command_loads_pandas_or_dagster_to_parse_its_arguments():
+    """`--help` (and a mistyped option) must answer at once: the heavy libraries load when a
+    command runs, not when its arguments are read."""
+    import subprocess
+    import sys
+
+    commands = ["snapshot", "plan", "export", "export-dataset", "cohorts", "demo", "emulator"]
+    script = (
+        "import sys, contextlib, io\n"
+        "from research_pipeline.cli import main\n"
+        f"for command in {commands!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        assert main([command, '--help']) == 0, command\n"
+        "print(sorted(m for m in ('pandas', 'dagster', 'pyarrow') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

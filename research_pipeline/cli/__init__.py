@@ -8,6 +8,7 @@ traceback. A run that fails exits 1.
 
 import importlib
 import logging
+import os
 import sys
 import traceback
 
@@ -57,6 +58,20 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     `research-pipeline cohorts add NAME FILE` and run `research-pipeline snapshot`.
     """
     ctx.ensure_object(dict)["verbose"] = verbose
+
+
+def run() -> None:
+    """The `research-pipeline` executable: run the command, then leave at once.
+
+    Everything a command writes is closed by then (DuckDB connections and the Dagster instance
+    are context managers; logs and stdout are flushed here), so the interpreter's own teardown
+    of Dagster's and pandas' modules (0.5-0.6 s measured, a fifth of a small snapshot) does
+    nothing for anyone: os._exit skips it."""
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,3 @@
-import sys
+from research_pipeline.cli import run
 
-from research_pipeline.cli import main
-
-sys.exit(main())
+run()

@@ -23,7 +23,6 @@ from research_pipeline.cohorts import (
     write_cadence,
 )
 from research_pipeline.errors import CohortError
-from research_pipeline.panels import cohort_specs, plan_for
 from research_pipeline.settings import PipelineSettings, requests_per_day
 
 
@@ -96,6 +95,8 @@ def cadence(name: str, days: int) -> int:
 def _warn_if_infeasible(folder: Path) -> None:
     """Say so when the cadences now need more requests a day than the quota gives."""
     today = datetime.now(UTC).date()
+    from research_pipeline.panels import cohort_specs, plan_for  # DuckDB and pandas: only here
+
     plan = plan_for(None, cohort_specs(folder), today, daily_quota=requests_per_day())
     if not plan.feasible:
         click.echo(

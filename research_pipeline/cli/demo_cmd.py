@@ -14,10 +14,6 @@ from datetime import timedelta
 
 import click
 
-from research_pipeline.cli.report import print_summary, run_and_report
-from research_pipeline.definitions import load_project_defs
-from research_pipeline.emulator import EmulatorConfig, EmulatorServer
-from research_pipeline.orchestration.instance import dagster_instance
 from research_pipeline.settings import project_dir
 
 NEXT_STEPS = """
@@ -32,6 +28,11 @@ Query the data:
 @click.option("--days", type=int, default=4, show_default=True, help="Days of history to take.")
 def demo(days: int) -> int:
     """Snapshot the sample cohorts for a few days against the emulator."""
+    from research_pipeline.cli.report import print_summary, run_and_report
+    from research_pipeline.definitions import load_project_defs
+    from research_pipeline.emulator import EmulatorConfig, EmulatorServer
+    from research_pipeline.orchestration.instance import dagster_instance
+
     config = EmulatorConfig(latency_seconds=0.01)
     root = project_dir()
     home = root / "demo" / "dagster_home"

@@ -8,7 +8,6 @@ import click
 from research_pipeline import warehouse
 from research_pipeline.errors import WarehouseError
 from research_pipeline.settings import PipelineSettings
-from research_pipeline.warehouse import queries
 from research_pipeline.warehouse.export import EXPORTABLE_TABLES, FORMATS
 
 
@@ -42,6 +41,8 @@ def export(table: str, out: Path, file_format: str, cohort: str | None, since) -
         file_format = suffix
     elif suffix in FORMATS and suffix != file_format:
         raise WarehouseError(f"--out {out} ends in .{suffix} but --format is {file_format}")
+    from research_pipeline.warehouse import queries
+
     database = PipelineSettings.from_env().duckdb_path
     with warehouse.connect(database, read_only=True) as conn:
         if cohort is not None:

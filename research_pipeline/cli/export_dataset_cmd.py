@@ -5,9 +5,7 @@ from pathlib import Path
 import click
 
 from research_pipeline import warehouse
-from research_pipeline.datasets import MANIFEST, METHODS, export_dataset
 from research_pipeline.settings import PipelineSettings
-from research_pipeline.warehouse import queries
 
 
 @click.command(name="export-dataset")
@@ -22,6 +20,9 @@ from research_pipeline.warehouse import queries
 def export_dataset_command(cohort: str, out: Path | None) -> int:
     """Write COHORT's tables (Parquet), a data dictionary, a manifest with sha256 of each file,
     and a methods paragraph for a paper's appendix."""
+    from research_pipeline.datasets import MANIFEST, METHODS, export_dataset
+    from research_pipeline.warehouse import queries
+
     settings = PipelineSettings.from_env()
     with warehouse.connect(settings.duckdb_path, read_only=True) as conn:
         if out is None:

@@ -1,25 +1,33 @@
 """`research-pipeline plan`: today's plan and a forecast per cohort, without spending quota."""
 
+from __future__ import annotations
+
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from research_pipeline import panels, warehouse
 from research_pipeline.errors import ConfigurationError, TikTokApiError, WarehouseError
-from research_pipeline.planner import Plan
 from research_pipeline.settings import PipelineSettings, requests_per_day
-from research_pipeline.tiktok import ClientSettings, ResearchApiClient
+
+if TYPE_CHECKING:  # the planner, the warehouse and the client load when a plan is made
+    from research_pipeline.planner import Plan
+    from research_pipeline.tiktok import ClientSettings
 
 
 def api_today(settings: ClientSettings) -> date:
     """Today at the API (its Date header): snapshots are dated by the API's day, never by this
     machine's clock. Costs one token request, no quota."""
+    from research_pipeline.tiktok import ResearchApiClient
+
     with ResearchApiClient(settings) as client:
         return client.api_now().date()
 
 
 def current_plan(day: date, pipeline: PipelineSettings, quota: int | None) -> Plan:
+    from research_pipeline import panels, warehouse
+
     specs = panels.cohort_specs(pipeline.cohorts_dir)
     try:
         with warehouse.connect(pipeline.duckdb_path, read_only=True) as conn:
@@ -68,6 +76,8 @@ def format_plan(plan: Plan, where: Path | None = None) -> str:
 )
 def plan(day) -> int:
     """Print today's plan and a forecast per cohort (spends no quota)."""
+    from research_pipeline.tiktok import ClientSettings
+
     pipeline = PipelineSettings.from_env()
     client = None
     try:

@@ -2,13 +2,7 @@
 
 import click
 
-from research_pipeline.cli.plan_cmd import api_today, current_plan
-from research_pipeline.cli.report import print_summary, run_and_report
-from research_pipeline.definitions import load_project_defs
 from research_pipeline.errors import CohortError
-from research_pipeline.orchestration.instance import dagster_instance
-from research_pipeline.settings import PipelineSettings, requests_per_day
-from research_pipeline.tiktok import ClientSettings
 
 # Exit codes beyond 0/1/2: the run succeeded but the day's plan could not be finished.
 PLAN_INCOMPLETE = 3
@@ -25,6 +19,13 @@ def snapshot(cohorts: tuple[str, ...]) -> int:
     day's plan is done (other members may stay due for later days), 3 when the quota ran out
     before it was, 1 when the run failed.
     """
+    # Dagster, pandas and DuckDB load here, not at import: `snapshot --help` and a mistyped
+    # option answer without them.
+    from research_pipeline.definitions import load_project_defs
+    from research_pipeline.orchestration.instance import dagster_instance
+    from research_pipeline.settings import PipelineSettings
+    from research_pipeline.tiktok import ClientSettings
+
     client = ClientSettings.from_env()
     pipeline = PipelineSettings.from_env()
     with dagster_instance() as instance:
@@ -32,6 +33,10 @@ def snapshot(cohorts: tuple[str, ...]) -> int:
 
 
 def _snapshot(instance, defs, client, pipeline, cohorts: tuple[str, ...]) -> int:
+    from research_pipeline.cli.plan_cmd import api_today, current_plan
+    from research_pipeline.cli.report import print_summary, run_and_report
+    from research_pipeline.settings import requests_per_day
+
     folder = defs.resources["cohort_folder"]
     files = folder.files()
     chosen = list(cohorts) or sorted(files)

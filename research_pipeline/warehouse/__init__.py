@@ -3,42 +3,41 @@
 - `connection`: the one way to open the file (lock wait, schema upgrade, always closed);
 - `schema`: the tables and their numbered upgrades;
 - `raw`: the raw snapshot, the request ledger, finished partitions;
-- `derive` (+ `sql/`): follower and engagement snapshots, cohort summary;
+- `answers`: each user's last answers, kept so no daily query reads the history;
+- `derivation` (+ `sql/`): follower and engagement snapshots, cohort summary;
 - `queries`: what checks, metadata, charts and the CLI read;
 - `export`: tables to Parquet or CSV.
 
 Every statement takes its values as parameters; table names come from this package's constants.
 """
 
-from research_pipeline.warehouse.connection import connect
-from research_pipeline.warehouse.derive import DERIVED_TABLES, derive
-from research_pipeline.warehouse.export import EXPORTABLE_TABLES, export_table
-from research_pipeline.warehouse.raw import (
-    Key,
-    copy_answers_from_other_cohorts,
-    final_usernames,
-    finish_snapshots,
-    record_source,
-    requests_spent_on,
-    save_fetched,
-    unfinished_count,
-)
-from research_pipeline.warehouse.schema import LATEST_VERSION, upgrade
+import importlib
 
-__all__ = [
-    "DERIVED_TABLES",
-    "EXPORTABLE_TABLES",
-    "LATEST_VERSION",
-    "Key",
-    "connect",
-    "copy_answers_from_other_cohorts",
-    "derive",
-    "export_table",
-    "final_usernames",
-    "finish_snapshots",
-    "record_source",
-    "requests_spent_on",
-    "save_fetched",
-    "unfinished_count",
-    "upgrade",
-]
+# name -> the module that defines it. Loaded on first use (PEP 562), so that a command importing
+# one constant of the warehouse (a CLI choice list) does not load pandas and DuckDB to parse its
+# arguments.
+_WHERE = {
+    "connect": "connection",
+    "DERIVED_TABLES": "derivation",
+    "derive": "derivation",
+    "EXPORTABLE_TABLES": "export",
+    "export_table": "export",
+    "Key": "raw",
+    "copy_answers_from_other_cohorts": "raw",
+    "final_usernames": "raw",
+    "finish_snapshots": "raw",
+    "record_source": "raw",
+    "requests_spent_on": "raw",
+    "save_fetched": "raw",
+    "unfinished_count": "raw",
+    "LATEST_VERSION": "schema",
+    "upgrade": "schema",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 
 from research_pipeline.warehouse import answers
-from research_pipeline.warehouse.derive import DERIVED_TABLES
+from research_pipeline.warehouse.derivation import DERIVED_TABLES
 from research_pipeline.warehouse.raw import Key, keys_frame, members_frame
 from research_pipeline.warehouse.transactions import registered
 

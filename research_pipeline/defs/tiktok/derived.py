@@ -17,7 +17,7 @@ from research_pipeline.defs.tiktok.terms import gone_accounts
 from research_pipeline.defs.tiktok.user_info import user_info
 from research_pipeline.orchestration.partitions import split_key
 from research_pipeline.warehouse import derive, queries
-from research_pipeline.warehouse.derive import derivation_version
+from research_pipeline.warehouse.derivation import derivation_version
 
 
 def _derive_partitions(
