@@ -14,14 +14,17 @@ Plain Python over the client and the warehouse, so the rules live in one place w
   the next plan. Refused credentials or scope are (`SnapshotIncompleteError`).
 """
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TextIO
 
 import pandas as pd
+from tqdm import tqdm
 
 from research_pipeline import warehouse
 from research_pipeline.errors import (
@@ -86,6 +89,7 @@ class SnapshotRun:
     new_day_answers: int = 0
     errors_by_kind: dict[str, int] = field(default_factory=dict)  # final error answers
     asked_elsewhere: int = 0  # planned users another live run of the project was asking
+    deadline_message: str = ""  # set when the run's deadline stopped it asking
 
     @property
     def unreached(self) -> int:
@@ -121,7 +125,9 @@ def take_snapshots(
     refetch: bool = False,
     allow_mixed_sources: bool = False,
     claims: UserClaims | None = None,
+    deadline_seconds: float | None = None,
     log: Callable[[str], None] = print,
+    progress: TextIO | None = None,
 ) -> SnapshotRun:
     """Fetch and store the given (date, cohort) partitions with `client` (its `on_request` is
     `ledger`), as one stream of requests.
@@ -129,7 +135,8 @@ def take_snapshots(
     `open_warehouse()` gives a short-lived connection: the DuckDB file is locked only while a
     batch is written, so runs in other processes can write between our batches. With `claims`
     (shared by every process of the project), a user another live run is asking is left to it:
-    no answer is paid for twice."""
+    no answer is paid for twice. A progress bar goes to `progress` (default: the terminal, when
+    stderr is one; never into a log file). After `deadline_seconds` no one new is asked."""
     days = {p.snapshot_date for p in partitions}
     if len(days) > 1:
         raise SnapshotDateError(f"one API day per run, got {sorted(days)}")
@@ -181,7 +188,14 @@ def take_snapshots(
                 f"{sum(r.copied for r in reports.values())} copied from another cohort); "
                 f"quota left today: {_quota_text(client.quota.remaining)}"
             )
-            _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log, claims)
+            bar = _progress_bar(len(todo), progress)
+            try:
+                _fetch_into(
+                    open_warehouse, client, ledger, run, reports, todo, day, log, claims, bar,
+                    deadline_seconds,
+                )  # fmt: skip
+            finally:
+                bar.close()
         finally:
             run.requests = ledger.total - spent_before
             run.quota_left = client.quota.remaining
@@ -213,12 +227,17 @@ def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None
         )
 
 
-def _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log, claims) -> None:
+def _fetch_into(
+    open_warehouse, client, ledger, run, reports, todo, day, log, claims, bar, deadline_seconds
+):
     """Stream the users of `todo` through the client, saving answers as they come."""
     answered: set[str] = set()
     names = list(todo) if claims is None else claims.claimed(day, list(todo))
     try:
-        _stream(open_warehouse, client, ledger, run, reports, todo, day, log, names, answered)
+        _stream(
+            open_warehouse, client, ledger, run, reports, todo, day, log, names, answered, bar,
+            deadline_seconds,
+        )  # fmt: skip
     finally:
         if claims is not None:
             claims.release(day, claims.held - answered)
@@ -232,7 +251,10 @@ def _fetch_into(open_warehouse, client, ledger, run, reports, todo, day, log, cl
                 )
 
 
-def _stream(open_warehouse, client, ledger, run, reports, todo, day, log, names, answered):
+def _stream(
+    open_warehouse, client, ledger, run, reports, todo, day, log, names, answered, bar,
+    deadline_seconds,
+):  # fmt: skip
     rows: list[tuple[date, str, UserInfoResult]] = []
     started = last_log = time.monotonic()
     stop = threading.Event()
@@ -265,6 +287,17 @@ def _stream(open_warehouse, client, ledger, run, reports, todo, day, log, names,
             saver.raise_failure()
             run.answered += 1
             answered.add(result.username)
+            bar.update()
+            if deadline_seconds is not None and not stop.is_set():
+                if time.monotonic() - started > deadline_seconds:
+                    stop.set()  # ask no one new; the requests in flight are answered and kept
+                    run.deadline_message = (
+                        f"the run's deadline ({deadline_seconds:g} s) passed after "
+                        f"{run.answered} of {len(todo)} users: no one new is asked; the rest "
+                        "stay due (RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS)"
+                    )
+                    log(run.deadline_message)
+            bar.set_postfix_str(f"quota left {_quota_text(client.quota.remaining)}", refresh=False)
             if result.error_kind and result.is_final:
                 run.errors_by_kind[result.error_kind] = (
                     run.errors_by_kind.get(result.error_kind, 0) + 1
@@ -338,6 +371,20 @@ class PeriodicSaver:
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join()
+
+
+def _progress_bar(total: int, out: TextIO | None) -> tqdm:
+    """Users answered / total, rate and time left (tqdm's), quota left: on the terminal only
+    (tqdm draws nothing when the stream is not a terminal, unless one is given)."""
+    return tqdm(
+        total=total,
+        unit="user",
+        desc="fetching",
+        file=out or sys.stderr,
+        disable=None if out is None else False,
+        mininterval=0.5,
+        dynamic_ncols=True,
+    )
 
 
 def _progress(answered: int, total: int, elapsed: float, ledger, client) -> str:

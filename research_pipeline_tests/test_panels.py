@@ -37,6 +37,7 @@ class Panel:
     def __init__(self, api, database, cohorts, quota):
         self.api, self.database, self.cohorts, self.quota = api, database, cohorts, quota
         self.days: list[dict] = []
+        self.progress = None  # where take_snapshots draws its progress bar (None: a terminal)
 
     def session(self):
         return warehouse.connect(self.database)
@@ -58,7 +59,10 @@ class Panel:
             for s in self.cohorts
         ]
         with client:
-            run = take_snapshots(self.session, client, ledger, partitions, log=lambda _: None)
+            run = take_snapshots(
+                self.session, client, ledger, partitions, log=lambda _: None,
+                progress=self.progress,
+            )  # fmt: skip
         with self.session() as conn:
             for table in DERIVED_TABLES:
                 derive(conn, table, [p.key for p in partitions])
@@ -233,3 +237,16 @@ def test_a_run_crossing_midnight_at_the_api_dates_each_answer_by_its_own_day(pan
             [day + timedelta(days=1)],
         ).fetchall()
     assert twice == [(0,)]
+
+
+def test_fetching_draws_a_progress_bar_with_rate_time_left_and_quota(panel):
+    import io
+
+    panel.progress = io.StringIO()
+    day = panel.api.clock.today()
+    record = panel.run_day(day)
+    planned = record["run"].planned_users
+    drawn = panel.progress.getvalue().replace("\r", "\n").splitlines()
+    final = [line for line in drawn if f"{planned}/{planned}" in line]
+    assert planned == 100 and final, drawn[-3:]
+    assert "user/s" in final[-1] and "quota left 0" in final[-1]
