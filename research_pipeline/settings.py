@@ -54,6 +54,9 @@ class PipelineSettings:
     exports_dir: Path = Path("data/exports")
     # TikTok's terms: research data refreshed at least every 15 days.
     max_data_age_days: int = 15
+    # A run asks no one new after this long (a slow or hostile API must not hold the day's run,
+    # and the warehouse's write turn, for hours); what it has is stored, the rest stays due.
+    run_deadline_seconds: float = 7200.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "PipelineSettings":
@@ -67,6 +70,11 @@ class PipelineSettings:
                 env.get("RESEARCH_PIPELINE_RETRY_DELAY_SECONDS"),
                 60.0,
                 "RESEARCH_PIPELINE_RETRY_DELAY_SECONDS",
+            ),
+            run_deadline_seconds=parse_number(
+                env.get("RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS"),
+                7200.0,
+                "RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS",
             ),
             daily_budget=parse_limit(
                 env.get("RESEARCH_PIPELINE_DAILY_BUDGET"), None, "RESEARCH_PIPELINE_DAILY_BUDGET"

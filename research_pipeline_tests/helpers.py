@@ -65,7 +65,10 @@ def find_usernames(server: EmulatorServer, kind: str, count: int = 1) -> list[st
     return found[:count]
 
 
-_PIPELINE_VARIABLES = {"retry_delay_seconds": "RESEARCH_PIPELINE_RETRY_DELAY_SECONDS"}
+_PIPELINE_VARIABLES = {
+    "retry_delay_seconds": "RESEARCH_PIPELINE_RETRY_DELAY_SECONDS",
+    "run_deadline_seconds": "RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS",
+}
 
 
 def pipeline_environment(

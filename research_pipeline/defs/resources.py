@@ -38,6 +38,12 @@ class ResearchApiResource(ConfigurableResource):
         "errors (only those users are fetched again).",
     )
 
+    run_deadline_seconds: float = Field(
+        default=7200.0,
+        description="A run asks no one new after this long (RESEARCH_PIPELINE_RUN_DEADLINE_"
+        "SECONDS); its answers are stored, the members not reached stay due.",
+    )
+
     def settings(self) -> ClientSettings:
         settings = ClientSettings.from_env(
             client_key=self.client_key, client_secret=self.client_secret
@@ -115,6 +121,7 @@ def build_resources(settings: PipelineSettings) -> dict:
             client_secret=EnvVar("TIKTOK_CLIENT_SECRET"),
             retry_delay_seconds=settings.retry_delay_seconds,
             daily_budget=settings.daily_budget,
+            run_deadline_seconds=settings.run_deadline_seconds,
         ),
         "cohort_folder": CohortFolder(path=str(settings.cohorts_dir)),
         "warehouse": Warehouse(

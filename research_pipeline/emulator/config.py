@@ -29,6 +29,9 @@ class EmulatorConfig:
     reset_rate: float = 0.0  # connection reset without an answer
     hang_rate: float = 0.0  # answer only after `hang_seconds` (client timeouts)
     hang_seconds: float = 5.0
+    # Every answer's body sent one byte at a time, this many seconds apart: each read gets a
+    # byte well within any per-read timeout, the whole answer takes minutes (a slow-loris).
+    drip_seconds: float = 0.0
     burst_429_every: int | None = None  # every Nth request starts a burst of 429s
     burst_429_length: int = 3
     retry_after_seconds: float = 2.0

@@ -266,13 +266,27 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         state.record(label, constants.OK)
-        self._send_json(
-            200,
-            {
-                "data": {name: info[name] for name in requested},
-                "error": {"code": constants.OK, "message": "", "log_id": _log_id()},
-            },
-        )
+        answer = {
+            "data": {name: info[name] for name in requested},
+            "error": {"code": constants.OK, "message": "", "log_id": _log_id()},
+        }
+        if config.drip_seconds:
+            self._drip(json.dumps(answer).encode(), config.drip_seconds)
+            return
+        self._send_json(200, answer)
+
+    def _drip(self, body: bytes, seconds: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for i in range(len(body)):
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                time.sleep(seconds)
+        except OSError:
+            pass  # the client gave up: as it should
 
     def _malformed(self, label: str) -> None:
         kind = self.state.random.choice(["bad_json", "no_error_object", "html_504"])

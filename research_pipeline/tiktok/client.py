@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from research_pipeline.tiktok import constants
@@ -274,6 +275,7 @@ class ResearchApiClient:
 
     def _post_user_info(self, username: str, token: str) -> _Answer:
         sent_at = self._now()
+        deadline = time.monotonic() + self.settings.request_deadline_seconds
         try:
             response = self.session.post(
                 self._user_info_url,
@@ -281,6 +283,14 @@ class ResearchApiClient:
                 json={"username": username},
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=self.settings.timeout_seconds,
+                stream=True,
+            )
+            _read_body_by(response, deadline)
+        except _DeadlinePassed:
+            answer = _Answer(
+                None,
+                constants.TIMEOUT,
+                f"no complete answer within {self.settings.request_deadline_seconds:g} s",
             )
         except requests.Timeout:
             answer = _Answer(None, constants.TIMEOUT, "no answer within the timeout")
@@ -362,6 +372,33 @@ class ResearchApiClient:
                 cancelled.set()
         if failure is not None:
             raise failure
+
+
+class _DeadlinePassed(Exception):
+    pass
+
+
+def _read_body_by(response: requests.Response, deadline: float) -> None:
+    """Read the whole body before `deadline` (time.monotonic; a read already waiting may add
+    one read timeout) or give up on it. Reads take what has arrived (`read1`), so a body
+    trickling in a byte at a time is noticed; `requests` keeps a read body in `_content`, as
+    its own `.content` does. urllib3's errors become the `requests` ones the caller handles."""
+    chunks = []
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                raise _DeadlinePassed
+            chunk = response.raw.read1(65536, decode_content=True)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.Timeout(type(exc).__name__) from None
+    except urllib3.exceptions.HTTPError as exc:
+        raise requests.ConnectionError(type(exc).__name__) from None
+    finally:
+        response.close()
+    response._content = b"".join(chunks)  # noqa: SLF001 - see the docstring
 
 
 # A 4xx that is about the request, not its user (e.g. "Something went wrong. Please try again

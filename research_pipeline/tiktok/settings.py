@@ -74,7 +74,10 @@ class ClientSettings:
     rate_limit_per_minute: int | None = constants.RATE_LIMIT_PER_MINUTE  # None: no client limit
     daily_quota: int | None = constants.DAILY_QUOTA  # None: no client quota
     concurrency: int = 8
-    timeout_seconds: float = 30.0
+    timeout_seconds: float = 30.0  # per read: connecting, and each wait for more bytes
+    # The whole answer, however it trickles in: a server sending a byte per read timeout would
+    # otherwise hold a request (and the run) for hours.
+    request_deadline_seconds: float = 60.0
     max_attempts: int = 5
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
@@ -137,6 +140,7 @@ ENVIRONMENT = {
     "daily_quota": "TIKTOK_DAILY_QUOTA",
     "concurrency": "TIKTOK_CONCURRENCY",
     "timeout_seconds": "TIKTOK_TIMEOUT_SECONDS",
+    "request_deadline_seconds": "TIKTOK_REQUEST_DEADLINE_SECONDS",
     "max_attempts": "TIKTOK_MAX_ATTEMPTS",
     "backoff_base_seconds": "TIKTOK_BACKOFF_BASE_SECONDS",
     "backoff_max_seconds": "TIKTOK_BACKOFF_MAX_SECONDS",

@@ -131,7 +131,9 @@ def check_user_info(
                 "planned_users": run.planned_users,
                 "answered": run.answered,
                 "not_reached": run.unreached,
-                "why": run.quota_message or ("the API's day changed" if run.new_day else ""),
+                "why": run.quota_message
+                or run.deadline_message
+                or ("the API's day changed" if run.new_day else ""),
             },
         ),
         AssetCheckResult(

@@ -145,6 +145,7 @@ def user_info(
                 refetch=config.refetch,
                 allow_mixed_sources=warehouse.allow_mixed_sources,
                 claims=claims,
+                deadline_seconds=research_api.run_deadline_seconds,
                 log=context.log.info,
             )
         except (SnapshotDateError, SnapshotIncompleteError, WarehouseError) as exc:
@@ -164,7 +165,8 @@ def user_info(
         context.log.info(f"{report.cohort} {report.snapshot_date}: {report.statuses}")
     with warehouse.session() as conn:
         unfinished = raw.unfinished_count(conn, [(r.snapshot_date, r.cohort) for r in reports])
-        if unfinished and context.retry_number < SNAPSHOT_RETRIES and not run.quota_message:
+        retry = not run.quota_message and not run.deadline_message
+        if unfinished and context.retry_number < SNAPSHOT_RETRIES and retry:
             context.log.warning(
                 f"{unfinished} users ended with transient errors (429/5xx/timeouts); their rows "
                 f"are stored and the step is retried in {research_api.retry_delay_seconds:g}s "
