@@ -42,3 +42,15 @@ def pipeline(tmp_path, emulator, monkeypatch):
     database = tmp_path / "warehouse" / "research.duckdb"
     with instance_for_test() as instance:
         yield Pipeline(instance, emulator, cohorts, database, monkeypatch)
+
+
+# The longest tests, started first: the parallel workers then finish together instead of one
+# of them starting a minute-long browser test when the others are done.
+_LONG_FIRST = ("test_ui.py", "test_panels.py::test_thirty_days", "test_scale_out.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, name in enumerate(_LONG_FIRST) if name in item.nodeid), 99)
+
+    items.sort(key=rank)  # stable: the rest keep their order

@@ -144,5 +144,5 @@ def dagster_dev(env: dict, cwd: Path) -> Iterator[str]:
             time.sleep(0.25)
         yield url
     finally:
-        stop(process)
+        stop(process, grace_seconds=1.0)  # its storage is thrown away: no graceful shutdown
         log.close()

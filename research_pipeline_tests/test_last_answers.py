@@ -122,7 +122,7 @@ def _from_whole_history(tmp_path, conn, name):
         return tables
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_kept_answers_derive_exactly_what_the_whole_history_derives(tmp_path, seed):
     with wh.connect(tmp_path / "w.duckdb") as conn:
         for day, per_cohort in _history(seed):
