@@ -1,0 +1,139 @@
+"""Fixed cost of a small run: `research-pipeline snapshot` of a 10-user cohort, this tree
+against the release of 2026-11-24 (commit d6d4d53, checked out in a temporary git worktree), side
+by side in one run. The release runs on the same installed libraries: a bare virtualenv whose
+.pth puts the worktree first and this venv's site-packages after it (without this venv's
+editable install of this tree, which would otherwise win).
+
+Each run gets a fresh warehouse (a first snapshot of the day) and a Dagster home that either
+exists already (its storage created beforehand, untimed: the daily case) or is new (the first
+run on a machine); the emulator runs in its own process without latency or limits, so what is
+left is our fixed cost: imports, instance, run set-up, writes, interpreter exit. Also timed:
+`--help` (imports to parse arguments) and importing the snapshot command's modules.
+
+Usage: .venv/bin/python -m benchmarks.fixed_cost [--runs 3] [--users 10] [--release d6d4d53]
+"""
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import cli_env, start_emulator
+
+ROOT = Path(__file__).resolve().parent.parent
+IMPORTS = {  # the modules a snapshot loads before it starts its run, per version
+    "release": "import research_pipeline.cli, research_pipeline.defs.definitions",
+    "this tree": "import research_pipeline.cli.snapshot_cmd, research_pipeline.cli.report, "
+    "research_pipeline.definitions, research_pipeline.panels, research_pipeline.snapshot",
+}
+# This tree as it would run without leaving at once (research_pipeline.cli.run): the
+# interpreter's teardown measured apart.
+NORMAL_EXIT = "import sys; from research_pipeline.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _release_python(tmp: Path, worktree: Path) -> str:
+    """A python that imports research_pipeline from `worktree` and everything else from ours."""
+    venv = tmp / "release-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    ours = next(p for p in sys.path if p.endswith("site-packages") and str(ROOT) in p)
+    (next((venv / "lib").glob("python3*")) / "site-packages" / "release.pth").write_text(
+        f"{worktree}\n{ours}\n", encoding="utf-8"
+    )
+    return str(venv / "bin" / "python")
+
+
+def _timed(command: list[str], env: dict, cwd: Path) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{command} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return elapsed
+
+
+def _environment(folder: Path, url: str, python: str, users: int, warm: bool) -> dict:
+    env = cli_env(folder, url)
+    if warm:  # the instance's storage exists, as it does from the second run on
+        subprocess.run(
+            [python, "-c", "import os; from dagster import DagsterInstance; "
+             "DagsterInstance.from_config(os.environ['DAGSTER_HOME']).get_runs()"],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
+    env["RESEARCH_PIPELINE_START_DATE"] = "2026-11-01"
+    (folder / "cohorts" / "bench.txt").write_text(
+        "\n".join(f"user_{i}" for i in range(users)) + "\n", encoding="utf-8"
+    )
+    return env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--release", default="d6d4d53")
+    args = parser.parse_args()
+    emulator, url = start_emulator("--rate-limit", "off", "--daily-quota", "off")
+    times: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        release = Path(tmp) / "release"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(release), args.release],
+            cwd=ROOT, check=True, capture_output=True,
+        )  # fmt: skip
+        try:
+            pythons = {"release": _release_python(Path(tmp), release), "this tree": sys.executable}
+            versions = {"release": release, "this tree": ROOT}
+            for name, code in versions.items():  # the release must run, and run its own code
+                probe = subprocess.run(
+                    [pythons[name], "-c", "import research_pipeline as r; print(r.__file__)"],
+                    capture_output=True, text=True, check=True, cwd=tmp,
+                )  # fmt: skip
+                assert probe.stdout.strip().startswith(str(code)), probe.stdout
+                times[name] = {"snapshot, existing home": [], "snapshot, new home": [],
+                               "snapshot, existing home, normal exit": [],
+                               "--help": [], "imports": []}  # fmt: skip
+            for run in range(args.runs):
+                for name in versions:  # interleaved: same machine state
+                    cli = [pythons[name], "-m", "research_pipeline.cli"]
+                    for warm in (True, False):
+                        folder = Path(tmp) / f"{name.replace(' ', '_')}_{run}_{warm}"
+                        env = _environment(folder, url, pythons[name], args.users, warm)
+                        measure = "snapshot, existing home" if warm else "snapshot, new home"
+                        times[name][measure].append(
+                            _timed([*cli, "snapshot", "--cohort", "bench"], env, folder)
+                        )
+                    folder = Path(tmp) / f"{name.replace(' ', '_')}_{run}_normal_exit"
+                    env = _environment(folder, url, pythons[name], args.users, True)
+                    normal = [*cli] if name == "release" else [pythons[name], "-c", NORMAL_EXIT]
+                    times[name]["snapshot, existing home, normal exit"].append(
+                        _timed([*normal, "snapshot", "--cohort", "bench"], env, folder)
+                    )
+                    times[name]["--help"].append(_timed([*cli, "--help"], env, folder))
+                    times[name]["imports"].append(
+                        _timed([pythons[name], "-c", IMPORTS[name]], env, folder)
+                    )
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(release)], cwd=ROOT,
+                           check=False, capture_output=True)  # fmt: skip
+            emulator.kill()
+    print(f"\n{args.users}-user snapshot, fresh warehouse, {args.runs} runs interleaved")
+    print(
+        "| measure | release 2026-11-24 (min / median / max s) | this tree | this / release "
+        "(median) |"
+    )
+    print("|---|---|---|---|")
+    for measure in times["release"]:
+        old, new = times["release"][measure], times["this tree"][measure]
+        ratio = statistics.median(new) / statistics.median(old)
+        print(f"| {measure} | {_mmm(old)} | {_mmm(new)} | {ratio:.2f}x |")
+
+
+def _mmm(values: list[float]) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
+if __name__ == "__main__":
+    main()
