@@ -278,6 +278,15 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_rows(tmp_path, emula
     # flight / 50 ms): 8 + 80. Without timed saves it was everything since the last 500.
     asked_again = stats["by_outcome"]["ok"] - 300
     assert asked_again <= 8 + 80
+    # Every request is in the ledger, those the killed run never recorded included (noted
+    # before sending, counted by the rerun): 358 sent, 300 recorded before this.
+    with duckdb.connect(str(database), read_only=True) as conn:
+        ledger, unrecorded = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'unrecorded') "
+            "FROM tiktok.api_requests"
+        ).fetchall()[0]
+    assert ledger == stats["user_info_requests"], (ledger, stats["user_info_requests"])
+    print(f"ledger {ledger} rows, {unrecorded} of them unrecorded by the killed run")
     print(
         f"killed after {served_before} answers, {len(stored_before)} stored; "
         f"{asked_again} users asked again"

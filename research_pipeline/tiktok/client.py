@@ -2,7 +2,9 @@
 
 It composes small parts (token provider, sliding-window limiter, daily quota, backoff) over one
 pooled `requests.Session`. It knows nothing of Dagster or storage; callers that keep an audit
-trail pass `on_request`, called once for every request sent to the user-info endpoint.
+trail pass `on_request`, called once for every request sent to the user-info endpoint, after
+its answer (or failure); `on_send`, called with the username just before each is sent, lets
+them know of a request whose answer never arrives (a killed process).
 """
 
 import logging
@@ -67,6 +69,7 @@ class ResearchApiClient:
         settings: ClientSettings,
         *,
         on_request: Callable[[RequestRecord], None] | None = None,
+        on_send: Callable[[str], None] | None = None,
         quota_used_today: int = 0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -75,6 +78,7 @@ class ResearchApiClient:
     ):
         self.settings = settings
         self._on_request = on_request
+        self._on_send = on_send
         self._sleep = sleep
         self._now = now
         self._random = random.Random()
@@ -276,6 +280,8 @@ class ResearchApiClient:
     def _post_user_info(self, username: str, token: str) -> _Answer:
         sent_at = self._now()
         deadline = time.monotonic() + self.settings.request_deadline_seconds
+        if self._on_send is not None:
+            self._on_send(username)
         try:
             response = self.session.post(
                 self._user_info_url,

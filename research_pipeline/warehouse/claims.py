@@ -17,10 +17,14 @@ import socket
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 CLAIM_CHUNK = 16  # users claimed per transaction: a little ahead of the requests
+
+
+def _days_ago(days: int) -> str:
+    return datetime.fromtimestamp(datetime.now(UTC).timestamp() - days * 86400, UTC).isoformat()
 
 
 def _alive(pid: int) -> bool:
@@ -56,6 +60,12 @@ class UserClaims:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS claims (day TEXT NOT NULL, username TEXT NOT NULL, "
                 "host TEXT NOT NULL, pid INTEGER NOT NULL, PRIMARY KEY (day, username))"
+            )
+            # Every request, noted just before it is sent: what a killed process sent but
+            # never recorded in the ledger can be counted afterwards (`unrecorded`).
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS sent (day TEXT NOT NULL, username TEXT NOT NULL, "
+                "host TEXT NOT NULL, pid INTEGER NOT NULL, sent_at TEXT NOT NULL)"
             )
             self._conn = conn
         return self._conn
@@ -96,6 +106,34 @@ class UserClaims:
         names = iter(usernames)
         while chunk := [name for _, name in zip(range(CLAIM_CHUNK), names, strict=False)]:
             yield from self.claim(day, chunk)
+
+    def note_sent(self, day: date, username: str) -> None:
+        """A request for `username` is about to be sent (called from the client's threads)."""
+        with self._lock:
+            self._connection().execute(
+                "INSERT INTO sent VALUES (?, ?, ?, ?, ?)",
+                [day.isoformat(), username, self.host, self.pid, datetime.now(UTC).isoformat()],
+            )
+
+    def sent_by_ended_processes(self) -> list[tuple[str, str, int, str]]:
+        """(day, username, requests noted, first sent_at) for users whose every sender that
+        day has ended: what those runs sent is all the ledger can ever get from them."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("DELETE FROM sent WHERE sent_at < ?", [_days_ago(7)])
+            rows = conn.execute(
+                "SELECT day, username, host, pid, count(*), min(sent_at) FROM sent "
+                "GROUP BY day, username, host, pid"
+            ).fetchall()
+        totals: dict[tuple[str, str], list] = {}
+        live: set[tuple[str, str]] = set()
+        for day, username, host, pid, count, first in rows:
+            if host != self.host or pid == self.pid or _alive(pid):
+                live.add((day, username))
+            entry = totals.setdefault((day, username), [0, first])
+            entry[0] += count
+            entry[1] = min(entry[1], first)
+        return [(d, u, n, first) for (d, u), (n, first) in totals.items() if (d, u) not in live]
 
     def release(self, day: date, usernames: Iterable[str]) -> None:
         """Give back claims of users this process will not ask after all (the run stopped before

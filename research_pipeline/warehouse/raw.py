@@ -173,6 +173,42 @@ def save_fetched(
                 conn.execute(_INSERT_REQUESTS)
 
 
+def record_unrecorded_requests(
+    conn: duckdb.DuckDBPyConnection, sent: Sequence[tuple[str, str, int, str]], source: str
+) -> int:
+    """Add to the ledger the requests that ended runs sent but never recorded (a process
+    killed between sending and saving): `sent` is (API day, username, requests sent, first
+    sent_at) as noted before each request (warehouse.claims). Each missing one becomes a row
+    with status 'unrecorded', counted as spent (TikTok counted it). Returns the rows added."""
+    if not sent:
+        return 0
+    frame = pd.DataFrame(sent, columns=["snapshot_date", "username", "sent", "sent_at"])
+    frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"]).dt.date
+    frame["sent_at"] = pd.to_datetime(frame["sent_at"], utc=True).dt.tz_localize(None)
+    with registered(conn, sent=frame), transaction(conn):
+        added = conn.execute(
+            """
+            INSERT INTO tiktok.api_requests (requested_at, snapshot_date, cohort, username,
+                http_status, status, error_kind, log_id, source, message)
+            WITH recorded AS (
+                SELECT snapshot_date, username, count(*) AS n FROM tiktok.api_requests
+                SEMI JOIN sent USING (snapshot_date, username) GROUP BY ALL
+            ),
+            missing AS (
+                SELECT s.*, s.sent - coalesce(r.n, 0) AS lost
+                FROM sent s LEFT JOIN recorded r USING (snapshot_date, username)
+                WHERE s.sent > coalesce(r.n, 0)
+            )
+            SELECT sent_at, snapshot_date, NULL, username, NULL, 'unrecorded', NULL, NULL,
+                   $source, 'sent by a run that ended before recording its answer (counted '
+                   || 'by the next run from the requests noted before sending)'
+            FROM missing, range(lost)
+            """,
+            {"source": source or None},
+        ).fetchall()[0][0]
+    return added
+
+
 def finish_snapshots(
     conn: duckdb.DuckDBPyConnection, members: dict[Key, Sequence[str]]
 ) -> dict[Key, dict[str, int]]:

@@ -1,6 +1,7 @@
 """`tiktok/user_info`: the raw snapshot, one row per cohort member per day."""
 
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from dagster import (
@@ -38,6 +39,7 @@ from research_pipeline.orchestration.names import SNAPSHOT_RETRIES, WAREHOUSE_PO
 from research_pipeline.orchestration.partitions import snapshot_partitions, split_key
 from research_pipeline.snapshot import Partition, RequestLedger, take_snapshots
 from research_pipeline.tiktok import ResearchApiClient
+from research_pipeline.tiktok.settings import source_of
 from research_pipeline.warehouse import queries, raw
 from research_pipeline.warehouse.claims import UserClaims
 
@@ -109,8 +111,19 @@ def user_info(
             f"no cohort file for {', '.join(missing)} in {cohort_folder.path}: those partitions "
             "get no rows (add the file back, or ignore them)"
         )
+    claims_file = warehouse.claims_file()
+    claims = UserClaims(claims_file) if claims_file else None
     try:  # the warehouse is opened before any request: a broken one costs no quota
         with warehouse.session() as conn:
+            if claims is not None:  # requests a killed run sent: in the ledger, and spent
+                lost = raw.record_unrecorded_requests(
+                    conn, claims.sent_by_ended_processes(), source_of(settings.base_url)
+                )
+                if lost:
+                    context.log.warning(
+                        f"{lost} requests sent by a run that ended before recording them are "
+                        "now in the ledger (status 'unrecorded') and count against the quota"
+                    )
             plan = panels.plan_for(conn, specs, day, daily_quota=settings.daily_quota)
     except WarehouseError as exc:
         raise Failure(str(exc), allow_retries=False) from None
@@ -119,6 +132,7 @@ def user_info(
     client = ResearchApiClient(
         settings,
         on_request=ledger,
+        on_send=None if claims is None else partial(claims.note_sent, day),
         quota_used_today=plan.spent_today,
         shared_quota=warehouse.quota_file(),
     )
@@ -133,8 +147,6 @@ def user_info(
         for _, cohort in keys
         if cohort in by_name
     ]
-    claims_file = warehouse.claims_file()
-    claims = UserClaims(claims_file) if claims_file else None
     with client:
         try:
             run = take_snapshots(
