@@ -57,6 +57,9 @@ class PipelineSettings:
     # A run asks no one new after this long (a slow or hostile API must not hold the day's run,
     # and the warehouse's write turn, for hours); what it has is stored, the rest stays due.
     run_deadline_seconds: float = 7200.0
+    # Where answers go that the warehouse could not take (research_pipeline.spill); None:
+    # beside the warehouse.
+    spill_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "PipelineSettings":
@@ -97,6 +100,9 @@ class PipelineSettings:
             exports_dir=Path(
                 env.get("RESEARCH_PIPELINE_EXPORTS_DIR") or Path(duckdb_path).parent / "exports"
             ),
+            spill_dir=Path(env["RESEARCH_PIPELINE_SPILL_DIR"])
+            if env.get("RESEARCH_PIPELINE_SPILL_DIR")
+            else None,
         )
 
 

@@ -33,7 +33,9 @@ from research_pipeline.errors import (
     SnapshotDateError,
     SnapshotIncompleteError,
     TransientApiError,
+    WarehouseError,
 )
+from research_pipeline.spill import AnswerSpill
 from research_pipeline.tiktok import ResearchApiClient, UserInfoResult
 from research_pipeline.tiktok.models import RequestRecord
 from research_pipeline.warehouse import panel
@@ -115,6 +117,11 @@ class RequestLedger:
             records, self._records = self._records, []
             return records
 
+    def put_back(self, records: list[RequestRecord]) -> None:
+        """Records taken for a save that failed: saved with the next batch instead."""
+        with self._lock:
+            self._records[:0] = records
+
 
 def take_snapshots(
     open_warehouse: OpenWarehouse,
@@ -125,6 +132,7 @@ def take_snapshots(
     refetch: bool = False,
     allow_mixed_sources: bool = False,
     claims: UserClaims | None = None,
+    spill: AnswerSpill | None = None,
     deadline_seconds: float | None = None,
     log: Callable[[str], None] = print,
     progress: TextIO | None = None,
@@ -135,8 +143,10 @@ def take_snapshots(
     `open_warehouse()` gives a short-lived connection: the DuckDB file is locked only while a
     batch is written, so runs in other processes can write between our batches. With `claims`
     (shared by every process of the project), a user another live run is asking is left to it:
-    no answer is paid for twice. A progress bar goes to `progress` (default: the terminal, when
-    stderr is one; never into a log file). After `deadline_seconds` no one new is asked."""
+    no answer is paid for twice. When the warehouse stops taking answers, no one new is asked
+    and the answers received go to `spill` (stored by the next run), then WarehouseError says
+    so. A progress bar goes to `progress` (default: the terminal, when stderr is one; never
+    into a log file). After `deadline_seconds` no one new is asked."""
     days = {p.snapshot_date for p in partitions}
     if len(days) > 1:
         raise SnapshotDateError(f"one API day per run, got {sorted(days)}")
@@ -191,8 +201,8 @@ def take_snapshots(
             bar = _progress_bar(len(todo), progress)
             try:
                 _fetch_into(
-                    open_warehouse, client, ledger, run, reports, todo, day, log, claims, bar,
-                    deadline_seconds,
+                    open_warehouse, client, ledger, run, reports, todo, day, log, claims, spill,
+                    bar, deadline_seconds,
                 )  # fmt: skip
             finally:
                 bar.close()
@@ -228,15 +238,16 @@ def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None
 
 
 def _fetch_into(
-    open_warehouse, client, ledger, run, reports, todo, day, log, claims, bar, deadline_seconds
-):
+    open_warehouse, client, ledger, run, reports, todo, day, log, claims, spill, bar,
+    deadline_seconds,
+):  # fmt: skip
     """Stream the users of `todo` through the client, saving answers as they come."""
     answered: set[str] = set()
     names = list(todo) if claims is None else claims.claimed(day, list(todo))
     try:
         _stream(
-            open_warehouse, client, ledger, run, reports, todo, day, log, names, answered, bar,
-            deadline_seconds,
+            open_warehouse, client, ledger, run, reports, todo, day, log, names, answered, spill,
+            bar, deadline_seconds,
         )  # fmt: skip
     finally:
         if claims is not None:
@@ -252,7 +263,7 @@ def _fetch_into(
 
 
 def _stream(
-    open_warehouse, client, ledger, run, reports, todo, day, log, names, answered, bar,
+    open_warehouse, client, ledger, run, reports, todo, day, log, names, answered, spill, bar,
     deadline_seconds,
 ):  # fmt: skip
     rows: list[tuple[date, str, UserInfoResult]] = []
@@ -261,88 +272,118 @@ def _stream(
     lock = threading.Lock()
 
     def save() -> None:
-        """Store the answers and requests received since the last save (any thread)."""
-        nonlocal rows
+        """Store the answers and requests received since the last save (any thread). When the
+        warehouse cannot take them, they go to the spill file and no one new is asked."""
+        nonlocal rows, storage_failure
         with lock:
             batch, rows = rows, []
             records = ledger.take()
-            if batch or records:
-                requests = [(day, todo[r.username][0][1], r) for r in records if r.username in todo]
-                for _, cohort, _ in requests:
-                    reports[(day, cohort)].requests_spent += 1
+            if not batch and not records:
+                return
+            requests = [(day, todo[r.username][0][1], r) for r in records if r.username in todo]
+            try:
+                with open_warehouse() as conn:
+                    warehouse.save_fetched(conn, batch, requests, client.source)
+            except Exception as exc:
+                cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                storage_failure = storage_failure or cause
+                stop.set()  # every answer now would only join the spill: ask no one new
                 try:
-                    with open_warehouse() as conn:
-                        warehouse.save_fetched(conn, batch, requests, client.source)
-                except BaseException:
-                    rows = batch + rows  # not stored: keep them for the next attempt
-                    raise
+                    if spill is None:
+                        raise WarehouseError("no spill folder")
+                    spill.write(batch, requests, client.source)
+                except WarehouseError:
+                    rows = batch + rows  # kept in memory: the error says how many are lost
+                    ledger.put_back(records)
+                    return
+            for _, cohort, _ in requests:
+                reports[(day, cohort)].requests_spent += 1
             for answer_day, cohort, result in batch:
                 if answer_day == day:
                     reports[(day, cohort)].fetched += result.is_final
 
-    saver = PeriodicSaver(save, BATCH_SECONDS)
-
-    try:
-        for result in client.iter_user_info(names, stop=stop):
-            saver.raise_failure()
-            run.answered += 1
-            answered.add(result.username)
-            bar.update()
-            if deadline_seconds is not None and not stop.is_set():
-                if time.monotonic() - started > deadline_seconds:
-                    stop.set()  # ask no one new; the requests in flight are answered and kept
-                    run.deadline_message = (
-                        f"the run's deadline ({deadline_seconds:g} s) passed after "
-                        f"{run.answered} of {len(todo)} users: no one new is asked; the rest "
-                        "stay due (RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS)"
-                    )
-                    log(run.deadline_message)
-            bar.set_postfix_str(f"quota left {_quota_text(client.quota.remaining)}", refresh=False)
-            if result.error_kind and result.is_final:
-                run.errors_by_kind[result.error_kind] = (
-                    run.errors_by_kind.get(result.error_kind, 0) + 1
+    def receive(result: UserInfoResult) -> None:
+        """Count one answer, note what it tells about the run, and queue it for the next save."""
+        nonlocal last_log
+        run.answered += 1
+        answered.add(result.username)
+        bar.update()
+        if deadline_seconds is not None and not stop.is_set():
+            if time.monotonic() - started > deadline_seconds:
+                stop.set()  # ask no one new; the requests in flight are answered and kept
+                run.deadline_message = (
+                    f"the run's deadline ({deadline_seconds:g} s) passed after "
+                    f"{run.answered} of {len(todo)} users: no one new is asked; the rest "
+                    "stay due (RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS)"
                 )
-            answer_day = result.served_at.date() if result.served_at else day
-            if answer_day != day:
-                run.new_day_answers += 1
-                if run.new_day is None:
-                    run.new_day = answer_day
-                    stop.set()  # ask no one new: the rest are planned again for the new day
-                    log(
-                        f"the API's day changed to {answer_day} during the run: answers from "
-                        f"now on are stored under {answer_day}; no new requests in this run"
-                    )
-            with lock:
-                rows.extend((answer_day, cohort, result) for _, cohort in todo[result.username])
-                full = len(rows) >= BATCH_SIZE
-            if full:
-                save()
-            now = time.monotonic()
-            if now - last_log >= 10:
-                last_log = now
-                log(_progress(run.answered, len(todo), now - started, ledger, client))
-    except QuotaExhaustedError as exc:
-        saver.stop()
-        save()
-        run.quota_message = (
-            f"{exc}: {run.answered} of {len(todo)} planned users answered; their rows are "
-            f"stored, and the {len(todo) - run.answered} not reached stay due and come first in "
-            "the next day's plan"
-        )
-        log(run.quota_message)
-        return
-    except FatalApiError as exc:
-        saver.stop()
-        save()
-        raise SnapshotIncompleteError(
-            f"stopped after {run.answered} users answered: {exc}"
-        ) from None
-    except BaseException:
+                log(run.deadline_message)
+        bar.set_postfix_str(f"quota left {_quota_text(client.quota.remaining)}", refresh=False)
+        if result.error_kind and result.is_final:
+            run.errors_by_kind[result.error_kind] = run.errors_by_kind.get(result.error_kind, 0) + 1
+        answer_day = result.served_at.date() if result.served_at else day
+        if answer_day != day:
+            run.new_day_answers += 1
+            if run.new_day is None:
+                run.new_day = answer_day
+                stop.set()  # ask no one new: the rest are planned again for the new day
+                log(
+                    f"the API's day changed to {answer_day} during the run: answers from "
+                    f"now on are stored under {answer_day}; no new requests in this run"
+                )
+        with lock:
+            rows.extend((answer_day, cohort, result) for _, cohort in todo[result.username])
+            full = len(rows) >= BATCH_SIZE
+        if full:
+            save()
+        now = time.monotonic()
+        if now - last_log >= 10:
+            last_log = now
+            log(_progress(run.answered, len(todo), now - started, ledger, client))
+
+    storage_failure = ""
+    saver = PeriodicSaver(save, BATCH_SECONDS)
+    try:
+        try:
+            for result in client.iter_user_info(names, stop=stop):
+                saver.raise_failure()
+                receive(result)
+        except QuotaExhaustedError as exc:
+            run.quota_message = (
+                f"{exc}: {run.answered} of {len(todo)} planned users answered; their rows are "
+                f"stored, and the {len(todo) - run.answered} not reached stay due and come "
+                "first in the next day's plan"
+            )
+            log(run.quota_message)
+        except FatalApiError as exc:
+            raise SnapshotIncompleteError(
+                f"stopped after {run.answered} users answered: {exc}"
+            ) from None
+    finally:
         saver.stop()
         save()  # whatever stopped us, keep what was paid for
-        raise
-    saver.stop()
-    save()
+        if storage_failure:
+            raise _storage_error(storage_failure, spill, rows) from None
+
+
+def _storage_error(cause: str, spill: AnswerSpill | None, unsaved: list) -> WarehouseError:
+    """What the researcher must know when the warehouse stopped taking answers."""
+    kept = (
+        f"the {spill.answers_kept} answers it could not store are kept in "
+        f"{', '.join(sorted({str(p.parent) for p in spill.written}))} and will be stored by the "
+        "next run before it asks anyone"
+        if spill is not None and spill.written
+        else "no answer was kept aside"
+    )
+    lost = (
+        f"; {len(unsaved)} answers could be kept nowhere and are LOST (their users are asked "
+        "again on the next run)"
+        if unsaved
+        else ""
+    )
+    return WarehouseError(
+        f"the warehouse stopped taking answers ({cause}): no one new was asked; "
+        f"{kept}{lost}. Free space or fix the file, then run again"
+    )
 
 
 class PeriodicSaver:

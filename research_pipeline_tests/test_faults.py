@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
+from research_pipeline import warehouse
 from research_pipeline.errors import CohortError
 from research_pipeline.orchestration.partitions import split_key
 from research_pipeline.orchestration.runs import run_snapshot
@@ -454,3 +456,95 @@ def test_a_corrupt_warehouse_fails_at_once_with_its_path_and_spends_nothing(pipe
     [message] = failure_messages(result)
     assert f"cannot open the warehouse {pipeline.database}" in message
     assert pipeline.api.stats()["user_info_requests"] == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB filesystem of its own (tmpfs, mounted as root) that a test can fill."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder: Path, leave_bytes: int) -> Path:
+    """Fill `folder`'s filesystem, then give `leave_bytes` back."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    os.truncate(filler, max(0, filler.stat().st_size - leave_bytes))
+    return filler
+
+
+def on_small_disk(pipeline: Pipeline, disk: Path, users: int) -> list[str]:
+    """The pipeline's warehouse on `disk`, created (schema written) before the disk fills."""
+    pipeline.database = disk / "research.duckdb"
+    pipeline.configure()
+    names = find_usernames(pipeline.api, "active", users)
+    pipeline.write_cohort("c1", names)
+    with warehouse.connect(pipeline.database) as conn:
+        conn.execute("CHECKPOINT")
+    return names
+
+
+def test_a_full_disk_fails_at_once_with_its_cause_and_spends_nothing(pipeline, small_disk):
+    on_small_disk(pipeline, small_disk, 300)
+    fill(small_disk, 512 * 1024)
+    started = time.monotonic()
+    [result] = pipeline.run(["c1"])
+    assert not result.success and step_attempts(result) == 1  # no retries into a full disk
+    assert time.monotonic() - started < 30
+    [message] = failure_messages(result)
+    assert "disk is full" in message or "No space left" in message, message
+    assert "cannot rollback" not in message
+    assert pipeline.api.stats()["user_info_requests"] == 0
+
+
+def test_answers_a_full_warehouse_cannot_take_are_kept_aside_and_stored_next_run(
+    pipeline, small_disk, tmp_path, monkeypatch
+):
+    users = on_small_disk(pipeline, small_disk, 300)
+    # The disk fills while the run is under way: the small files beside the warehouse (quota
+    # reservations, claims) still had room, the answers' batches do not.
+    side = tmp_path / "side"
+    side.mkdir()
+    for suffix in (".quota", ".claims"):
+        os.symlink(side / f"warehouse{suffix}", f"{pipeline.database}{suffix}")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # the spill's fallback
+    filler = fill(small_disk, 256 * 1024)
+
+    [failed] = pipeline.run(["c1"])
+    assert not failed.success and step_attempts(failed) == 1
+    [message] = failure_messages(failed)
+    assert "stopped taking answers" in message and "No space left" in message, message
+    spilled = list((tmp_path / "tmp" / "research-pipeline-spill").glob("*.jsonl"))
+    assert spilled and str(spilled[0].parent) in message
+    sent = pipeline.api.stats()["user_info_requests"]
+    assert 0 < sent < len(users)  # it stopped asking once the warehouse refused
+
+    filler.unlink()
+    [result] = pipeline.run(["c1"])
+    assert result.success
+    stats = pipeline.api.stats()
+    assert [ok_requests(stats, u) for u in users] == [1] * len(users)  # nobody asked twice
+    assert stats["user_info_requests"] == len(users)
+    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(300,)]
+    assert pipeline.query("SELECT count(*) FROM tiktok.api_requests") == [(len(users),)]
+    assert not list((tmp_path / "tmp" / "research-pipeline-spill").glob("*.jsonl"))

@@ -19,6 +19,7 @@ from pydantic import Field
 from research_pipeline import warehouse
 from research_pipeline.cohorts import Cohort, cohort_files, find_cohort, read_cohort
 from research_pipeline.settings import PipelineSettings
+from research_pipeline.spill import AnswerSpill
 from research_pipeline.tiktok import ClientSettings, ResearchApiClient
 
 
@@ -96,12 +97,23 @@ class Warehouse(DuckDBResource):
     exports_dir: str = Field(
         default="", description="The project's own exports folder (export-dataset writes there)."
     )
+    spill_dir: str = Field(
+        default="",
+        description="RESEARCH_PIPELINE_SPILL_DIR: where answers go that the warehouse could not "
+        "take (stored by the next run); default: spill/ beside the warehouse.",
+    )
 
     def quota_file(self) -> Path | None:
         """Beside the warehouse: the day's quota reservations of every process using it."""
         if self.database == ":memory:" or self.database.startswith("md:"):
             return None
         return Path(self.database).with_name(Path(self.database).name + ".quota")
+
+    def spill(self) -> AnswerSpill | None:
+        """Where a run keeps answers this warehouse could not take (research_pipeline.spill)."""
+        if self.quota_file() is None:
+            return None
+        return AnswerSpill(self.database, self.spill_dir or None)
 
     def claims_file(self) -> Path | None:
         """Beside the warehouse: which process is asking which user today (warehouse.claims)."""
@@ -130,6 +142,7 @@ def build_resources(settings: PipelineSettings) -> dict:
             allow_mixed_sources=settings.allow_mixed_sources,
             exports_dir=str(settings.exports_dir),
             max_data_age_days=settings.max_data_age_days,
+            spill_dir=str(settings.spill_dir or ""),
         ),
     }
 

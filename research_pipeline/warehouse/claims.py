@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from research_pipeline.errors import WarehouseError
+
 CLAIM_CHUNK = 16  # users claimed per transaction: a little ahead of the requests
 
 
@@ -96,10 +98,19 @@ class UserClaims:
                     ours.append(username)
                 conn.execute("COMMIT")
                 self.held.update(ours)
-            except BaseException:
-                conn.execute("ROLLBACK")
+            except BaseException as exc:
+                if conn.in_transaction:  # SQLite ends it itself on some errors (disk full)
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error(exc) from None
                 raise
         return ours
+
+    def _error(self, exc: sqlite3.Error) -> WarehouseError:
+        return WarehouseError(
+            f"cannot note which users this run asks in {self.path}: {exc}. Free space on its "
+            "disk (it sits beside the warehouse), then run again; no one new is asked meanwhile"
+        )
 
     def claimed(self, day: date, usernames: Iterable[str]) -> Iterator[str]:
         """The usernames this process may ask, claimed a chunk at a time as they are pulled."""
@@ -110,10 +121,13 @@ class UserClaims:
     def note_sent(self, day: date, username: str) -> None:
         """A request for `username` is about to be sent (called from the client's threads)."""
         with self._lock:
-            self._connection().execute(
-                "INSERT INTO sent VALUES (?, ?, ?, ?, ?)",
-                [day.isoformat(), username, self.host, self.pid, datetime.now(UTC).isoformat()],
-            )
+            try:
+                self._connection().execute(
+                    "INSERT INTO sent VALUES (?, ?, ?, ?, ?)",
+                    [day.isoformat(), username, self.host, self.pid, datetime.now(UTC).isoformat()],
+                )
+            except sqlite3.Error as exc:  # not sent: what cannot be noted cannot be reconciled
+                raise self._error(exc) from None
 
     def sent_by_ended_processes(self) -> list[tuple[str, str, int, str]]:
         """(day, username, requests noted, first sent_at) for users whose every sender that

@@ -41,6 +41,10 @@ _INSERT_USER_INFO = "INSERT INTO tiktok.user_info ({0}) SELECT {0} FROM batch".f
 _INSERT_REQUESTS = "INSERT INTO tiktok.api_requests ({0}) SELECT {0} FROM ledger".format(  # noqa: S608
     ", ".join(REQUEST_COLUMNS)
 )
+# The same, leaving out requests the ledger already holds (a spill file stored twice).
+_INSERT_UNRECORDED_REQUESTS = _INSERT_REQUESTS + (
+    " ANTI JOIN tiktok.api_requests r USING (requested_at, username)"
+)
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -154,10 +158,13 @@ def save_fetched(
     rows: Sequence[tuple[date, str, UserInfoResult]],
     requests: Sequence[tuple[date, str, RequestRecord]],
     source: str = "",
+    skip_recorded_requests: bool = False,
 ) -> None:
     """Store a batch of answers (each for a partition) and the requests that paid for them, in
     one transaction; an answer already stored for the same partition and user is replaced.
-    `source` says where they came from: the API's host, or 'emulator'."""
+    `source` says where they came from: the API's host, or 'emulator'. With
+    `skip_recorded_requests`, a request already in the ledger (same time and user) is not added
+    again."""
     source = source or None
     with transaction(conn):
         if rows:
@@ -170,7 +177,9 @@ def save_fetched(
                 refold_changed(conn, "batch")
         if requests:
             with registered(conn, ledger=requests_frame(requests, source)):
-                conn.execute(_INSERT_REQUESTS)
+                conn.execute(
+                    _INSERT_UNRECORDED_REQUESTS if skip_recorded_requests else _INSERT_REQUESTS
+                )
 
 
 def record_unrecorded_requests(

@@ -113,8 +113,15 @@ def user_info(
         )
     claims_file = warehouse.claims_file()
     claims = UserClaims(claims_file) if claims_file else None
+    spill = warehouse.spill()
     try:  # the warehouse is opened before any request: a broken one costs no quota
         with warehouse.session() as conn:
+            if spill is not None and spill.pending():  # answers an earlier run could not store
+                answers, requests = spill.restore(conn)
+                context.log.warning(
+                    f"stored {answers} answers and {requests} requests that an earlier run "
+                    "could not write to the warehouse (kept aside in a spill file until now)"
+                )
             if claims is not None:  # requests a killed run sent: in the ledger, and spent
                 lost = raw.record_unrecorded_requests(
                     conn, claims.sent_by_ended_processes(), source_of(settings.base_url)
@@ -157,6 +164,7 @@ def user_info(
                 refetch=config.refetch,
                 allow_mixed_sources=warehouse.allow_mixed_sources,
                 claims=claims,
+                spill=spill,
                 deadline_seconds=research_api.run_deadline_seconds,
                 log=context.log.info,
             )
