@@ -1,90 +1,123 @@
-"""Per-cohort trajectories as a self-contained HTML page (inline SVG, no script, no network).
+"""Per-cohort trajectories, drawn with matplotlib, shown in the Dagster UI in one click.
 
-Written next to the warehouse and linked from each `tiktok/cohort_summary` materialization, so a
-researcher can open the follower and likes curves of a cohort from the Dagster UI. Points sit at
-their dates (panels refreshed in rotation are summarised on irregular days), a day without a
-summary breaks the line instead of being drawn through, and each point tells its values on hover.
+Each `tiktok/cohort_summary` materialization carries its cohort's chart as a PNG inside
+Markdown metadata (the UI's "Show Markdown" opens it: a `file://` link is refused by browsers
+from a web page), and the same PNG is written next to the warehouse for use outside the UI.
+
+Honest about what was measured: points sit at their dates, a day without a summary breaks the
+line instead of being drawn through, and a third panel shows the share of members whose answer
+was fresh within their cadence that day, so a curve built on stale answers (panels refreshed in
+rotation, a quota cut short) looks it. The last value of each curve is written on it.
 """
 
-import html
-from datetime import date
+import base64
+import io
+import math
+from datetime import date, timedelta
 from pathlib import Path
 
 from research_pipeline.warehouse.queries import cohort_trajectories
 
-WIDTH, HEIGHT, PAD_LEFT, PAD = 680, 240, 80, 36
-COLOURS = ("#1f77b4", "#d62728")
+WIDTH_INCHES, HEIGHT_INCHES, DPI = 7.5, 5.6, 80
+COLOURS = ("#1f77b4", "#d62728", "#7f7f7f")
 
 
-def _x(day: date, first: date, last: date) -> float:
-    span = max((last - first).days, 1)
-    return PAD_LEFT + (day - first).days / span * (WIDTH - PAD_LEFT - PAD)
-
-
-def _y(value: float, low: float, high: float) -> float:
-    return HEIGHT - PAD - (value - low) / ((high - low) or 1.0) * (HEIGHT - 2 * PAD)
-
-
-def _chart(title: str, rows: list[tuple], index: int, colour: str) -> str:
-    days = [row[0] for row in rows]
-    values = [float(row[index]) for row in rows]
-    first, last, low, high = days[0], days[-1], min(values), max(values)
-    runs: list[list[str]] = [[]]
+def series_with_gaps(days: list[date], values: list[float]) -> tuple[list[date], list[float]]:
+    """The points, with a NaN wherever days are missing between two summaries: matplotlib
+    breaks a line at NaN, so no value is drawn for a day nobody measured."""
+    out_days: list[date] = []
+    out_values: list[float] = []
     for n, (day, value) in enumerate(zip(days, values, strict=True)):
         if n and (day - days[n - 1]).days > 1:
-            runs.append([])  # a day without a snapshot: no line across it
-        runs[-1].append(f"{_x(day, first, last):.1f},{_y(value, low, high):.1f}")
-    lines = "".join(
-        f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(run)}"/>'
-        for run in runs
-        if len(run) > 1
-    )
-    dots = "".join(
-        f'<circle cx="{_x(day, first, last):.1f}" cy="{_y(value, low, high):.1f}" r="3.5" '
-        f'fill="{colour}"><title>{day}: {value:,.0f} ({row[3]:,} members, {row[4]:,} fresh)'
-        "</title></circle>"
-        for day, value, row in zip(days, values, rows, strict=True)
-    )
-    ticks = sorted({days[0], days[len(days) // 2], days[-1]})
-    axes = (
-        f'<line x1="{PAD_LEFT}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" '
-        'stroke="#999"/>'
-        f'<line x1="{PAD_LEFT}" y1="{PAD}" x2="{PAD_LEFT}" y2="{HEIGHT - PAD}" stroke="#999"/>'
-        + "".join(
-            f'<text x="{_x(d, first, last):.1f}" y="{HEIGHT - 12}" font-size="11" '
-            f'text-anchor="middle">{d}</text>'
-            for d in ticks
+            out_days.append(days[n - 1] + timedelta(days=1))
+            out_values.append(math.nan)
+        out_days.append(day)
+        out_values.append(value)
+    return out_days, out_values
+
+
+def render_cohort_chart(cohort: str, rows: list[tuple]) -> bytes:
+    """PNG of followers, likes and freshness per summarised day (`cohort_trajectories` rows)."""
+    # Imported here: only the summary step draws, and matplotlib costs half a second to load.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+    days = [row[0] for row in rows]
+    figure = Figure(figsize=(WIDTH_INCHES, HEIGHT_INCHES), dpi=DPI, layout="constrained")
+    axes = figure.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.6])
+    thousands = FuncFormatter(lambda value, _: f"{value:,.0f}")
+    for ax, index, title, colour in (
+        (axes[0], 1, "total followers", COLOURS[0]),
+        (axes[1], 2, "total likes", COLOURS[1]),
+    ):
+        xs, ys = series_with_gaps(days, [float(row[index]) for row in rows])
+        ax.plot(xs, ys, color=colour, marker="o", markersize=3.5, linewidth=1.8)
+        ax.set_ylabel(title)
+        ax.yaxis.set_major_formatter(thousands)
+        ax.grid(True, alpha=0.3)
+        ax.annotate(
+            f"{rows[-1][index]:,.0f}",
+            (days[-1], float(rows[-1][index])),
+            textcoords="offset points",
+            xytext=(-4, 6),
+            horizontalalignment="right",
+            fontsize=8,
+            color=colour,
         )
-        + f'<text x="{PAD_LEFT - 6}" y="{PAD + 4}" font-size="11" text-anchor="end">'
-        f"{high:,.0f}</text>"
-        f'<text x="{PAD_LEFT - 6}" y="{HEIGHT - PAD}" font-size="11" text-anchor="end">'
-        f"{low:,.0f}</text>"
+    fresh = [row[4] / row[3] if row[3] else 0.0 for row in rows]
+    axes[2].bar(days, fresh, width=0.8, color=COLOURS[2])
+    axes[2].set_ylim(0, 1)
+    axes[2].yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    axes[2].set_ylabel("fresh")
+    axes[2].grid(True, axis="y", alpha=0.3)
+    if len(days) == 1:  # one day: a span of days around it, ticks on days, not hours
+        axes[2].set_xlim(days[0] - timedelta(days=1), days[0] + timedelta(days=1))
+        axes[2].xaxis.set_major_locator(DayLocator())
+        axes[2].xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
+    else:
+        locator = AutoDateLocator(minticks=3, maxticks=8)
+        axes[2].xaxis.set_major_locator(locator)
+        axes[2].xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    figure.suptitle(
+        f"Cohort {cohort}: {len(rows)} summarised days, {days[0]} to {days[-1]} "
+        f"({rows[-1][3]:,} members)",
+        fontsize=10,
     )
+    drawn = io.BytesIO()
+    FigureCanvasAgg(figure).print_png(drawn)
+    # A palette of 64 colours holds this chart: a third of the bytes in every materialization
+    # event that carries it (Pillow comes with matplotlib).
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.open(drawn).convert("RGB").quantize(64).save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def chart_markdown(cohort: str, png: bytes) -> str:
+    """The chart as Markdown the Dagster UI renders (an inline image: no file, no server)."""
+    encoded = base64.b64encode(png).decode("ascii")
     return (
-        f"<h2>{html.escape(title)}</h2>"
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}">'
-        f"{axes}{lines}{dots}</svg>"
+        f"![cohort {cohort}](data:image/png;base64,{encoded})\n\n"
+        "Totals over every member's latest answer on or before each day "
+        "(tiktok.cohort_summary); a day without a summary breaks the line; *fresh* is the share "
+        "of members answered within their cadence."
     )
 
 
-def write_cohort_chart(conn, cohort: str, until: date, out_dir: Path) -> Path | None:
-    """Write `<out_dir>/<cohort>.html`; None when the cohort has no summary with data yet."""
+def write_cohort_chart(conn, cohort: str, until: date, out_dir: Path) -> tuple[Path, bytes] | None:
+    """Write `<out_dir>/<cohort>.png`; returns its path and bytes, or None when the cohort has
+    no summary with data yet."""
     rows = cohort_trajectories(conn, cohort, until)
     if not rows:
         return None
-    page = (
-        "<!doctype html><meta charset='utf-8'>"
-        f"<title>Cohort {html.escape(cohort)}</title>"
-        "<body style='font-family: sans-serif'>"
-        f"<h1>Cohort {html.escape(cohort)}: {len(rows)} summarised days, up to {until}</h1>"
-        f"{_chart('Total followers (all members, latest answer)', rows, 1, COLOURS[0])}"
-        f"{_chart('Total likes (all members, latest answer)', rows, 2, COLOURS[1])}"
-        "<p>Totals over every member's latest answer on or before each day "
-        "(tiktok.cohort_summary); points sit at their dates and a day without a snapshot breaks "
-        "the line. Hover a point for its values.</p>"
-        "</body>"
-    )
+    png = render_cohort_chart(cohort, rows)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{cohort}.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    path = out_dir / f"{cohort}.png"
+    partial = path.with_suffix(".png.partial")
+    partial.write_bytes(png)
+    partial.replace(path)
+    (out_dir / f"{cohort}.html").unlink(missing_ok=True)  # the hand-drawn page of earlier releases
+    return path, png

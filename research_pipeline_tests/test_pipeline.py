@@ -1,5 +1,6 @@
 """The Dagster pipeline end to end: real instance, real DuckDB file, emulator over HTTP."""
 
+import base64
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -70,9 +71,12 @@ def test_every_member_ends_with_a_row_of_data_or_error(pipeline):
     ]
     metadata = summary.materialization.metadata
     assert metadata["median_followers"].value > 0
-    chart = Path(metadata["chart"].value)
+    chart = Path(metadata["chart_file"].value)
     assert chart.parent == pipeline.database.parent / "charts"
-    assert "<svg" in chart.read_text() and "Total followers" in chart.read_text()
+    png = chart.read_bytes()
+    assert png.startswith(b"\x89PNG")
+    # The UI shows the same image in one click: inline in the Markdown metadata.
+    assert f"(data:image/png;base64,{base64.b64encode(png).decode()})" in metadata["chart"].value
     user_info_metadata = next(
         e
         for e in result.get_asset_materialization_events()
@@ -367,6 +371,7 @@ def test_each_partition_of_a_two_cohort_run_carries_its_own_numbers(pipeline):
         )[0]
         assert summary["median_followers"].value == pytest.approx(expected[0])
         assert summary["members"].value == len(members)
-        assert Path(summary["chart"].value).name == f"{cohort}.html"
+        assert Path(summary["chart_file"].value).name == f"{cohort}.png"
+        assert f"![cohort {cohort}](data:image/png;base64," in summary["chart"].value
         followers = by_partition[("tiktok/follower_snapshots", cohort)]
         assert followers["dagster/row_count"].value == expected[1]

@@ -79,6 +79,14 @@ def shown_metadata(text: str) -> dict[str, str]:
     return {label: value for label, value in zip(lines, lines[1:], strict=False)}
 
 
+def new_page(browser):
+    """A page that has already dismissed the newsletter dialog Dagster shows a new browser on
+    127.0.0.1 a second after load (its own flag in localStorage), over whatever we look at."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.add_init_script("window.localStorage.setItem('communityNux', '1')")
+    return page
+
+
 @pytest.fixture
 def ui(tmp_path, emulator, monkeypatch):
     if not Path(CHROMIUM).exists():
@@ -120,14 +128,11 @@ def test_asset_graph_partitions_and_a_graphql_backfill(ui, tmp_path):
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = new_page(browser)
         # Waiting for given texts, not for "network idle": the UI keeps polling.
         page.goto(f"{url}/asset-groups/tiktok", wait_until="domcontentloaded")
         for name in ("user_info", "follower_snapshots", "engagement_snapshots", "cohort_summary"):
             page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
-        skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog
-        if skip.count():
-            skip.first.click()
         page.screenshot(path=str(shots / "asset-graph.png"))
         page.goto(f"{url}/assets/tiktok/user_info?view=partitions", wait_until="domcontentloaded")
         page.get_by_text("alpha", exact=False).first.wait_for(timeout=60_000)
@@ -160,7 +165,7 @@ def test_asset_graph_partitions_and_a_graphql_backfill(ui, tmp_path):
     # One run materialized beta and gamma: each partition's page shows that cohort's own rows.
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = new_page(browser)
         for cohort in ("beta", "gamma"):
             key = quote(f"{cohort}|{today}")
             page.goto(
@@ -172,4 +177,21 @@ def test_asset_graph_partitions_and_a_graphql_backfill(ui, tmp_path):
             size = str(len(members[cohort]))  # beta has 2 members, gamma 3
             assert (shown["rows"], shown["members"], shown["requests_spent"]) == (size,) * 3
             assert shown["run_requests_spent"] == "5"  # the run's total, named as such
+        # The cohort's chart, one click from its summary partition: a real image, drawn.
+        key = quote(f"beta|{today}")
+        page.goto(
+            f"{url}/assets/tiktok/cohort_summary?view=partitions&partition={key}",
+            wait_until="domcontentloaded",
+        )
+        page.get_by_text("chart_file", exact=True).wait_for(timeout=60_000)
+        chart_row = page.locator("tr", has=page.get_by_text("chart", exact=True))
+        chart_row.get_by_text("[Show Markdown]").first.click(timeout=60_000)
+        image = page.locator("img[alt='cohort beta']")
+        image.wait_for(timeout=30_000)
+        page.wait_for_function(
+            "() => document.querySelector(\"img[alt='cohort beta']\")?.naturalWidth > 0",
+            timeout=30_000,
+        )
+        assert image.evaluate("img => img.naturalWidth") == 600  # the PNG's own size
+        page.screenshot(path=str(shots / "chart.png"), animations="disabled")
         browser.close()

@@ -10,7 +10,7 @@ from dagster import (
     asset,
 )
 
-from research_pipeline.charts import write_cohort_chart
+from research_pipeline.charts import chart_markdown, write_cohort_chart
 from research_pipeline.defs.resources import Warehouse
 from research_pipeline.defs.tiktok.common import WAREHOUSE_ASSET, table_metadata
 from research_pipeline.defs.tiktok.terms import gone_accounts
@@ -48,8 +48,8 @@ def _derive_partitions(
     return MaterializeResult(metadata=shared)
 
 
-def _write_charts(conn, keys, warehouse: Warehouse) -> dict[str, Path]:
-    """One chart page per cohort of the step, up to its latest day."""
+def _write_charts(conn, keys, warehouse: Warehouse) -> dict[str, tuple[Path, bytes]]:
+    """One chart per cohort of the step, up to its latest day."""
     if warehouse.database == ":memory:":
         return {}
     folder = Path(warehouse.database).resolve().parent / "charts"
@@ -62,12 +62,15 @@ def _write_charts(conn, keys, warehouse: Warehouse) -> dict[str, Path]:
     return {cohort: page for cohort, page in pages.items() if page is not None}
 
 
-def _summary_metadata(conn, key, chart: Path | None) -> dict:
-    """Numbers the UI plots over time (its Plots tab), and where this cohort's chart page is."""
+def _summary_metadata(conn, key, chart: tuple[Path, bytes] | None) -> dict:
+    """Numbers the UI plots over time (its Plots tab), and this cohort's chart: shown by the
+    UI in one click ("Show Markdown"), and the file it was written to."""
     row = queries.summary_numbers(conn, key)
     metadata = {name: MetadataValue.float(float(value or 0.0)) for name, value in row.items()}
     if chart is not None:
-        metadata["chart"] = MetadataValue.path(str(chart))
+        path, png = chart
+        metadata["chart"] = MetadataValue.md(chart_markdown(key[1], png))
+        metadata["chart_file"] = MetadataValue.path(str(path))
     return metadata
 
 
