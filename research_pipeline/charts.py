@@ -121,3 +121,12 @@ def write_cohort_chart(conn, cohort: str, until: date, out_dir: Path) -> tuple[P
     partial.replace(path)
     (out_dir / f"{cohort}.html").unlink(missing_ok=True)  # the hand-drawn page of earlier releases
     return path, png
+
+
+def withdraw_cohort_charts(out_dir: Path, cohorts: list[str]) -> None:
+    """Delete the charts of `cohorts` (their totals changed: accounts were forgotten); each is
+    drawn again from the new summaries by the cohort's next `cohort_summary` step, in the same
+    run when the cohort is part of it. Cheaper than drawing them here only to draw them again."""
+    for cohort in cohorts:
+        for name in (f"{cohort}.png", f"{cohort}.html"):
+            (out_dir / name).unlink(missing_ok=True)

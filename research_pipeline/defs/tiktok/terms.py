@@ -2,8 +2,8 @@
 
 Accounts whose latest answer says they are gone (not found, private, banned) lose what the API
 returned about them, everywhere the project keeps it: `user_info`, the derived tables, the
-cohort summaries (derived again without them), the chart pages and the project's exports
-folder; a tombstone per account and cohort remains. Then the DuckDB file is rewritten so the
+cohort summaries (derived again without them), the charts (deleted, drawn again by the next
+summary) and the project's exports folder; a tombstone per account and cohort remains. Then the DuckDB file is rewritten so the
 removed values are not left in its freed blocks (research_pipeline.warehouse.forget)."""
 
 from pathlib import Path
@@ -15,7 +15,7 @@ from dagster import (
     asset,
 )
 
-from research_pipeline.charts import write_cohort_chart
+from research_pipeline.charts import withdraw_cohort_charts
 from research_pipeline.datasets import withdraw_exports
 from research_pipeline.defs.resources import Warehouse
 from research_pipeline.defs.tiktok.common import WAREHOUSE_ASSET, table_metadata
@@ -33,10 +33,10 @@ def gone_accounts(context: AssetExecutionContext, warehouse: Warehouse) -> Mater
         report = forget_gone_accounts(conn, keep_counts=keep)
         if report.partitions:
             derive(conn, "cohort_summary", report.partitions)
-            charts = Path(warehouse.database).resolve().parent / "charts"
-            latest = max(day for day, _ in report.partitions)
-            for cohort in sorted({cohort for _, cohort in report.partitions}):
-                write_cohort_chart(conn, cohort, latest, charts)
+            withdraw_cohort_charts(
+                Path(warehouse.database).resolve().parent / "charts",
+                sorted({cohort for _, cohort in report.partitions}),
+            )
         metadata = table_metadata(conn, "tombstones", report.tombstones)
     names = [username for username, _, _ in report.accounts]
     withdrawn = (
