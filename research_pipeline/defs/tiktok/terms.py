@@ -3,8 +3,9 @@
 Accounts whose latest answer says they are gone (not found, private, banned) lose what the API
 returned about them, everywhere the project keeps it: `user_info`, the derived tables, the
 cohort summaries (derived again without them), the charts (deleted, drawn again by the next
-summary) and the project's exports folder; a tombstone per account and cohort remains. Then the DuckDB file is rewritten so the
-removed values are not left in its freed blocks (research_pipeline.warehouse.forget)."""
+summary) and the project's exports folder; a tombstone per account and cohort remains. Then the
+DuckDB file is rewritten so the removed values are not left in its freed blocks
+(research_pipeline.warehouse.forget)."""
 
 from pathlib import Path
 
