@@ -32,6 +32,26 @@ IMPORTS = {  # the modules a snapshot loads before it starts its run, per versio
 # This tree as it would run without leaving at once (research_pipeline.cli.run): the
 # interpreter's teardown measured apart.
 NORMAL_EXIT = "import sys; from research_pipeline.cli import main; sys.exit(main(sys.argv[1:]))"
+# Dagster's own floor for a run of our shape: five chained assets that do nothing, materialized
+# in process on the (existing) SQLite instance, in a fresh interpreter, leaving at once as our
+# CLI does. No run of ours can cost less than this with Dagster's SQLite storage.
+FLOOR = """
+import os
+from dagster import DagsterInstance, asset, materialize
+@asset
+def a1(): return 1
+@asset
+def a2(a1): return 1
+@asset
+def a3(a2): return 1
+@asset
+def a4(a3): return 1
+@asset
+def a5(a4): return 1
+with DagsterInstance.from_config(os.environ["DAGSTER_HOME"]) as instance:
+    assert materialize([a1, a2, a3, a4, a5], instance=instance).success
+os._exit(0)
+"""
 
 
 def _release_python(tmp: Path, worktree: Path) -> str:
@@ -119,6 +139,12 @@ def main() -> None:
             subprocess.run(["git", "worktree", "remove", "--force", str(release)], cwd=ROOT,
                            check=False, capture_output=True)  # fmt: skip
             emulator.kill()
+    floor = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in range(args.runs):
+            folder = Path(tmp) / f"floor_{run}"
+            env = _environment(folder, url, sys.executable, args.users, True)
+            floor.append(_timed([sys.executable, "-c", FLOOR], env, folder))
     print(f"\n{args.users}-user snapshot, fresh warehouse, {args.runs} runs interleaved")
     print(
         "| measure | release 2026-11-24 (min / median / max s) | this tree | this / release "
@@ -129,6 +155,7 @@ def main() -> None:
         old, new = times["release"][measure], times["this tree"][measure]
         ratio = statistics.median(new) / statistics.median(old)
         print(f"| {measure} | {_mmm(old)} | {_mmm(new)} | {ratio:.2f}x |")
+    print(f"\nDagster's floor (5 no-op assets, existing home, in process): {_mmm(floor)} s")
 
 
 def _mmm(values: list[float]) -> str:
