@@ -13,6 +13,7 @@ from research_pipeline.tiktok import (
     QuotaExhaustedError,
     normalize_username,
 )
+from research_pipeline.tiktok.errors import TransientApiError
 from research_pipeline.tiktok.limits import DailyQuota, SlidingWindowLimiter
 from research_pipeline_tests.helpers import EMULATOR_SECRET, FakeClock, find_usernames
 
@@ -22,6 +23,24 @@ def test_token_is_fetched_once_and_shared_by_all_requests(emulator, make_client)
     results = list(client.iter_user_info(find_usernames(emulator, "active", 40)))
     assert [r.status for r in results] == ["ok"] * 40
     assert emulator.stats()["token_requests"] == {"ok": 1}
+
+
+def test_a_token_request_that_times_out_once_is_asked_again_not_a_failed_run(emulator, make_client):
+    emulator.config.update({"token_stalls": 1, "hang_seconds": 1.0})
+    clock = FakeClock()
+    client = make_client(timeout_seconds=0.3, client_options={"clock": clock, "sleep": clock.sleep})
+    assert client.fetch_user_info(find_usernames(emulator, "active")[0]).status == "ok"
+    assert client.tokens.requests_made == 2 and clock.sleeps == [0.5]
+
+
+def test_an_unreachable_token_endpoint_is_reported_after_three_quick_attempts(make_client):
+    clock = FakeClock()
+    client = make_client(
+        base_url="http://127.0.0.1:9", client_options={"clock": clock, "sleep": clock.sleep}
+    )
+    with pytest.raises(TransientApiError, match="in 3 attempts: ConnectionError"):
+        client.api_now()
+    assert client.tokens.requests_made == 3 and clock.sleeps == [0.5, 1.0]
 
 
 def test_token_is_renewed_shortly_before_it_expires(emulator, make_client):

@@ -29,6 +29,9 @@ class EmulatorConfig:
     reset_rate: float = 0.0  # connection reset without an answer
     hang_rate: float = 0.0  # answer only after `hang_seconds` (client timeouts)
     hang_seconds: float = 5.0
+    # The next N token requests answer only after `hang_seconds`: a slow token endpoint (a
+    # loaded API or network), which a client with a short timeout sees as a timeout.
+    token_stalls: int = 0
     # Every answer's body sent one byte at a time, this many seconds apart: each read gets a
     # byte well within any per-read timeout, the whole answer takes minutes (a slow-loris).
     drip_seconds: float = 0.0

@@ -126,6 +126,11 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
 
     def _token(self, body: bytes) -> None:
         state, config = self.state, self.state.config
+        with state.lock:
+            stall = config.token_stalls > 0
+            config.token_stalls -= stall
+        if stall:
+            time.sleep(config.hang_seconds)
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         # Failures are flat OAuth bodies (not the error object of the other endpoints), with the
         # documented texts; `token_error_status` chooses HTTP 4xx or the 200 a client has seen.

@@ -93,6 +93,7 @@ class ResearchApiClient:
             settings.client_secret,
             timeout_seconds=settings.timeout_seconds,
             clock=clock,
+            sleep=sleep,
         )
         self.limiter = SlidingWindowLimiter(
             settings.rate_limit_per_minute, clock=clock, sleep=sleep

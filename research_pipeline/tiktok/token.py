@@ -21,6 +21,12 @@ def server_time(header: str | None) -> datetime | None:
     return moment if moment is not None and moment.tzinfo is not None else None
 
 
+# A token request that times out or loses its connection is asked again this many times in all,
+# after a short pause: one slow answer must not cost the day's run, and an endpoint that cannot
+# be reached at all is still reported within seconds.
+TOKEN_ATTEMPTS = 3
+TOKEN_RETRY_PAUSE_SECONDS = 0.5
+
 # OAuth errors that mean our request or credentials are wrong: asking again cannot help.
 _REFUSALS = (
     constants.INVALID_CLIENT,
@@ -54,8 +60,10 @@ class AccessTokenProvider:
         client_secret: str,
         timeout_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self._session = session
+        self._sleep = sleep
         self._url = base_url + constants.TOKEN_PATH
         self._client_key = client_key
         self._client_secret = client_secret
@@ -101,25 +109,34 @@ class AccessTokenProvider:
             if self._token == stale_token:
                 self._token = None
 
+    def _post(self) -> requests.Response:
+        """The token request, asked again after a timeout or a lost connection."""
+        for attempt in range(1, TOKEN_ATTEMPTS + 1):
+            self.requests_made += 1
+            try:
+                return self._session.post(
+                    self._url,
+                    data={
+                        "client_key": self._client_key,
+                        "client_secret": self._client_secret,
+                        "grant_type": "client_credentials",
+                    },
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                    timeout=self._timeout,
+                    allow_redirects=False,  # the secret goes to the configured origin only
+                )
+            except requests.RequestException as exc:
+                if attempt == TOKEN_ATTEMPTS:
+                    # The exception text of requests can echo the request; keep its class.
+                    raise TransientApiError(
+                        f"could not reach the token endpoint {self._url} in {attempt} "
+                        f"attempts: {type(exc).__name__}"
+                    ) from None
+                self._sleep(TOKEN_RETRY_PAUSE_SECONDS * attempt)
+        raise AssertionError("unreachable")
+
     def _fetch(self) -> None:
-        self.requests_made += 1
-        try:
-            response = self._session.post(
-                self._url,
-                data={
-                    "client_key": self._client_key,
-                    "client_secret": self._client_secret,
-                    "grant_type": "client_credentials",
-                },
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-                timeout=self._timeout,
-                allow_redirects=False,  # the secret goes to the configured origin only
-            )
-        except requests.RequestException as exc:
-            # The exception text of requests can echo the request; keep only its class.
-            raise TransientApiError(
-                f"could not reach the token endpoint {self._url}: {type(exc).__name__}"
-            ) from None
+        response = self._post()
         try:
             body = response.json()
         except ValueError:
