@@ -18,6 +18,7 @@ from research_pipeline import warehouse
 from research_pipeline.errors import CohortError
 from research_pipeline.orchestration.partitions import split_key
 from research_pipeline.orchestration.runs import run_snapshot
+from research_pipeline.spill import AnswerSpill
 from research_pipeline_tests.helpers import (
     EMULATOR_SECRET,
     Pipeline,
@@ -518,7 +519,7 @@ def test_a_full_disk_fails_at_once_with_its_cause_and_spends_nothing(pipeline, s
 
 
 def test_answers_a_full_warehouse_cannot_take_are_kept_aside_and_stored_next_run(
-    pipeline, small_disk, tmp_path, monkeypatch
+    pipeline, small_disk, tmp_path
 ):
     users = on_small_disk(pipeline, small_disk, 300)
     # The disk fills while the run is under way: the small files beside the warehouse (quota
@@ -527,15 +528,19 @@ def test_answers_a_full_warehouse_cannot_take_are_kept_aside_and_stored_next_run
     side.mkdir()
     for suffix in (".quota", ".claims"):
         os.symlink(side / f"warehouse{suffix}", f"{pipeline.database}{suffix}")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # the spill's fallback
+    # The spill beside the warehouse is on the full disk: the answers go to the system's
+    # temporary folder, in files named for this warehouse only.
+    fallback = AnswerSpill(pipeline.database)
+    assert fallback.folders[1] == Path(tempfile.gettempdir()) / "research-pipeline-spill"
     filler = fill(small_disk, 256 * 1024)
 
     [failed] = pipeline.run(["c1"])
     assert not failed.success and step_attempts(failed) == 1
     [message] = failure_messages(failed)
     assert "stopped taking answers" in message and "No space left" in message, message
-    spilled = list((tmp_path / "tmp" / "research-pipeline-spill").glob("*.jsonl"))
-    assert spilled and str(spilled[0].parent) in message
+    spilled = fallback.pending()
+    assert spilled and all(p.parent == fallback.folders[1] for p in spilled)
+    assert str(fallback.folders[1]) in message
     sent = pipeline.api.stats()["user_info_requests"]
     assert 0 < sent < len(users)  # it stopped asking once the warehouse refused
 
@@ -547,4 +552,4 @@ def test_answers_a_full_warehouse_cannot_take_are_kept_aside_and_stored_next_run
     assert stats["user_info_requests"] == len(users)
     assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(300,)]
     assert pipeline.query("SELECT count(*) FROM tiktok.api_requests") == [(len(users),)]
-    assert not list((tmp_path / "tmp" / "research-pipeline-spill").glob("*.jsonl"))
+    assert fallback.pending() == []
