@@ -288,7 +288,11 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_rows(tmp_path, emula
             "SELECT count(*), count(*) FILTER (WHERE status = 'unrecorded') "
             "FROM tiktok.api_requests"
         ).fetchall()[0]
-    assert ledger == stats["user_info_requests"], (ledger, stats["user_info_requests"])
+    # A request noted just before the kill may never have left the process: the ledger may
+    # count it (never fewer than were served: the quota left is never overstated), at most 8
+    # can be in flight.
+    served = stats["user_info_requests"]
+    assert served <= ledger <= served + 8, (ledger, served)
     print(f"ledger {ledger} rows, {unrecorded} of them unrecorded by the killed run")
     print(
         f"killed after {served_before} answers, {len(stored_before)} stored; "
