@@ -288,11 +288,7 @@ def _stream(
                 cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 storage_failure = storage_failure or cause
                 stop.set()  # every answer now would only join the spill: ask no one new
-                try:
-                    if spill is None:
-                        raise WarehouseError("no spill folder")
-                    spill.write(batch, requests, client.source)
-                except WarehouseError:
+                if not _kept_aside(spill, batch, requests, client.source):
                     rows = batch + rows  # kept in memory: the error says how many are lost
                     ledger.put_back(records)
                     return
@@ -363,6 +359,17 @@ def _stream(
         save()  # whatever stopped us, keep what was paid for
         if storage_failure:
             raise _storage_error(storage_failure, spill, rows) from None
+
+
+def _kept_aside(spill: AnswerSpill | None, batch, requests, source: str) -> bool:
+    """Write what the warehouse refused to the spill file; False when nowhere could take it."""
+    if spill is None:
+        return False
+    try:
+        spill.write(batch, requests, source)
+    except WarehouseError:
+        return False
+    return True
 
 
 def _storage_error(cause: str, spill: AnswerSpill | None, unsaved: list) -> WarehouseError:
