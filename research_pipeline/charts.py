@@ -20,6 +20,7 @@ from research_pipeline.warehouse.queries import cohort_trajectories
 
 WIDTH_INCHES, HEIGHT_INCHES, DPI = 7.5, 5.6, 80
 COLOURS = ("#1f77b4", "#d62728", "#7f7f7f")
+MARGINS = {"left": 0.17, "right": 0.97, "top": 0.93, "bottom": 0.08, "hspace": 0.12}
 
 
 def series_with_gaps(days: list[date], values: list[float]) -> tuple[list[date], list[float]]:
@@ -45,7 +46,10 @@ def render_cohort_chart(cohort: str, rows: list[tuple]) -> bytes:
     from matplotlib.ticker import FuncFormatter, PercentFormatter
 
     days = [row[0] for row in rows]
-    figure = Figure(figsize=(WIDTH_INCHES, HEIGHT_INCHES), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(WIDTH_INCHES, HEIGHT_INCHES), dpi=DPI)
+    # Fixed margins, room for "250,000,000" on the y axis: a layout engine measured every label
+    # again and took half the drawing time (0.2 s a chart, once per cohort per run).
+    figure.subplots_adjust(**MARGINS)
     axes = figure.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.6])
     thousands = FuncFormatter(lambda value, _: f"{value:,.0f}")
     for ax, index, title, colour in (
@@ -85,14 +89,16 @@ def render_cohort_chart(cohort: str, rows: list[tuple]) -> bytes:
         f"({rows[-1][3]:,} members)",
         fontsize=10,
     )
-    drawn = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(drawn)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
     # A palette of 64 colours holds this chart: a third of the bytes in every materialization
-    # event that carries it (Pillow comes with matplotlib).
+    # event that carries it (Pillow comes with matplotlib). Taken from the drawn pixels, not
+    # from a full-colour PNG encoded and decoded again.
     from PIL import Image
 
     out = io.BytesIO()
-    Image.open(drawn).convert("RGB").quantize(64).save(out, format="PNG", optimize=True)
+    pixels = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
+    pixels.convert("RGB").quantize(64).save(out, format="PNG", optimize=True)
     return out.getvalue()
 
 

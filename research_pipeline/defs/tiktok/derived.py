@@ -28,12 +28,13 @@ def _derive_partitions(
 ) -> MaterializeResult:
     """Derive every partition of the step in one SQL statement (set work, not a loop); each
     partition's materialization carries its own numbers."""
-    keys = [split_key(key) for key in context.partition_keys]
+    partition_keys = context.partition_keys  # each read asks the instance for the cohorts again
+    keys = [split_key(key) for key in partition_keys]
     with warehouse.session() as conn:
         written = derive(conn, table, keys)
         context.log.info(f"{table}: {sum(written.values())} rows for {len(keys)} partition(s)")
         charts = _write_charts(conn, keys, warehouse) if partition_extra else {}
-        for key, (day, cohort) in zip(context.partition_keys, keys, strict=True):
+        for key, (day, cohort) in zip(partition_keys, keys, strict=True):
             preview = queries.preview(conn, table, day, cohort)
             metadata = {
                 "dagster/row_count": MetadataValue.int(written[(day, cohort)]),

@@ -90,7 +90,8 @@ def user_info(
     its fields, or the API's error code, message and kind. Only the API's today can be fetched;
     a re-run fetches only the planned users not yet answered.
     """
-    keys = [split_key(key) for key in context.partition_keys]
+    partition_keys = context.partition_keys  # each read asks the instance for the cohorts again
+    keys = [split_key(key) for key in partition_keys]
     days = sorted({day for day, _ in keys})
     if len(days) > 1:
         raise Failure(
@@ -200,7 +201,7 @@ def user_info(
         )
         kinds = queries.errors_by_kind(conn, [p.key for p in partitions])
         by_key = {(r.snapshot_date, r.cohort): r for r in reports}
-        for key in context.partition_keys:
+        for key in partition_keys:
             report = by_key.get(split_key(key))
             if report is not None:
                 preview = queries.preview(conn, "user_info", report.snapshot_date, report.cohort)
