@@ -5,11 +5,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
 KEY, SECRET = "emulator-key", "emulator-secret"
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE = "d6d4d53"  # the release of 2026-11-24, which issue 14 measured
 
 
 def free_port() -> int:
@@ -66,3 +70,50 @@ def snapshot_command(*cohorts: str) -> list[str]:
     for name in cohorts:
         args += ["--cohort", name]
     return args
+
+
+@contextmanager
+def release_checkout(tmp: Path, commit: str = RELEASE) -> Iterator[tuple[Path, str]]:
+    """The release at `commit` in a temporary git worktree, and a python that imports its
+    research_pipeline (and tests) from there and every library from this venv: a bare virtualenv
+    whose .pth puts the worktree first and our site-packages after it, without this venv's
+    editable install of this tree, which would otherwise win. Same libraries, other code."""
+    worktree = tmp / "release"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(worktree), commit],
+        cwd=ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        venv = tmp / "release-venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        ours = next(p for p in sys.path if p.endswith("site-packages") and str(ROOT) in p)
+        (next((venv / "lib").glob("python3*")) / "site-packages" / "release.pth").write_text(
+            f"{worktree}\n{ours}\n", encoding="utf-8"
+        )
+        python = str(venv / "bin" / "python")
+        _copy_console_scripts(Path(sys.executable).parent, venv / "bin", python)
+        probe = subprocess.run(
+            [python, "-c", "import research_pipeline as r; print(r.__file__)"],
+            capture_output=True, text=True, check=True, cwd=tmp,
+        )  # fmt: skip
+        assert probe.stdout.strip().startswith(str(worktree)), probe.stdout
+        yield worktree, python
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT,
+                       check=False, capture_output=True)  # fmt: skip
+
+
+def _copy_console_scripts(ours: Path, theirs: Path, python: str) -> None:
+    """Our venv's console scripts (`dagster`, `pytest`, ...) for the release's python: the
+    release's tests start `dagster dev` from beside sys.executable."""
+    for script in ours.iterdir():
+        target = theirs / script.name
+        if target.exists() or not script.is_file():
+            continue
+        try:
+            first, rest = script.read_text(encoding="utf-8").split("\n", 1)
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if first.startswith("#!") and "python" in first:
+            target.write_text(f"#!{python}\n{rest}", encoding="utf-8")
+            target.chmod(0o755)

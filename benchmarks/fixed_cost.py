@@ -21,9 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import cli_env, start_emulator
+from benchmarks.common import RELEASE, ROOT, cli_env, release_checkout, start_emulator
 
-ROOT = Path(__file__).resolve().parent.parent
 IMPORTS = {  # the modules a snapshot loads before it starts its run, per version
     "release": "import research_pipeline.cli, research_pipeline.defs.definitions",
     "this tree": "import research_pipeline.cli.snapshot_cmd, research_pipeline.cli.report, "
@@ -54,17 +53,6 @@ os._exit(0)
 """
 
 
-def _release_python(tmp: Path, worktree: Path) -> str:
-    """A python that imports research_pipeline from `worktree` and everything else from ours."""
-    venv = tmp / "release-venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    ours = next(p for p in sys.path if p.endswith("site-packages") and str(ROOT) in p)
-    (next((venv / "lib").glob("python3*")) / "site-packages" / "release.pth").write_text(
-        f"{worktree}\n{ours}\n", encoding="utf-8"
-    )
-    return str(venv / "bin" / "python")
-
-
 def _timed(command: list[str], env: dict, cwd: Path) -> float:
     started = time.perf_counter()
     done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
@@ -93,25 +81,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--users", type=int, default=10)
-    parser.add_argument("--release", default="d6d4d53")
+    parser.add_argument("--release", default=RELEASE)
     args = parser.parse_args()
     emulator, url = start_emulator("--rate-limit", "off", "--daily-quota", "off")
     times: dict[str, dict[str, list[float]]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        release = Path(tmp) / "release"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(release), args.release],
-            cwd=ROOT, check=True, capture_output=True,
-        )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp, release_checkout(Path(tmp), args.release) as out:
+        release, release_python = out
         try:
-            pythons = {"release": _release_python(Path(tmp), release), "this tree": sys.executable}
+            pythons = {"release": release_python, "this tree": sys.executable}
             versions = {"release": release, "this tree": ROOT}
-            for name, code in versions.items():  # the release must run, and run its own code
-                probe = subprocess.run(
-                    [pythons[name], "-c", "import research_pipeline as r; print(r.__file__)"],
-                    capture_output=True, text=True, check=True, cwd=tmp,
-                )  # fmt: skip
-                assert probe.stdout.strip().startswith(str(code)), probe.stdout
+            for name in versions:
                 times[name] = {"snapshot, existing home": [], "snapshot, new home": [],
                                "snapshot, existing home, normal exit": [],
                                "--help": [], "imports": []}  # fmt: skip
@@ -136,8 +115,6 @@ def main() -> None:
                         _timed([pythons[name], "-c", IMPORTS[name]], env, folder)
                     )
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(release)], cwd=ROOT,
-                           check=False, capture_output=True)  # fmt: skip
             emulator.kill()
     floor = []
     with tempfile.TemporaryDirectory() as tmp:

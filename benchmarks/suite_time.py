@@ -1,0 +1,93 @@
+"""Wall time of the whole test suite: this tree's `make test` command against the release of
+2026-11-24 (the suite issue 14 measured at 188 s), side by side on the same machine and the
+same installed libraries, interleaved, so a slower day slows both.
+
+The release runs from a temporary git worktree as its own `make test` ran it (`python -m
+pytest`, its own pytest settings: one process); this tree with its settings (pyproject.toml:
+xdist workers). Each run prints pytest's last line, so a failing suite is seen, not timed as if
+it passed; its whole output is kept in --logs.
+
+Usage: .venv/bin/python -m benchmarks.suite_time [--runs 3] [--release d6d4d53] [--logs DIR]
+"""
+
+import argparse
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import RELEASE, ROOT, release_checkout
+
+
+def _processes() -> set[int]:
+    """User processes now running (kernel threads have no command line)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "cmdline").read_bytes():
+                    found.add(int(entry.name))
+    return found
+
+
+def _suite(python: str, folder: Path, log: Path) -> tuple[float, str]:
+    """One whole suite; the processes it leaves running are counted and killed before the next
+    suite starts (the release's `dagster dev` children ignore SIGTERM when the suite runs from a
+    background job, and would slow whatever runs after it)."""
+    before = _processes()
+    started = time.perf_counter()
+    with log.open("w", encoding="utf-8") as out:
+        subprocess.run(
+            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            cwd=folder, stdout=out, stderr=subprocess.STDOUT, check=False,
+        )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    left = _processes() - before - {os.getpid()}
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines() or ["(none)"]
+    failed = [line for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    return elapsed, "; ".join([lines[-1], *failed, f"{len(left)} processes left running"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--release", default=RELEASE)
+    parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "suite_time")
+    args = parser.parse_args()
+    args.logs.mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(ROOT / "scripts" / "ensure-test-services")], check=True)
+    times: dict[str, list[float]] = {"release 2026-11-24": [], "this tree": []}
+    with tempfile.TemporaryDirectory() as tmp, release_checkout(Path(tmp), args.release) as out:
+        release, release_python = out
+        suites = {
+            "release 2026-11-24": (release_python, release),
+            "this tree": (sys.executable, ROOT),
+        }
+        for run in range(args.runs):
+            for name, (python, folder) in suites.items():  # interleaved: same machine state
+                log = args.logs / f"{name.split()[0]}-{run + 1}.log"
+                elapsed, last = _suite(python, folder, log)
+                times[name].append(elapsed)
+                print(f"run {run + 1}, {name}: {elapsed:.1f} s  ({last}; {log})", flush=True)
+    old, new = times["release 2026-11-24"], times["this tree"]
+    print(f"\nwhole suite, {args.runs} runs interleaved (min / median / max s)")
+    print("| suite | wall s | this / release (median) |")
+    print("|---|---|---|")
+    print(f"| release 2026-11-24 | {_mmm(old)} | |")
+    print(f"| this tree | {_mmm(new)} | {statistics.median(new) / statistics.median(old):.2f}x |")
+
+
+def _mmm(values: list[float]) -> str:
+    return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
+
+
+if __name__ == "__main__":
+    main()
