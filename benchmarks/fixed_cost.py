@@ -85,6 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     emulator, url = start_emulator("--rate-limit", "off", "--daily-quota", "off")
     times: dict[str, dict[str, list[float]]] = {}
+    floor: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, release_checkout(Path(tmp), args.release) as out:
         release, release_python = out
         try:
@@ -114,14 +115,11 @@ def main() -> None:
                     times[name]["imports"].append(
                         _timed([pythons[name], "-c", IMPORTS[name]], env, folder)
                     )
+                folder = Path(tmp) / f"floor_{run}"  # in the same pass: same machine state
+                env = _environment(folder, url, sys.executable, args.users, True)
+                floor.append(_timed([sys.executable, "-c", FLOOR], env, folder))
         finally:
             emulator.kill()
-    floor = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for run in range(args.runs):
-            folder = Path(tmp) / f"floor_{run}"
-            env = _environment(folder, url, sys.executable, args.users, True)
-            floor.append(_timed([sys.executable, "-c", FLOOR], env, folder))
     print(f"\n{args.users}-user snapshot, fresh warehouse, {args.runs} runs interleaved")
     print(
         "| measure | release 2026-11-24 (min / median / max s) | this tree | this / release "
@@ -133,6 +131,11 @@ def main() -> None:
         ratio = statistics.median(new) / statistics.median(old)
         print(f"| {measure} | {_mmm(old)} | {_mmm(new)} | {ratio:.2f}x |")
     print(f"\nDagster's floor (5 no-op assets, existing home, in process): {_mmm(floor)} s")
+    daily = "snapshot, existing home"
+    pairs = list(zip(times["release"][daily], times["this tree"][daily], floor, strict=True))
+    ours = ", ".join(f"{new / old:.2f}x" for old, new, _ in pairs)
+    floors = ", ".join(f"{bare / old:.2f}x" for old, _, bare in pairs)
+    print(f"per run, {daily}: this / release {ours}; floor / release {floors}")
 
 
 def _mmm(values: list[float]) -> str:
