@@ -64,17 +64,13 @@ def client_settings(server: EmulatorServer, **overrides) -> ClientSettings:
 def find_usernames(server: EmulatorServer, kind: str, count: int = 1) -> list[str]:
     """The first `count` usernames user_0, user_1, ... the emulator's population treats as
     `kind` (active, private, banned, unknown)."""
-    c = server.state.config
-    return list(
-        _usernames_of_kind(c.seed, c.private_share, c.banned_share, c.unknown_share, kind, count)
-    )
+    return list(_usernames_of_kind(server.state.population(), kind, count))
 
 
 @functools.cache
-def _usernames_of_kind(seed, private, banned, unknown, kind: str, count: int) -> tuple[str, ...]:
+def _usernames_of_kind(population: Population, kind: str, count: int) -> tuple[str, ...]:
     """Stops at the `count`-th match: scanning all 10,000 names cost 0.4 s a call, ~70 calls a
-    suite. Cached: a population is a pure function of its seed and shares."""
-    population = Population(seed, private, banned, unknown)
+    suite. Cached: a population is a value (its seed and shares)."""
     names = (f"user_{i}" for i in range(10_000))
     found = tuple(islice((u for u in names if population.account(u).kind == kind), count))
     assert len(found) == count, f"only {len(found)} {kind} users among user_0..user_9999"

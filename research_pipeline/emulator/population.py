@@ -91,18 +91,15 @@ def _rng(*parts: object) -> random.Random:
     return random.Random(int.from_bytes(digest, "big"))
 
 
+@dataclass(frozen=True)
 class Population:
-    def __init__(
-        self,
-        seed: int = 0,
-        private_share: float = 0.03,
-        banned_share: float = 0.01,
-        unknown_share: float = 0.03,
-    ):
-        self.seed = seed
-        self.private_share = private_share
-        self.banned_share = banned_share
-        self.unknown_share = unknown_share
+    """Every account of a seed and shares of kinds: a value, so equal populations compare equal
+    (and may key a cache)."""
+
+    seed: int = 0
+    private_share: float = 0.03
+    banned_share: float = 0.01
+    unknown_share: float = 0.03
 
     def account(self, username: str) -> Account:
         rng = _rng(self.seed, "account", username)
