@@ -24,22 +24,27 @@ from pathlib import Path
 from benchmarks.common import RELEASE, ROOT, release_checkout
 
 
-def _processes() -> set[int]:
-    """User processes now running (kernel threads have no command line)."""
+def _processes(marks: tuple[str, ...]) -> set[int]:
+    """Processes now running whose command line names one of `marks` (a suite's python or its
+    folder: its pytest, dagster dev, CLI and emulator children all do), or that run in its
+    folder."""
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if (entry / "cmdline").read_bytes():
+                command = (entry / "cmdline").read_bytes().decode("utf-8", "replace")
+                command += "\0" + os.readlink(entry / "cwd")
+                if any(mark in command for mark in marks):
                     found.add(int(entry.name))
     return found
 
 
 def _suite(python: str, folder: Path, log: Path) -> tuple[float, str]:
-    """One whole suite; the processes it leaves running are counted and killed before the next
-    suite starts (the release's `dagster dev` children ignore SIGTERM when the suite runs from a
-    background job, and would slow whatever runs after it)."""
-    before = _processes()
+    """One whole suite; the processes of its own it leaves running are counted and killed
+    before the next suite starts (the release's `dagster dev` children ignore SIGTERM when the
+    suite runs from a background job, and would slow whatever runs after it)."""
+    marks = (str(Path(python).parent), str(folder))
+    before = _processes(marks)
     started = time.perf_counter()
     with log.open("w", encoding="utf-8") as out:
         subprocess.run(
@@ -47,7 +52,7 @@ def _suite(python: str, folder: Path, log: Path) -> tuple[float, str]:
             cwd=folder, stdout=out, stderr=subprocess.STDOUT, check=False,
         )  # fmt: skip
     elapsed = time.perf_counter() - started
-    left = _processes() - before - {os.getpid()}
+    left = _processes(marks) - before - {os.getpid()}
     for pid in left:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
