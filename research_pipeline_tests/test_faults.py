@@ -13,11 +13,12 @@ from pathlib import Path
 import duckdb
 import pytest
 from dagster import DagsterInstance, instance_for_test
+from dagster._core.storage.event_log.schema import DynamicPartitionsTable
 
 from research_pipeline import warehouse
 from research_pipeline.errors import CohortError
 from research_pipeline.orchestration.partitions import split_key
-from research_pipeline.orchestration.runs import run_snapshot
+from research_pipeline.orchestration.runs import register_cohorts, run_snapshot
 from research_pipeline.spill import AnswerSpill
 from research_pipeline_tests.helpers import (
     EMULATOR_SECRET,
@@ -334,6 +335,36 @@ def test_two_processes_started_together_never_spend_more_than_the_quota(tmp_path
     asked = {u: sum(c.values()) for u, c in stats["by_username"].items() if sum(c.values())}
     assert len(asked) == 30 and set(asked.values()) == {1}, asked
     assert _stored(tmp_path / "data" / "research.duckdb") == set(asked)
+
+
+def test_a_cohort_another_process_registers_at_the_same_moment_is_not_an_error(pipeline):
+    """Seen in the test above: both processes read 'one' as unknown, the second insert hit the
+    UNIQUE key and that snapshot exited 1. Here the other process's insert lands between our
+    read and our insert, and ours fails on Dagster's own table as it did then."""
+    instance, patch = pipeline.instance, pipeline.monkeypatch
+    add = instance.add_dynamic_partitions
+    raised = []
+
+    def raced(name, keys):
+        patch.setattr(instance, "add_dynamic_partitions", add)  # only the first add races
+        add(name, ["one"])  # the other process
+        try:
+            with instance.event_log_storage.index_connection() as conn:  # ours, read before
+                conn.execute(
+                    DynamicPartitionsTable.insert(),
+                    [{"partitions_def_name": name, "partition": key} for key in keys],
+                )
+        except Exception as exc:
+            raised.append(str(exc))
+            raise
+
+    patch.setattr(instance, "add_dynamic_partitions", raced)
+    register_cohorts(instance, ["one", "two"])
+    assert "UNIQUE" in raised[0]  # the race happened
+    assert sorted(instance.get_dynamic_partitions("cohorts")) == ["one", "two"]
+    patch.setattr(instance, "add_dynamic_partitions", lambda name, keys: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # a failure nobody else explains still shows
+        register_cohorts(instance, ["three"])
 
 
 def test_a_past_partition_stays_refused_even_after_a_failed_attempt(pipeline):

@@ -22,7 +22,17 @@ def register_cohorts(instance: DagsterInstance, names: Sequence[str]) -> list[st
     known = set(instance.get_dynamic_partitions(cohort_partitions.name))
     new = [name for name in names if name not in known]
     if new:
-        instance.add_dynamic_partitions(cohort_partitions.name, new)
+        try:
+            instance.add_dynamic_partitions(cohort_partitions.name, new)
+        except Exception:
+            # Dagster reads, then inserts: a second snapshot started at the same moment may
+            # have added some of them in between (a UNIQUE violation). Add what is still missing.
+            known = set(instance.get_dynamic_partitions(cohort_partitions.name))
+            missing = [name for name in new if name not in known]
+            if len(missing) == len(new):
+                raise  # nobody else registered them: this failure is ours
+            if missing:
+                instance.add_dynamic_partitions(cohort_partitions.name, missing)
     return new
 
 
