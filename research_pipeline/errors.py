@@ -56,6 +56,14 @@ class QuotaExhaustedError(TikTokApiError):
         self.resets_at = resets_at
 
 
+class ApiOutageError(TikTokApiError):
+    """The API answered only server errors for a while: stop spending quota on it for now."""
+
+    def __init__(self, message: str, streak: int = 0):
+        super().__init__(message)
+        self.streak = streak
+
+
 class FetchCancelledError(TikTokApiError):
     """Another user's fetch hit a fatal error, so this one stopped before sending."""
 

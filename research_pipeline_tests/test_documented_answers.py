@@ -119,7 +119,7 @@ def test_documented_user_info_answers_are_read_as_the_docs_mean_them():
     )
     assert (results["hidden"].outcome, results["hidden"].error_kind) == (
         Outcome.USER_ERROR,
-        "private",
+        "refused",  # names no reason: not necessarily private
     )
     assert results["aslash"].error_kind == "not_found"  # `msg` read like `message`
     assert all(replay.requests[name] == 1 for name in script)  # per-user answers: never retried

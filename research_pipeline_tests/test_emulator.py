@@ -72,19 +72,21 @@ def test_unknown_fields_and_missing_tokens_are_rejected(emulator):
     assert no_token.json()["error"]["code"] == "access_token_invalid"
 
 
-def test_per_user_errors_name_the_user(emulator):
+def test_not_found_names_the_user_and_a_refusal_names_no_user_and_no_reason(emulator):
+    """As recorded from the real API: the documented not-found text names the user; the one
+    refusal on record (private, banned or anything else) is a bare sentence."""
     bearer = token(emulator)
-    for kind, text in [
-        ("unknown", "cannot find the user"),
-        ("private", "is private"),
-        ("banned", "is banned"),
-    ]:
+    [unknown] = find_usernames(emulator, "unknown")
+    error = user_info(emulator, unknown, bearer=bearer).json()["error"]
+    assert error["code"] == "invalid_params"
+    assert error["message"] == f"`username: {unknown}` is invalid: cannot find the user"
+    for kind in ("private", "banned"):
         [username] = find_usernames(emulator, kind)
         answer = user_info(emulator, username, bearer=bearer)
         assert answer.status_code == 400
         error = answer.json()["error"]
         assert error["code"] == "invalid_params"
-        assert username in error["message"] and text in error["message"]
+        assert error["message"] == "API cannot return this user's information"
 
 
 def test_population_is_deterministic_heavy_tailed_and_moves_with_the_date():
@@ -241,7 +243,7 @@ def test_scripted_lifecycle_turns_an_account_private_deleted_and_back(emulator):
         emulator.clock.set_date(day + timedelta(days=offset))
         answer = user_info(emulator, user).json()["error"]["message"]
         seen.append(answer)
-    assert seen[0] == "" and "is private" in seen[1]
+    assert seen[0] == "" and seen[1] == "API cannot return this user's information"
     assert "cannot find the user" in seen[2] and seen[3] == ""
 
 

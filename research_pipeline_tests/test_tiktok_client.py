@@ -93,7 +93,11 @@ def test_unknown_field_is_refused_before_any_request(emulator):
 
 @pytest.mark.parametrize(
     ("kind", "message_part"),
-    [("unknown", "cannot find the user"), ("private", "is private"), ("banned", "is banned")],
+    [
+        ("unknown", "cannot find the user"),
+        ("private", "API cannot return this user's information"),
+        ("banned", "API cannot return this user's information"),
+    ],
 )
 def test_user_errors_are_recorded_once_and_never_retried(emulator, make_client, kind, message_part):
     [username] = find_usernames(emulator, kind)

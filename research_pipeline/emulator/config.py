@@ -35,6 +35,19 @@ class EmulatorConfig:
     # Every answer's body sent one byte at a time, this many seconds apart: each read gets a
     # byte well within any per-read timeout, the whole answer takes minutes (a slow-loris).
     drip_seconds: float = 0.0
+    # Outages: the Research API has been seen answering only 500s for hours, and those 500s
+    # count against the quota. The next `outage_requests` user-info requests, and every one
+    # until `outage_until` (ISO time on the emulator's clock), answer 500 internal_error with an
+    # empty message (as seen in the wild); then the API recovers.
+    outage_requests: int = 0
+    outage_until: str | None = None
+    # Usernames whose every request answers 500 internal_error (a fault that follows one
+    # account, for the per-user try budget).
+    failing_usernames: list = field(default_factory=list)
+    # How the spent daily quota is answered: "generic" (429 rate_limit_exceeded with the same
+    # text as the per-minute limit, as TikTok's docs show) or "quota_code" (429
+    # daily_quota_limit_exceeded, as a public Research API GUI recorded it).
+    quota_answer: str = "generic"
     burst_429_every: int | None = None  # every Nth request starts a burst of 429s
     burst_429_length: int = 3
     retry_after_seconds: float = 2.0

@@ -210,9 +210,16 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
         limited = state.check_limits()
         if limited:
             state.record(label, limited[0])
-            self._api_error(429, constants.RATE_LIMIT_EXCEEDED, limited[1], limited[2])
+            code = constants.RATE_LIMIT_EXCEEDED
+            if limited[0] == "daily_quota_code":
+                code = constants.DAILY_QUOTA_LIMIT_EXCEEDED
+            self._api_error(429, code, limited[1], limited[2])
             return
         # From here on the request counts against the daily quota, failed or not.
+        if state.in_outage() or username.lower() in config.failing_usernames:
+            state.record(label, "outage")
+            self._api_error(500, constants.INTERNAL_ERROR, "")
+            return
         if state.random.chance(config.error_rate):
             state.record(label, constants.INTERNAL_ERROR)
             self._api_error(500, constants.INTERNAL_ERROR, "")
@@ -247,12 +254,13 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
         kind = state.account_kind(username.lower(), account.kind)
         if not USERNAME_SHAPE.match(username):
             kind = "unknown"  # too long or characters no TikTok username has: not found
+        # Not found: the documented wording, naming the user. Private and banned accounts: the
+        # one refusal recorded from the real API (a public client's notebook output) names no
+        # user and gives no reason; no public source shows an "is private"/"is banned" text.
         message = {
             "unknown": f"`username: {username}` is invalid: cannot find the user",
-            "private": f"`username: {username}` is private: API cannot return this user's "
-            "information",
-            "banned": f"`username: {username}` is banned: API cannot return this user's "
-            "information",
+            "private": constants.REFUSED_MESSAGE,
+            "banned": constants.REFUSED_MESSAGE,
         }.get(kind)
         if message:
             state.record(label, f"{constants.INVALID_PARAMS}:{kind}")

@@ -107,6 +107,17 @@ class EmulatorState:
                     datetime(tomorrow.year, tomorrow.month, tomorrow.day, 0, 0, 1, tzinfo=UTC)
                 )
 
+    def in_outage(self) -> bool:
+        """Whether this request falls in an outage window (and uses up one of its requests)."""
+        config = self.config
+        with self.lock:
+            if config.outage_requests > 0:
+                config.outage_requests -= 1
+                return True
+        if config.outage_until:
+            return self.clock.now() < datetime.fromisoformat(config.outage_until)
+        return False
+
     def check_limits(self) -> tuple[str, str, dict | None] | None:
         """Burst, sliding window and daily quota, in that order; None when the request may pass."""
         state, config = self, self.config
@@ -129,8 +140,12 @@ class EmulatorState:
             now = self.clock.now()
             since_midnight = now - now.replace(hour=0, minute=0, second=0, microsecond=0)
             if since_midnight.total_seconds() < config.quota_reset_lag_seconds:
+                if config.quota_answer == "quota_code":  # yesterday's spent quota, still
+                    return ("daily_quota_code", constants.DAILY_QUOTA_MESSAGE, None)
                 return ("rate_limit_reset_lag", constants.RATE_LIMIT_MESSAGE, None)
             if config.daily_quota is not None and state.quota_used >= config.daily_quota:
+                if config.quota_answer == "quota_code":
+                    return ("daily_quota_code", constants.DAILY_QUOTA_MESSAGE, None)
                 return ("rate_limit_daily", constants.RATE_LIMIT_MESSAGE, None)
             state.quota_used += 1
         return None

@@ -12,7 +12,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,6 +23,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from research_pipeline.tiktok import constants
+from research_pipeline.tiktok.breaker import OutageBreaker
+from research_pipeline.tiktok.error_kinds import user_kind
 from research_pipeline.tiktok.errors import (
     FatalApiError,
     FetchCancelledError,
@@ -35,6 +37,7 @@ from research_pipeline.tiktok.limits import (
     RateLimitTracker,
     SharedQuotaFile,
     SlidingWindowLimiter,
+    next_utc_midnight,
 )
 from research_pipeline.tiktok.models import Outcome, RequestRecord, UserInfoResult
 from research_pipeline.tiktok.settings import ClientSettings, source_of
@@ -57,6 +60,7 @@ class _Answer:
     data: dict | None = None
     retry_after: float | None = None
     served_at: datetime | None = None  # the API's clock (Date header): the answer's day
+    quota_spent: bool = False  # a 429 whose code or text names the daily quota
 
 
 def utc_now() -> datetime:
@@ -115,6 +119,7 @@ class ResearchApiClient:
             sleep=sleep,
             api_now=self.api_now,
         )
+        self.breaker = OutageBreaker(sleep=sleep)
         # Request-level rejections in a row (a 4xx not about its user): many mean the API
         # refuses our requests as a whole, and going on would spend the quota for nothing.
         self._rejections_in_a_row = 0
@@ -151,17 +156,23 @@ class ResearchApiClient:
         result after `max_attempts`. Raises on fatal errors and on an exhausted quota."""
         return self._fetch(normalize_username(username), threading.Event())
 
-    def _fetch_or_cancel(self, username: str, cancelled: threading.Event) -> UserInfoResult:
+    def _fetch_or_cancel(
+        self, username: str, cancelled: threading.Event, max_attempts: int | None
+    ) -> UserInfoResult:
         """In a worker: a fatal error cancels the queued fetches at once, before they send."""
         try:
-            return self._fetch(username, cancelled)
+            return self._fetch(username, cancelled, max_attempts)
         except FetchCancelledError:
             raise
         except TikTokApiError:
             cancelled.set()
             raise
 
-    def _fetch(self, username: str, cancelled: threading.Event) -> UserInfoResult:
+    def _fetch(
+        self, username: str, cancelled: threading.Event, max_attempts: int | None = None
+    ) -> UserInfoResult:
+        """`max_attempts`: what is left of the user's tries today (default: the setting)."""
+        max_attempts = max_attempts or self.settings.max_attempts
         attempts = 0
         token_renewed = False
         while True:
@@ -171,18 +182,33 @@ class ResearchApiClient:
             try:
                 token = self.tokens.get()
             except TransientApiError:
-                if attempts >= self.settings.max_attempts:
+                if attempts >= max_attempts:
                     raise
                 self._sleep(self._backoff(attempts))
                 continue
             probe = self.rate_limits.enter()
+            outage_probe = self.breaker.enter(cancelled)
             try:
+                if cancelled.is_set():
+                    raise FetchCancelledError(f"fetch of {username!r} cancelled")
                 self.limiter.acquire()
                 self.quota.reserve()
                 answer = self._post_user_info(username, token)
+                self.breaker.note(answer.status, answer.http_status, answer.message)
             finally:
                 if probe:
                     self.rate_limits.leave()
+                if outage_probe:
+                    self.breaker.leave()
+            if answer.http_status == 429 or answer.status in constants.RATE_LIMIT_STATUSES:
+                self.quota.release()  # refused before any work: the API did not count it
+            if answer.quota_spent:
+                self.quota.exhaust()
+                raise QuotaExhaustedError(
+                    f"the API answered {answer.status} ({answer.message or 'HTTP 429'}): the "
+                    "daily quota, shared by the whole lab, is spent for today",
+                    resets_at=next_utc_midnight(answer.served_at or self.api_now()),
+                )
             if answer.status == constants.RATE_LIMIT_EXCEEDED:
                 # Not the user's failure and not counted as an attempt: the tracker bounds it,
                 # and decides when it is the daily quota (then it raises).
@@ -217,7 +243,7 @@ class ResearchApiClient:
                 token_renewed = True
                 attempts -= 1  # an expired token is not the user's failure
                 continue
-            if attempts >= self.settings.max_attempts:
+            if attempts >= max_attempts:
                 log.warning(
                     "giving up on %s after %d attempts: %s %s",
                     username,
@@ -341,7 +367,12 @@ class ResearchApiClient:
     # -- many users -------------------------------------------------------------------------
 
     def iter_user_info(
-        self, usernames: Iterable[str], stop: threading.Event | None = None
+        self,
+        usernames: Iterable[str],
+        stop: threading.Event | None = None,
+        *,
+        attempts: Mapping[str, int] | None = None,
+        abandon: threading.Event | None = None,
     ) -> Iterator[UserInfoResult]:
         """Fetch many users with `concurrency` requests in flight, yielding results in the order
         they are answered (not the order asked).
@@ -350,33 +381,41 @@ class ResearchApiClient:
         error or an exhausted quota, the fetches already answered are still yielded, then the
         error is raised: a row the API already paid for is never lost. Setting `stop` asks no
         one new: requests already sent are still answered and yielded, then the stream ends.
+        `attempts` caps the tries of some users (what is left of their daily budget). Setting
+        `abandon` stops waiting for the requests in flight: the stream ends at once (their
+        answers are lost; the caller noted them through `on_send`).
         """
         names = iter(usernames)
         cancelled = stop or threading.Event()
+        abandon = abandon or threading.Event()
+        limits = attempts or {}
         window = self.settings.concurrency * 2
         failure: BaseException | None = None
         pending: set[Future] = set()
-        with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="tiktok") as pool:
-            try:
-                while True:
-                    while failure is None and not cancelled.is_set() and len(pending) < window:
-                        name = next(names, None)
-                        if name is None:
-                            break
-                        username = normalize_username(name)
-                        pending.add(pool.submit(self._fetch_or_cancel, username, cancelled))
-                    if not pending:
+        pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="tiktok")
+        try:
+            while not abandon.is_set():
+                while failure is None and not cancelled.is_set() and len(pending) < window:
+                    name = next(names, None)
+                    if name is None:
                         break
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        error = future.exception()
-                        if error is None:
-                            yield future.result()
-                        elif not isinstance(error, FetchCancelledError) and failure is None:
-                            failure = error
-                            cancelled.set()
-            finally:
-                cancelled.set()
+                    username = normalize_username(name)
+                    limit = limits.get(username)
+                    pending.add(pool.submit(self._fetch_or_cancel, username, cancelled, limit))
+                if not pending:
+                    break
+                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                for future in done:
+                    error = future.exception()
+                    if error is None:
+                        yield future.result()
+                    elif not isinstance(error, FetchCancelledError) and failure is None:
+                        failure = error
+                        cancelled.set()
+        finally:
+            cancelled.set()
+            # Abandoned (or the consumer went away): do not wait for answers nobody will read.
+            pool.shutdown(wait=not abandon.is_set(), cancel_futures=True)
         if failure is not None:
             raise failure
 
@@ -412,13 +451,8 @@ def _read_body_by(response: requests.Response, deadline: float) -> None:
 # later."): retried like a 5xx, within `max_attempts`; many in a row stop the run.
 REQUEST_REJECTED = "request_rejected"
 
-# Wording of per-user answers seen from the real API (shared/tiktok-api-notes.md).
-_ABOUT_A_USER = re.compile(
-    r"cannot find the user|is private|cannot return this user'?s information|\bbanned\b|"
-    r"user (?:does not|doesn't) exist|user not found",
-    re.IGNORECASE,
-)
 _FATAL_CODES = (constants.SCOPE_NOT_AUTHORIZED, constants.SCOPE_PERMISSION_MISSED)
+_NAMES_DAILY_QUOTA = re.compile(r"daily\s+(?:request\s+)?(?:quota|limit)", re.IGNORECASE)
 
 
 def classify_user_info_response(username: str, response: requests.Response) -> _Answer:
@@ -456,9 +490,17 @@ def classify_user_info_response(username: str, response: requests.Response) -> _
                 status,
             )
         return _Answer(Outcome.OK, constants.OK, "", log_id, status, data)
-    if status == 429 or code == constants.RATE_LIMIT_EXCEEDED:
+    if status == 429 or code in constants.RATE_LIMIT_STATUSES:
+        # The code as it came (the ledger keeps it); the quota's own code, or a text that names
+        # the daily quota, ends the day at once. The generic one is told apart by behaviour.
+        spent = code == constants.DAILY_QUOTA_LIMIT_EXCEEDED or bool(
+            _NAMES_DAILY_QUOTA.search(message)
+        )
+        status_code = (
+            code if code in constants.RATE_LIMIT_STATUSES else constants.RATE_LIMIT_EXCEEDED
+        )
         return _Answer(
-            None, constants.RATE_LIMIT_EXCEEDED, message, log_id, status, None, retry_after
+            None, status_code, message, log_id, status, None, retry_after, quota_spent=spent
         )
     if code == constants.ACCESS_TOKEN_INVALID or code in _FATAL_CODES:
         return _Answer(None, code, message, log_id, status)
@@ -470,10 +512,9 @@ def classify_user_info_response(username: str, response: requests.Response) -> _
 
 
 def _is_about_user(message: str, username: str) -> bool:
-    """A per-user answer (not found, private, banned) names the user (`username: x`) or says
-    one of the per-user phrases; any other 4xx is about our request."""
-    text = message.lower()
-    return f"username: {username}" in text or bool(_ABOUT_A_USER.search(text))
+    """A per-user answer (not found, refused, private, banned) names the user (`username: x`)
+    or says one of the per-user phrases (error_kinds); any other 4xx is about our request."""
+    return f"username: {username}" in message.lower() or user_kind(message) is not None
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

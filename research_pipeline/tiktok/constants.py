@@ -32,6 +32,10 @@ SCOPE_PERMISSION_MISSED = "scope_permission_missed"
 INVALID_PARAMS = "invalid_params"
 RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
 INTERNAL_ERROR = "internal_error"
+# The one refusal recorded from the real API (a public client's notebook output): HTTP 400
+# invalid_params with exactly this text, naming no user and no reason (private, under 18, or
+# anything else). https://developers.tiktok.com/doc/research-api-specs-query-user-info
+REFUSED_MESSAGE = "API cannot return this user's information"
 # OAuth-style token errors (flat body: {"error": ..., "error_description": ...}).
 INVALID_CLIENT = "invalid_client"
 INVALID_REQUEST = "invalid_request"
@@ -43,6 +47,13 @@ RATE_LIMIT_PER_MINUTE = 600
 # The same generic text answers both the per-minute limit and the spent daily quota: clients
 # must tell them apart by behaviour (a 429 that outlasts the minute window is the quota).
 RATE_LIMIT_MESSAGE = "The API rate limit was exceeded. Please try again later."
+# A public Research API GUI recorded the spent daily quota with its own code inside the 429
+# (two other public scripts check for it), with "The API daily quota limit exceeded. Please try
+# again later": when it comes, the day is over at once, no probing needed.
+DAILY_QUOTA_LIMIT_EXCEEDED = "daily_quota_limit_exceeded"
+DAILY_QUOTA_MESSAGE = "The API daily quota limit exceeded. Please try again later"
+# Statuses of a 429: the API refused the request before doing any work (not counted by it).
+RATE_LIMIT_STATUSES = (RATE_LIMIT_EXCEEDED, DAILY_QUOTA_LIMIT_EXCEEDED)
 DAILY_QUOTA = 1000  # Research API requests per day per project, reset at 00:00 UTC.
 
 # Statuses the client records for requests that never got a usable API answer.

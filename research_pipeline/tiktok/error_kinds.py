@@ -1,9 +1,13 @@
 """What kind of failure an answer is, from its code and message: the API says `invalid_params`
-for private, deleted and banned accounts alike and only its free text tells them apart.
+for refused, deleted and banned accounts alike and only its free text tells them apart.
 
-Kinds: not_found, private, banned (per-user, final), rate_limited, server_error (transient), and
-other. The code and message are always kept verbatim beside the kind, so a pattern that TikTok's
-wording outgrows can be re-read later.
+Kinds: not_found (the documented "cannot find the user"), refused (the one refusal on record
+from the real API, "API cannot return this user's information": no user named, no reason given,
+so not necessarily private), private and banned (only where the text says so: no public source
+shows such a text, they are kept for wording the API may use), rate_limited, server_error
+(transient), and other. The code and message are always kept verbatim beside the kind, so a
+pattern that TikTok's wording outgrows can be re-read later. This module is the one home of
+the per-user wording: the client asks it whether an answer is about its user.
 """
 
 import re
@@ -11,32 +15,40 @@ import re
 from research_pipeline.tiktok import constants
 
 NOT_FOUND = "not_found"
+REFUSED = "refused"
 PRIVATE = "private"
 BANNED = "banned"
 RATE_LIMITED = "rate_limited"
 SERVER_ERROR = "server_error"
 OTHER = "other"
-USER_GONE_KINDS = (NOT_FOUND, PRIVATE, BANNED)
+# Per-user, final, and the account's data is no longer to be kept (TikTok's terms).
+USER_GONE_KINDS = (NOT_FOUND, REFUSED, PRIVATE, BANNED)
 
 # Wording seen from the real API and public clients (shared/tiktok-api-notes.md), in the order
-# tried: a banned account's text may also say the API cannot return its information.
+# tried: a text that says why (banned, private) wins over the bare refusal.
 _PATTERNS = (
     (BANNED, re.compile(r"\bbanned\b|\bsuspended\b", re.I)),
-    (PRIVATE, re.compile(r"\bis private\b|cannot return this user'?s information", re.I)),
+    (PRIVATE, re.compile(r"\bis private\b", re.I)),
+    (REFUSED, re.compile(r"cannot return this user'?s information", re.I)),
     (NOT_FOUND, re.compile(r"cannot find the user|\bnot found\b|does not exist|deleted", re.I)),
 )
 _TRANSPORT = (constants.TIMEOUT, constants.CONNECTION_ERROR, constants.MALFORMED_RESPONSE)
+
+
+def user_kind(message: str) -> str | None:
+    """The per-user kind a message names (not found, refused, private, banned), else None."""
+    for kind, pattern in _PATTERNS:
+        if pattern.search(message or ""):
+            return kind
+    return None
 
 
 def error_kind(status: str, message: str = "") -> str | None:
     """None for an ok answer; otherwise the kind of failure."""
     if status == constants.OK:
         return None
-    if status == constants.RATE_LIMIT_EXCEEDED:
+    if status in constants.RATE_LIMIT_STATUSES:
         return RATE_LIMITED
     if status == constants.INTERNAL_ERROR or status in _TRANSPORT:
         return SERVER_ERROR
-    for kind, pattern in _PATTERNS:
-        if pattern.search(message or ""):
-            return kind
-    return OTHER
+    return user_kind(message) or OTHER

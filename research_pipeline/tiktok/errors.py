@@ -4,6 +4,7 @@ Per-user outcomes (private, not found) are results, not errors.
 """
 
 from research_pipeline.errors import (
+    ApiOutageError,
     ConfigurationError,
     FatalApiError,
     FetchCancelledError,
@@ -14,6 +15,7 @@ from research_pipeline.errors import (
 )
 
 __all__ = [
+    "ApiOutageError",
     "ConfigurationError",
     "FatalApiError",
     "FetchCancelledError",

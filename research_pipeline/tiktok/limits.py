@@ -91,11 +91,31 @@ class SharedQuotaFile:
                     f"it resets at {resets_at:%Y-%m-%d %H:%M} UTC",
                     resets_at=resets_at,
                 )
-            handle.seek(0)
-            handle.truncate()
-            handle.write(json.dumps({day.isoformat(): used + 1}))
-            handle.flush()
+            self._write(handle, day, used + 1)
             return used + 1
+
+    def release(self, day: date) -> None:
+        """Give back one reservation of `day`: the API refused that request (a 429) without
+        counting it, so the lab's day is not one request shorter."""
+        if not self.path.exists():
+            return
+        with self.path.open("a+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            try:
+                counts = json.loads(handle.read() or "{}")
+            except ValueError:
+                return
+            used = int(counts.get(day.isoformat(), 0))
+            if used > 0:
+                self._write(handle, day, used - 1)
+
+    @staticmethod
+    def _write(handle, day: date, used: int) -> None:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({day.isoformat(): used}))
+        handle.flush()
 
 
 class DailyQuota:
@@ -121,6 +141,7 @@ class DailyQuota:
         self._day = now().date()
         self._used = used
         self._server_says_exhausted = False
+        self._why = ""
         self._lock = threading.Lock()
 
     def _roll_over(self) -> None:
@@ -132,10 +153,13 @@ class DailyQuota:
         with self._lock:
             self._roll_over()
             if self._server_says_exhausted or (self.limit is not None and self._used >= self.limit):
-                resets_at = next_utc_midnight(self._now())
+                api_day = self._api_day()  # the API's next midnight, not this machine's
+                resets_at = datetime(api_day.year, api_day.month, api_day.day, tzinfo=UTC)
+                resets_at += timedelta(days=1)
                 size = "the API's" if self.limit is None else f"the {self.limit}-request"
+                why = self._why or f"{self._used} requests counted today"
                 raise QuotaExhaustedError(
-                    f"{size} daily quota is used up ({self._used} requests counted today); "
+                    f"{size} daily quota is used up ({why}); "
                     f"it resets at {resets_at:%Y-%m-%d %H:%M} UTC",
                     resets_at=resets_at,
                 )
@@ -145,11 +169,21 @@ class DailyQuota:
             else:
                 self._used += 1
 
-    def exhaust(self) -> None:
+    def release(self) -> None:
+        """The request just reserved was refused with a 429: the API did not count it."""
+        with self._lock:
+            self._roll_over()
+            if self._used > 0:
+                self._used -= 1
+            if self._shared is not None and self.limit is not None:
+                self._shared.release(self._api_day())
+
+    def exhaust(self, why: str = "") -> None:
         """The server said the quota is gone (it is shared by the whole lab): believe it."""
         with self._lock:
             self._roll_over()
             self._server_says_exhausted = True
+            self._why = why or self._why
 
     @property
     def used(self) -> int:
@@ -208,6 +242,14 @@ class RateLimitTracker:
     def limited(self) -> bool:
         with self._lock:
             return self._first is not None
+
+    def expect_quota(self) -> None:
+        """Today already ended in 429s (the ledger says so): the next send is one probe, and a
+        429 to it is the daily quota at once, without probing for another minute."""
+        with self._lock:
+            if self._first is None:
+                self._first = self._clock() - self.window - 0.001
+                self._count = 1
 
     def enter(self) -> bool:
         """Before a send: returns True when this send is the probe (call `leave` after it)."""

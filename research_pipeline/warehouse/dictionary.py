@@ -16,7 +16,8 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "served_at": ("When the API answered, by its own clock (Date header)", "UTC timestamp"),
         "status": ("'ok', or the API's error code (e.g. invalid_params) or a transport status", ""),
         "error_kind": (
-            "not_found, private, banned, rate_limited, server_error or other; empty when ok",
+            "not_found, refused, private, banned, rate_limited, server_error or other; "
+            "empty when ok",
             "",
         ),
         "error_message": ("The API's error message, verbatim", ""),
@@ -95,7 +96,7 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "tombstones": {
         "since": ("First answer of the account's current absence", "date"),
-        "kind": ("not_found, private or banned", ""),
+        "kind": ("not_found, refused, private or banned", ""),
         "forgotten_at": ("When its data was removed", "UTC timestamp"),
     },
     "api_requests": {
