@@ -133,8 +133,8 @@ def spread(values: list[float]) -> str:
 def thirty_days(days: int) -> None:
     from research_pipeline.emulator import EmulatorConfig, EmulatorServer
     from research_pipeline.planner import CohortSpec
-    from research_pipeline.snapshot import Partition, RequestLedger, take_snapshots
-    from research_pipeline.tiktok import ClientSettings, ResearchApiClient
+    from research_pipeline.snapshot import DailySnapshot
+    from research_pipeline.tiktok import ClientSettings
 
     a = [f"creator{i}" for i in range(2500)]
     b = [f"politician{i}" for i in range(600)] + a[:200]
@@ -156,19 +156,10 @@ def thirty_days(days: int) -> None:
             day = LAST_DAY + timedelta(days=offset)
             api.clock.set_date(day)
             api.state.reset_stats()
-            with warehouse.connect(database) as conn:
-                plan = panels.plan_for(conn, specs, day, daily_quota=1000)
-            ledger = RequestLedger()
-            parts = [
-                Partition(day, s.name, s.members, plan.cohort_members[s.name], s.cadence_days)
-                for s in specs
-            ]
-            with ResearchApiClient(
-                settings, on_request=ledger, quota_used_today=plan.spent_today
-            ) as client:
-                take_snapshots(
-                    lambda: warehouse.connect(database), client, ledger, parts, log=lambda _: None
-                )
+            daily = DailySnapshot(
+                settings, specs, lambda: warehouse.connect(database), log=lambda _: None
+            )
+            plan = daily.run(day).plan
             sent = api.stats()["user_info_requests"]
             due = plan.due + plan.due_gone
             share = sent / min(1000, due) if due else 1.0

@@ -34,20 +34,19 @@ def plan_for(
     day: date,
     *,
     daily_quota: int | None,
-    lab_budget: int | None = None,
+    tries_per_day: int | None = None,
 ) -> Plan:
-    """The plan for API day `day`, from the warehouse behind `conn` (None: no history yet)."""
+    """The plan for API day `day`, from the warehouse behind `conn` (None: no history yet).
+    With `tries_per_day`, users tried that often today are left for tomorrow."""
     history: dict[str, LastAnswer] = {}
     spent = 0
+    tired: set[str] = set()
     if conn is not None:
         answers = panel.last_final_answers(conn, day)
         history = {user: LastAnswer(d, kind) for user, (d, kind) in answers.items()}
         spent = raw.requests_spent_on(conn, day)
+        if tries_per_day is not None:
+            tired = {u for u, n in raw.tries_on(conn, day).items() if n >= tries_per_day}
     return plan_day(
-        specs,
-        history,
-        day,
-        daily_quota=daily_quota,
-        spent_today=spent,
-        lab_budget=lab_budget,
+        specs, history, day, daily_quota=daily_quota, spent_today=spent, out_of_tries=tired
     )

@@ -29,16 +29,21 @@ The rules, and why:
   accounts.
 - Never more than the quota left (and an optional lab budget below it); never quota unused while
   live users are due.
+- A user whose tries today are spent (`out_of_tries`: every run and retry of the day counted,
+  from the ledger) waits for tomorrow with its last error row: a user that always fails cannot
+  drain the day through repeated runs.
 """
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from research_pipeline.tiktok.error_kinds import USER_GONE_KINDS
+
 TERMS_MAX_DAYS = 15
-GONE_KINDS = ("not_found", "private", "banned")
+GONE_KINDS = USER_GONE_KINDS  # not found, refused, private, banned (tiktok.error_kinds)
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ class Plan:
     daily_budget: int | None  # the day's budget before today's spending
     cadence_of: dict[str, int] = field(default_factory=dict)
     forecast: list[CohortForecast] = field(default_factory=list)
+    out_of_tries: int = 0  # due users whose tries today are spent: they wait for tomorrow
 
     @property
     def feasible(self) -> bool:
@@ -111,6 +117,11 @@ class Plan:
         )
         if self.left_waiting:
             text += f"; {len(self.left_waiting)} due users wait for tomorrow (budget used up)"
+        if self.out_of_tries:
+            text += (
+                f"; {self.out_of_tries} used up their tries today (transient errors every time) "
+                "and wait for tomorrow"
+            )
         if not self.feasible:
             text += (
                 f". INFEASIBLE: the cadences need {self.demand_per_day:,.0f} requests a day, the "
@@ -161,9 +172,11 @@ def plan_day(
     daily_quota: int | None,
     spent_today: int = 0,
     lab_budget: int | None = None,
+    out_of_tries: Collection[str] = (),
 ) -> Plan:
     """The plan for `day`. `history` maps username -> last final answer (any cohort), up to and
-    including `day`; `spent_today` is what this project already spent on `day` (the ledger)."""
+    including `day`; `spent_today` is what this project already spent on `day` (the ledger);
+    `out_of_tries`: users not to ask again today."""
     cadence: dict[str, int] = {}
     for cohort in cohorts:
         days = max(1, min(int(cohort.cadence_days), TERMS_MAX_DAYS))
@@ -200,6 +213,9 @@ def plan_day(
     due_live.sort()
     due_gone.sort()
     ordered = [u for *_, u in due_live] + [u for *_, u in due_gone]
+    tired = [u for u in ordered if u in out_of_tries]
+    if tired:
+        ordered = [u for u in ordered if u not in out_of_tries]
     take = len(ordered) if budget is None else min(budget, len(ordered))
     users = ordered[:take]
     waiting = ordered[take:]
@@ -247,4 +263,5 @@ def plan_day(
         daily_budget=daily_budget,
         cadence_of=cadence,
         forecast=forecast,
+        out_of_tries=len(tired),
     )

@@ -60,6 +60,9 @@ class PipelineSettings:
     # Where answers go that the warehouse could not take (research_pipeline.spill); None:
     # beside the warehouse.
     spill_dir: Path | None = None
+    # Requests one user may cost in an API day, across every run and retry of that day: a user
+    # that always fails (or an outage) cannot drain the day through repeated runs.
+    tries_per_user_per_day: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "PipelineSettings":
@@ -99,6 +102,14 @@ class PipelineSettings:
             ),
             exports_dir=Path(
                 env.get("RESEARCH_PIPELINE_EXPORTS_DIR") or Path(duckdb_path).parent / "exports"
+            ),
+            tries_per_user_per_day=int(
+                parse_number(
+                    env.get("RESEARCH_PIPELINE_TRIES_PER_USER_PER_DAY"),
+                    5,
+                    "RESEARCH_PIPELINE_TRIES_PER_USER_PER_DAY",
+                )
+                or 1
             ),
             spill_dir=Path(env["RESEARCH_PIPELINE_SPILL_DIR"])
             if env.get("RESEARCH_PIPELINE_SPILL_DIR")

@@ -1,8 +1,12 @@
-"""Taking snapshots: fetch the planned members of some (date, cohort) partitions and store every
-answer.
+"""The day's snapshot: one plain-Python object that carries out an API day's plan.
 
-Plain Python over the client and the warehouse, so the rules live in one place whoever calls it
-(the Dagster asset, a notebook, the panel simulation in the tests):
+`DailySnapshot` is what the Dagster asset, the panel simulation in the tests and a notebook run;
+the rules live here once, whoever calls it:
+- before anyone is asked, what an earlier run left behind is put right: answers kept aside in a
+  spill file are stored, requests a killed run sent are booked in the ledger;
+- one plan for every cohort, made from the warehouse's history and the ledger; the users are
+  asked in the plan's order (most overdue first), whatever cohort they are in, and each answer
+  fills every cohort row of that user;
 - users already answered for a partition are skipped (a re-run spends no quota on them), a user
   answered today for another cohort is copied, and a user in several cohorts is asked once;
 - answers are saved in small batches together with the requests that paid for them (a crash
@@ -10,24 +14,31 @@ Plain Python over the client and the warehouse, so the rules live in one place w
   received is stored;
 - each answer is dated by the API's own clock (its Date header): if the API's day changes
   during a run, no one new is asked, and answers of the new day are stored under the new day;
-- an exhausted quota is not a failure: the planned users not reached stay due and come first in
-  the next plan. Refused credentials or scope are (`SnapshotIncompleteError`).
+- what ends the day's asking is not a failure to retry: an exhausted quota, an outage (server
+  errors in a row), the run's deadline, Ctrl-C/SIGTERM. The planned users not reached stay due
+  and come first in the next plan (`SnapshotRun.stopped_because`). Refused credentials or scope
+  are failures (`SnapshotIncompleteError`);
+- a user's tries are counted per API day across runs and retries (the ledger), so a user that
+  always fails costs at most `tries_per_user_per_day` requests a day.
 """
 
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from pathlib import Path
 from typing import TextIO
 
 import pandas as pd
 from tqdm import tqdm
 
-from research_pipeline import warehouse
+from research_pipeline import panels, warehouse
 from research_pipeline.errors import (
+    ApiOutageError,
     FatalApiError,
     QuotaExhaustedError,
     SnapshotDateError,
@@ -35,10 +46,15 @@ from research_pipeline.errors import (
     TransientApiError,
     WarehouseError,
 )
+from research_pipeline.interrupts import StopSignals, stop_on_signals
+from research_pipeline.planner import CohortSpec, Plan
 from research_pipeline.spill import AnswerSpill
-from research_pipeline.tiktok import ResearchApiClient, UserInfoResult
+from research_pipeline.tiktok import ClientSettings, ResearchApiClient, UserInfoResult
+from research_pipeline.tiktok.breaker import TRIP_AFTER, is_server_failure
+from research_pipeline.tiktok.constants import DAILY_QUOTA_LIMIT_EXCEEDED, RATE_LIMIT_STATUSES
 from research_pipeline.tiktok.models import RequestRecord
-from research_pipeline.warehouse import panel
+from research_pipeline.tiktok.settings import source_of
+from research_pipeline.warehouse import panel, raw
 from research_pipeline.warehouse.claims import UserClaims
 
 # Answers are saved at least this often: a killed process loses at most a quarter second of
@@ -47,6 +63,9 @@ BATCH_SIZE = 500
 BATCH_SECONDS = 0.25
 
 OpenWarehouse = Callable[[], AbstractContextManager]
+# After 00:00 UTC the spent quota has been seen to stay spent for hours: a quota answer in
+# those hours may be yesterday's, and is probed again later.
+RESET_LAG = timedelta(hours=4)
 
 
 @dataclass(frozen=True)
@@ -74,7 +93,6 @@ class SnapshotReport:
     planned: int = 0
     already_stored: int = 0
     copied: int = 0  # answered for another cohort the same day: no request needed
-    fetched: int = 0
     requests_spent: int = 0  # ledger rows credited to this cohort (a shared user: its first)
     statuses: dict[str, int] = field(default_factory=dict)
 
@@ -82,21 +100,44 @@ class SnapshotReport:
 @dataclass
 class SnapshotRun:
     reports: list[SnapshotReport]
+    plan: Plan | None = None
+    partitions: list[Partition] = field(default_factory=list)
     requests: int = 0
     planned_users: int = 0  # distinct users this run had to ask
     answered: int = 0
     quota_left: int | None = None
     quota_message: str = ""  # set when the quota ran out before every planned user was asked
+    outage_message: str = ""  # set when server errors in a row stopped the asking
+    interrupted: str = ""  # the signal (SIGINT, SIGTERM) that stopped the asking
+    interrupt_message: str = ""
     new_day: date | None = None  # the API's day changed during the run
     new_day_answers: int = 0
-    errors_by_kind: dict[str, int] = field(default_factory=dict)  # final error answers
     asked_elsewhere: int = 0  # planned users another live run of the project was asking
     deadline_message: str = ""  # set when the run's deadline stopped it asking
+    unfinished: int = 0  # rows of the run's partitions left transient (retries ran out)
 
     @property
     def unreached(self) -> int:
         """Planned users nobody answered: not this run, nor another run asking them now."""
         return max(0, self.planned_users - self.answered - self.asked_elsewhere)
+
+    @property
+    def stopped_because(self) -> str:
+        """Why the day's asking ended early, for good today or until the next tick; empty when
+        it ran to the end of the plan."""
+        return (
+            self.interrupt_message
+            or self.quota_message
+            or self.outage_message
+            or self.deadline_message
+        )
+
+
+def retry_wanted(run: SnapshotRun, retry_number: int, max_retries: int) -> bool:
+    """Whether a step retry should ask again for the users left transient. Never after a stop:
+    an interrupt means "stop spending now", a spent quota or an outage would only spend more
+    for nothing, and the deadline is the run's own; the schedule's next tick is their retry."""
+    return bool(run.unfinished) and retry_number < max_retries and not run.stopped_because
 
 
 class RequestLedger:
@@ -123,101 +164,230 @@ class RequestLedger:
             self._records[:0] = records
 
 
-def take_snapshots(
-    open_warehouse: OpenWarehouse,
-    client: ResearchApiClient,
-    ledger: RequestLedger,
-    partitions: Sequence[Partition],
-    *,
-    refetch: bool = False,
-    allow_mixed_sources: bool = False,
-    claims: UserClaims | None = None,
-    spill: AnswerSpill | None = None,
-    deadline_seconds: float | None = None,
-    log: Callable[[str], None] = print,
-    progress: TextIO | None = None,
-) -> SnapshotRun:
-    """Fetch and store the given (date, cohort) partitions with `client` (its `on_request` is
-    `ledger`), as one stream of requests.
+@dataclass(frozen=True)
+class SideFiles:
+    """The files beside the warehouse that every process of the project shares: the day's quota
+    reservations, who is asking whom, and answers the warehouse could not take. None: not
+    shared (an in-memory warehouse, a test)."""
 
-    `open_warehouse()` gives a short-lived connection: the DuckDB file is locked only while a
-    batch is written, so runs in other processes can write between our batches. With `claims`
-    (shared by every process of the project), a user another live run is asking is left to it:
-    no answer is paid for twice. When the warehouse stops taking answers, no one new is asked
-    and the answers received go to `spill` (stored by the next run), then WarehouseError says
-    so. A progress bar goes to `progress` (default: the terminal, when stderr is one; never
-    into a log file). After `deadline_seconds` no one new is asked."""
-    days = {p.snapshot_date for p in partitions}
-    if len(days) > 1:
-        raise SnapshotDateError(f"one API day per run, got {sorted(days)}")
-    reports = {
-        p.key: SnapshotReport(p.snapshot_date, p.cohort, len(p.members), len(p.to_fetch))
-        for p in partitions
-    }
-    run = SnapshotRun(list(reports.values()))
-    todo: dict[str, list[warehouse.Key]] = {}  # username -> partitions that want it
-    with open_warehouse() as conn:
-        warehouse.record_source(conn, client.source, allow_mixed_sources)
-        for day in days:
-            panel.record_members(
-                conn,
-                day,
-                {p.cohort: p.members for p in partitions},
-                {p.cohort: p.cadence_days for p in partitions},
+    quota: Path | None = None
+    claims: Path | None = None
+    spill: AnswerSpill | None = None
+
+
+class DailySnapshot:
+    """Carries out the plan of one API day for some cohorts: recover, plan, fetch, store."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        cohorts: Sequence[CohortSpec],
+        open_warehouse: OpenWarehouse,
+        *,
+        side_files: SideFiles = SideFiles(),
+        allow_mixed_sources: bool = False,
+        deadline_seconds: float | None = None,
+        tries_per_user_per_day: int = 5,
+        log: Callable[[str], None] = print,
+        warn: Callable[[str], None] | None = None,
+        progress: TextIO | None = None,
+        client_factory: Callable[..., ResearchApiClient] = ResearchApiClient,
+    ):
+        self.settings = settings
+        self.cohorts = list(cohorts)
+        self.open_warehouse = open_warehouse
+        self.side_files = side_files
+        self.allow_mixed_sources = allow_mixed_sources
+        self.deadline_seconds = deadline_seconds
+        self.tries_per_user_per_day = tries_per_user_per_day
+        self.log = log
+        self.warn = warn or log
+        self.progress = progress
+        self.client_factory = client_factory
+        self.source = source_of(settings.base_url)
+
+    def run(
+        self, day: date, cohorts: Sequence[str] | None = None, *, refetch: bool = False
+    ) -> SnapshotRun:
+        """Take `day`'s snapshot of `cohorts` (default: all); `refetch` asks every member again.
+        The warehouse is opened before any request: a broken one costs no quota. SIGINT and
+        SIGTERM stop the asking (research_pipeline.interrupts): what was answered is stored,
+        and the run says it was interrupted."""
+        with stop_on_signals(threading.Event()) as signals:
+            run = self._run(day, cohorts, refetch, signals)
+        if signals.interrupted:
+            run.interrupted = signals.received
+            abandoned = " (answers still in flight were abandoned)" * signals.abandon.is_set()
+            run.interrupt_message = (
+                f"interrupted ({signals.received}): no one new was asked; {run.answered} of "
+                f"{run.planned_users} planned users answered and stored{abandoned}; the others "
+                "stay due for the next run"
             )
-        stored = {p.key: set() for p in partitions}
-        if not refetch:
-            stored = warehouse.final_usernames(conn, list(reports))
-        wanted = [
-            (p.snapshot_date, p.cohort, u)
-            for p in partitions
-            for u in p.to_fetch
-            if u not in stored[p.key]
-        ]
-        copied_rows: set[tuple[date, str, str]] = set()
-        if wanted and not refetch:
-            copied_rows = warehouse.copy_answers_from_other_cohorts(
-                conn, pd.DataFrame(wanted, columns=["snapshot_date", "cohort", "username"])
-            )
-    for snapshot_date, cohort, username in wanted:
-        if (snapshot_date, cohort, username) in copied_rows:
-            reports[(snapshot_date, cohort)].copied += 1
-        else:
-            todo.setdefault(username, []).append((snapshot_date, cohort))
-    for key, report in reports.items():
-        report.already_stored = len(stored[key] & set(_partition(partitions, key).to_fetch))
-    run.planned_users = len(todo)
-    if todo:
-        (day,) = days
-        spent_before = ledger.total
+            self.warn(run.interrupt_message)
+        return run
+
+    def _run(self, day, cohorts, refetch, signals: StopSignals) -> SnapshotRun:
+        by_name = {spec.name: spec for spec in self.cohorts}
+        chosen = [by_name[name] for name in (cohorts or by_name) if name in by_name]
+        claims = UserClaims(self.side_files.claims) if self.side_files.claims else None
         try:
-            _check_snapshot_date(client, day)
-            log(
-                f"{len(todo)} users to fetch for {len(partitions)} partition(s) "
-                f"({sum(r.already_stored for r in reports.values())} rows already stored, "
-                f"{sum(r.copied for r in reports.values())} copied from another cohort); "
-                f"quota left today: {_quota_text(client.quota.remaining)}"
-            )
-            bar = _progress_bar(len(todo), progress)
-            try:
-                _fetch_into(
-                    open_warehouse, client, ledger, run, reports, todo, day, log, claims, spill,
-                    bar, deadline_seconds,
-                )  # fmt: skip
-            finally:
-                bar.close()
+            return self._claimed_run(day, chosen, refetch, signals, claims)
         finally:
-            run.requests = ledger.total - spent_before
-            run.quota_left = client.quota.remaining
-    with open_warehouse() as conn:
-        statuses = warehouse.finish_snapshots(conn, {p.key: p.members for p in partitions})
-    for key, report in reports.items():
-        report.statuses = statuses[key]
-    return run
+            if claims is not None:
+                claims.close()
 
+    def _claimed_run(self, day, chosen, refetch, signals, claims) -> SnapshotRun:
+        with self.open_warehouse() as conn:
+            self._recover(conn, claims)
+            plan = self.plan(day, conn)
+            tries = raw.tries_on(conn, day)
+            recent = raw.last_answers_on(conn, day, TRIP_AFTER)
+            last = raw.last_request_on(conn, day)
+        self.log(plan.summary())
+        partitions = [
+            Partition(
+                day,
+                spec.name,
+                spec.members,
+                None if refetch else plan.cohort_members[spec.name],
+                spec.cadence_days,
+            )
+            for spec in chosen
+        ]
+        ledger = RequestLedger()
+        client = self.client_factory(
+            self.settings,
+            on_request=ledger,
+            on_send=None if claims is None else partial(claims.note_sent, day),
+            quota_used_today=plan.spent_today,
+            shared_quota=self.side_files.quota,
+        )
+        if len(recent) >= TRIP_AFTER and all(is_server_failure(s, h) for s, h, _ in recent):
+            status, http_status, _ = recent[0]
+            client.breaker.suspect_outage(f"HTTP {http_status} {status}")
+            self.warn(
+                f"today's last {len(recent)} requests met server errors: one request first, "
+                "to see whether the API is back, before sending more"
+            )
+        if last is not None and last[0] in RATE_LIMIT_STATUSES:
+            self._expect_spent_quota(client, *last)
+        budget = self.tries_per_user_per_day
+        attempts = {
+            u: max(1, min(budget - n, self.settings.max_attempts)) for u, n in tries.items()
+        }
+        with client:
+            run = self._take(client, ledger, partitions, plan, claims, attempts, refetch, signals)
+        run.plan = plan
+        return run
 
-def _partition(partitions: Sequence[Partition], key: warehouse.Key) -> Partition:
-    return next(p for p in partitions if p.key == key)
+    def _expect_spent_quota(self, client, status: str, message: str, at: datetime) -> None:
+        """Today's last request met a 429: the quota is likely spent (a later schedule tick, a
+        re-run). After the API's own quota code, past the hours its reset has been seen to lag,
+        nothing is sent at all; otherwise one probe decides."""
+        midnight = datetime(at.year, at.month, at.day, tzinfo=UTC)
+        if status == DAILY_QUOTA_LIMIT_EXCEEDED and at - midnight >= RESET_LAG:
+            client.quota.exhaust(f"the API answered {status} at {at:%H:%M} UTC today")
+        else:
+            client.rate_limits.expect_quota()
+
+    def plan(self, day: date, conn=None) -> Plan:
+        """The day's plan, from the warehouse's history and the ledger (no request spent)."""
+        if conn is None:
+            with self.open_warehouse() as conn:
+                return self.plan(day, conn)
+        return panels.plan_for(
+            conn,
+            self.cohorts,
+            day,
+            daily_quota=self.settings.daily_quota,
+            tries_per_day=self.tries_per_user_per_day,
+        )
+
+    def _recover(self, conn, claims: UserClaims | None) -> None:
+        """Put right what an earlier run left: answers it could not store, requests it sent
+        but never recorded (killed between sending and saving)."""
+        spill = self.side_files.spill
+        if spill is not None and spill.pending():
+            answers, requests = spill.restore(conn)
+            self.warn(
+                f"stored {answers} answers and {requests} requests that an earlier run could "
+                "not write to the warehouse (kept aside in a spill file until now)"
+            )
+        if claims is not None:
+            sent = claims.sent_by_ended_processes()
+            lost = raw.record_unrecorded_requests(conn, sent, self.source)
+            if lost:
+                self.warn(
+                    f"{lost} requests sent by a run that ended before recording them are now in "
+                    "the ledger (status 'unrecorded') and count against the quota"
+                )
+
+    def _take(
+        self, client, ledger, partitions, plan, claims, attempts, refetch, signals
+    ) -> SnapshotRun:
+        """Store the partitions' planned users: what is stored or copied needs no request; the
+        rest are asked in one stream in the plan's order."""
+        reports = {
+            p.key: SnapshotReport(p.snapshot_date, p.cohort, len(p.members), len(p.to_fetch))
+            for p in partitions
+        }
+        run = SnapshotRun(list(reports.values()), partitions=list(partitions))
+        todo: dict[str, list[warehouse.Key]] = {}  # username -> partitions that want it
+        with self.open_warehouse() as conn:
+            raw.record_source(conn, client.source, self.allow_mixed_sources)
+            if partitions:
+                panel.record_members(
+                    conn,
+                    partitions[0].snapshot_date,
+                    {p.cohort: p.members for p in partitions},
+                    {p.cohort: p.cadence_days for p in partitions},
+                )
+            stored = {p.key: set() for p in partitions}
+            if not refetch:
+                stored = raw.final_usernames(conn, list(reports))
+            wanted = [
+                (p.snapshot_date, p.cohort, u)
+                for p in partitions
+                for u in p.to_fetch
+                if u not in stored[p.key]
+            ]
+            copied_rows: set[tuple[date, str, str]] = set()
+            if wanted and not refetch:
+                copied_rows = raw.copy_answers_from_other_cohorts(
+                    conn, pd.DataFrame(wanted, columns=["snapshot_date", "cohort", "username"])
+                )
+        for snapshot_date, cohort, username in wanted:
+            if (snapshot_date, cohort, username) in copied_rows:
+                reports[(snapshot_date, cohort)].copied += 1
+            else:
+                todo.setdefault(username, []).append((snapshot_date, cohort))
+        for p in partitions:
+            reports[p.key].already_stored = len(stored[p.key] & set(p.to_fetch))
+        rank = {user: i for i, user in enumerate(plan.users)}
+        todo = dict(sorted(todo.items(), key=lambda item: rank.get(item[0], len(rank))))
+        run.planned_users = len(todo)
+        if todo:
+            day = partitions[0].snapshot_date
+            spent_before = ledger.total
+            try:
+                _check_snapshot_date(client, day)
+                self.log(
+                    f"{len(todo)} users to fetch for {len(partitions)} partition(s) "
+                    f"({sum(r.already_stored for r in reports.values())} rows already stored, "
+                    f"{sum(r.copied for r in reports.values())} copied from another cohort); "
+                    f"quota left today: {_quota_text(client.quota.remaining)}"
+                )
+                stream = _Stream(self, client, ledger, run, reports, todo, day, signals)
+                stream.fetch(claims, attempts)
+            finally:
+                run.requests = ledger.total - spent_before
+                run.quota_left = client.quota.remaining
+        with self.open_warehouse() as conn:
+            statuses = raw.finish_snapshots(conn, {p.key: p.members for p in partitions})
+            run.unfinished = raw.unfinished_count(conn, list(reports))
+        for key, report in reports.items():
+            report.statuses = statuses[key]
+        return run
 
 
 def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None:
@@ -237,128 +407,142 @@ def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None
         )
 
 
-def _fetch_into(
-    open_warehouse, client, ledger, run, reports, todo, day, log, claims, spill, bar,
-    deadline_seconds,
-):  # fmt: skip
-    """Stream the users of `todo` through the client, saving answers as they come."""
-    answered: set[str] = set()
-    names = list(todo) if claims is None else claims.claimed(day, list(todo))
-    try:
-        _stream(
-            open_warehouse, client, ledger, run, reports, todo, day, log, names, answered, spill,
-            bar, deadline_seconds,
-        )  # fmt: skip
-    finally:
-        if claims is not None:
-            claims.release(day, claims.held - answered)
-            run.asked_elsewhere = len({name for name, _ in claims.skipped})
-            if run.asked_elsewhere:
-                pids = sorted({pid for _, pid in claims.skipped})
-                log(
-                    f"{run.asked_elsewhere} planned users were being asked by another run of "
-                    f"this project (process {', '.join(map(str, pids))}): left to it, its "
-                    "answers go to the same warehouse"
+class _Stream:
+    """One stream of requests for the day's users; answers are saved as they come, by the
+    fetching thread when a batch is full and by a timer thread in between."""
+
+    def __init__(self, owner: DailySnapshot, client, ledger, run, reports, todo, day, signals):
+        self.owner, self.client, self.ledger = owner, client, ledger
+        self.run, self.reports, self.todo, self.day = run, reports, todo, day
+        self.rows: list[tuple[date, str, UserInfoResult]] = []
+        self.answered: set[str] = set()
+        self.signals = signals
+        self.stop = signals.stop  # set by a signal, the deadline, the API's new day
+        self.lock = threading.Lock()
+        self.storage_failure = ""
+        self.started = self.last_log = time.monotonic()
+
+    def fetch(self, claims: UserClaims | None, attempts: Mapping[str, int]) -> None:
+        """Ask every user of `todo` not claimed by another live run, then release the claims
+        of those this run did not reach."""
+        names = list(self.todo) if claims is None else claims.claimed(self.day, list(self.todo))
+        bar = _progress_bar(len(self.todo), self.owner.progress)
+        try:
+            self._stream(names, attempts, bar)
+        finally:
+            bar.close()
+            if claims is not None:
+                claims.release(self.day, claims.held - self.answered)
+                self.run.asked_elsewhere = len({name for name, _ in claims.skipped})
+                if self.run.asked_elsewhere:
+                    pids = sorted({pid for _, pid in claims.skipped})
+                    self.owner.log(
+                        f"{self.run.asked_elsewhere} planned users were being asked by another "
+                        f"run of this project (process {', '.join(map(str, pids))}): left to "
+                        "it, its answers go to the same warehouse"
+                    )
+
+    def _stream(self, names, attempts: Mapping[str, int], bar: tqdm) -> None:
+        run, total = self.run, len(self.todo)
+        saver = PeriodicSaver(self.save, BATCH_SECONDS)
+        try:
+            try:
+                for result in self.client.iter_user_info(
+                    names, stop=self.stop, attempts=attempts, abandon=self.signals.abandon
+                ):
+                    saver.raise_failure()
+                    self.receive(result, bar)
+            except QuotaExhaustedError as exc:
+                run.quota_message = (
+                    f"{exc}: {run.answered} of {total} planned users answered; their rows "
+                    f"are stored, and the {total - run.answered} not reached stay due and "
+                    "come first in the next day's plan"
                 )
+                self.owner.warn(run.quota_message)
+            except ApiOutageError as exc:
+                run.outage_message = (
+                    f"{exc} ({run.answered} of {total} planned users answered and stored; "
+                    f"the {total - run.answered} others stay due)"
+                )
+                self.owner.warn(run.outage_message)
+            except FatalApiError as exc:
+                raise SnapshotIncompleteError(
+                    f"stopped after {run.answered} users answered: {exc}"
+                ) from None
+        finally:
+            saver.stop()
+            self.save()  # whatever stopped us, keep what was paid for
+            if self.storage_failure:
+                spill = self.owner.side_files.spill
+                raise _storage_error(self.storage_failure, spill, self.rows) from None
 
-
-def _stream(
-    open_warehouse, client, ledger, run, reports, todo, day, log, names, answered, spill, bar,
-    deadline_seconds,
-):  # fmt: skip
-    rows: list[tuple[date, str, UserInfoResult]] = []
-    started = last_log = time.monotonic()
-    stop = threading.Event()
-    lock = threading.Lock()
-
-    def save() -> None:
+    def save(self) -> None:
         """Store the answers and requests received since the last save (any thread). When the
         warehouse cannot take them, they go to the spill file and no one new is asked."""
-        nonlocal rows, storage_failure
-        with lock:
-            batch, rows = rows, []
-            records = ledger.take()
+        with self.lock:
+            batch, self.rows = self.rows, []
+            records = self.ledger.take()
             if not batch and not records:
                 return
+            todo, day, source = self.todo, self.day, self.client.source
             requests = [(day, todo[r.username][0][1], r) for r in records if r.username in todo]
             try:
-                with open_warehouse() as conn:
-                    warehouse.save_fetched(conn, batch, requests, client.source)
+                with self.owner.open_warehouse() as conn:
+                    raw.save_fetched(conn, batch, requests, source)
             except Exception as exc:
                 cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                storage_failure = storage_failure or cause
-                stop.set()  # every answer now would only join the spill: ask no one new
-                if not _kept_aside(spill, batch, requests, client.source):
-                    rows = batch + rows  # kept in memory: the error says how many are lost
-                    ledger.put_back(records)
+                self.storage_failure = self.storage_failure or cause
+                self.stop.set()  # every answer now would only join the spill: ask no one new
+                if not _kept_aside(self.owner.side_files.spill, batch, requests, source):
+                    self.rows = batch + self.rows  # kept in memory: the error says how many
+                    self.ledger.put_back(records)
                     return
             for _, cohort, _ in requests:
-                reports[(day, cohort)].requests_spent += 1
-            for answer_day, cohort, result in batch:
-                if answer_day == day:
-                    reports[(day, cohort)].fetched += result.is_final
+                self.reports[(day, cohort)].requests_spent += 1
 
-    def receive(result: UserInfoResult) -> None:
+    def receive(self, result: UserInfoResult, bar: tqdm) -> None:
         """Count one answer, note what it tells about the run, and queue it for the next save."""
-        nonlocal last_log
+        run, day, log = self.run, self.day, self.owner.log
         run.answered += 1
-        answered.add(result.username)
+        self.answered.add(result.username)
         bar.update()
-        if deadline_seconds is not None and not stop.is_set():
-            if time.monotonic() - started > deadline_seconds:
-                stop.set()  # ask no one new; the requests in flight are answered and kept
+        deadline = self.owner.deadline_seconds
+        if deadline is not None and not self.stop.is_set():
+            if time.monotonic() - self.started > deadline:
+                self.stop.set()  # ask no one new; the requests in flight are answered and kept
                 run.deadline_message = (
-                    f"the run's deadline ({deadline_seconds:g} s) passed after "
-                    f"{run.answered} of {len(todo)} users: no one new is asked; the rest "
-                    "stay due (RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS)"
+                    f"the run's deadline ({deadline:g} s) passed after {run.answered} of "
+                    f"{len(self.todo)} users: no one new is asked; the rest stay due "
+                    "(RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS)"
                 )
                 log(run.deadline_message)
-        bar.set_postfix_str(f"quota left {_quota_text(client.quota.remaining)}", refresh=False)
-        if result.error_kind and result.is_final:
-            run.errors_by_kind[result.error_kind] = run.errors_by_kind.get(result.error_kind, 0) + 1
+        quota_left = _quota_text(self.client.quota.remaining)
+        bar.set_postfix_str(f"quota left {quota_left}", refresh=False)
         answer_day = result.served_at.date() if result.served_at else day
         if answer_day != day:
             run.new_day_answers += 1
             if run.new_day is None:
                 run.new_day = answer_day
-                stop.set()  # ask no one new: the rest are planned again for the new day
+                self.stop.set()  # ask no one new: the rest are planned again for the new day
                 log(
                     f"the API's day changed to {answer_day} during the run: answers from "
                     f"now on are stored under {answer_day}; no new requests in this run"
                 )
-        with lock:
-            rows.extend((answer_day, cohort, result) for _, cohort in todo[result.username])
-            full = len(rows) >= BATCH_SIZE
-        if full:
-            save()
-        now = time.monotonic()
-        if now - last_log >= 10:
-            last_log = now
-            log(_progress(run.answered, len(todo), now - started, ledger, client))
-
-    storage_failure = ""
-    saver = PeriodicSaver(save, BATCH_SECONDS)
-    try:
-        try:
-            for result in client.iter_user_info(names, stop=stop):
-                saver.raise_failure()
-                receive(result)
-        except QuotaExhaustedError as exc:
-            run.quota_message = (
-                f"{exc}: {run.answered} of {len(todo)} planned users answered; their rows are "
-                f"stored, and the {len(todo) - run.answered} not reached stay due and come "
-                "first in the next day's plan"
+        with self.lock:
+            self.rows.extend(
+                (answer_day, cohort, result) for _, cohort in self.todo[result.username]
             )
-            log(run.quota_message)
-        except FatalApiError as exc:
-            raise SnapshotIncompleteError(
-                f"stopped after {run.answered} users answered: {exc}"
-            ) from None
-    finally:
-        saver.stop()
-        save()  # whatever stopped us, keep what was paid for
-        if storage_failure:
-            raise _storage_error(storage_failure, spill, rows) from None
+            full = len(self.rows) >= BATCH_SIZE
+        if full:
+            self.save()
+        now = time.monotonic()
+        if now - self.last_log >= 10:
+            self.last_log = now
+            log(
+                _progress(
+                    run.answered, len(self.todo), now - self.started, self.ledger, self.client
+                )
+            )
 
 
 def _kept_aside(spill: AnswerSpill | None, batch, requests, source: str) -> bool:

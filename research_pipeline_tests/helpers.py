@@ -2,6 +2,9 @@
 environment that points the pipeline at the emulator and tmp_path, and a handle on a pipeline."""
 
 import functools
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -17,6 +20,7 @@ from research_pipeline.emulator.population import Population
 from research_pipeline.orchestration.runs import run_snapshot
 from research_pipeline.tiktok import ClientSettings
 from research_pipeline.tiktok.settings import ENVIRONMENT
+from research_pipeline_tests.services import spawn
 
 EMULATOR_KEY = "emulator-key"
 EMULATOR_SECRET = "test-secret-Zq9vX2"
@@ -80,6 +84,7 @@ def _usernames_of_kind(population: Population, kind: str, count: int) -> tuple[s
 _PIPELINE_VARIABLES = {
     "retry_delay_seconds": "RESEARCH_PIPELINE_RETRY_DELAY_SECONDS",
     "run_deadline_seconds": "RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS",
+    "tries_per_user_per_day": "RESEARCH_PIPELINE_TRIES_PER_USER_PER_DAY",
 }
 
 
@@ -118,6 +123,30 @@ def cli_environment(tmp_path: Path, server: EmulatorServer) -> dict[str, str]:
     )
     env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
     return env
+
+
+def step_attempts(result, step: str = "tiktok__user_info") -> int:
+    """How often a run started a step (its first attempt and each retry)."""
+    starts = {"STEP_START", "STEP_RESTARTED"}
+    return sum(1 for e in result.all_events if e.step_key == step and e.event_type_value in starts)
+
+
+def ok_requests(stats: dict, username: str) -> int:
+    """Ok answers the emulator gave `username` (its stats)."""
+    return stats["by_username"].get(username, {}).get("ok", 0)
+
+
+def cli_process_environment(tmp_path: Path, server: EmulatorServer) -> dict[str, str]:
+    """The whole environment of a `research-pipeline` child process (see cli_environment)."""
+    return {**os.environ, **cli_environment(tmp_path, server)}
+
+
+def snapshot_process(env: dict, *cohorts: str) -> subprocess.Popen:
+    """`research-pipeline snapshot` as a child process (its own group, default signals)."""
+    args = [sys.executable, "-m", "research_pipeline.cli", "snapshot"]
+    for name in cohorts:
+        args += ["--cohort", name]
+    return spawn(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 @dataclass

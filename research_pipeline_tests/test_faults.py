@@ -4,7 +4,6 @@ faults and bad input. Each scenario asserts on the stored data and on the emulat
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -20,26 +19,20 @@ from research_pipeline.errors import CohortError
 from research_pipeline.orchestration.partitions import split_key
 from research_pipeline.orchestration.runs import register_cohorts, run_snapshot
 from research_pipeline.spill import AnswerSpill
+from research_pipeline.tiktok.breaker import TRIP_AFTER
 from research_pipeline_tests.helpers import (
     EMULATOR_SECRET,
     Pipeline,
-    cli_environment,
+    cli_process_environment,
     find_usernames,
+    ok_requests,
+    snapshot_process,
+    step_attempts,
 )
-from research_pipeline_tests.services import spawn
 
 
 def failure_messages(result) -> list[str]:
     return [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
-
-
-def step_attempts(result, step: str = "tiktok__user_info") -> int:
-    starts = {"STEP_START", "STEP_RESTARTED"}
-    return sum(1 for e in result.all_events if e.step_key == step and e.event_type_value in starts)
-
-
-def ok_requests(stats: dict, username: str) -> int:
-    return stats["by_username"].get(username, {}).get("ok", 0)
 
 
 def assert_all_ok_once(pipeline: Pipeline, users: list[str]) -> dict:
@@ -121,18 +114,25 @@ def test_resets_and_timeouts_are_retried_and_bounded(pipeline):
         assert 1 <= outcomes["ok"] <= 1 + outcomes.get("hang", 0)
 
 
-def test_a_user_that_keeps_failing_ends_with_a_transient_error_row(pipeline):
-    users = find_usernames(pipeline.api, "active", 3)
+def test_a_user_that_always_fails_costs_its_daily_tries_across_runs_and_retries(pipeline):
+    """Tries are counted per API day across runs and Dagster retries (the ledger): three runs
+    the same day, each with step retries, cost the failing user 5 requests, not 3 x 4 x 2."""
+    users = find_usernames(pipeline.api, "active", 12)
+    bad = users[0]
     pipeline.write_cohort("c1", users)
-    pipeline.api.config.reset_rate = 1.0
-    pipeline.configure(max_attempts=2)
-    [result] = pipeline.run(["c1"])
-    assert result.success  # the last retry keeps what it has, and says so in the checks
-    rows = pipeline.query("SELECT username, status, is_final FROM tiktok.user_info ORDER BY 1")
-    assert rows == [(u, "connection_error", False) for u in sorted(users)]
-    # Bounded: 2 attempts per user in each of the 1 + 3 Dagster tries.
-    assert pipeline.api.stats()["user_info_requests"] == 3 * 2 * 4
-    assert step_attempts(result) == 4
+    pipeline.api.config.failing_usernames = [bad]
+    pipeline.configure(max_attempts=2, tries_per_user_per_day=5)
+    for _ in range(3):
+        [result] = pipeline.run(["c1"])
+        assert result.success
+    stats = pipeline.api.stats()
+    assert stats["by_username"][bad] == {"outage": 5}
+    assert all(ok_requests(stats, u) == 1 for u in users[1:])
+    rows = pipeline.query("SELECT status, is_final FROM tiktok.user_info WHERE username = ?", [bad])
+    assert rows == [("internal_error", False)]  # its last error row, left for tomorrow
+    assert pipeline.query("SELECT count(*) FROM tiktok.api_requests WHERE username = ?", [bad]) == [
+        (5,)
+    ]
 
 
 def test_garbled_answers_are_transient_and_never_crash_the_run(pipeline):
@@ -238,28 +238,17 @@ def test_secret_and_tokens_never_reach_dagster_home_duckdb_or_metadata(
         assert not any(secret.encode() in blob for blob in blobs), "a secret leaked"
 
 
-def _cli_env(tmp_path: Path, emulator) -> dict:
-    return {**os.environ, **cli_environment(tmp_path, emulator)}
-
-
-def _snapshot_process(env: dict, *cohorts: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "research_pipeline.cli", "snapshot"]
-    for name in cohorts:
-        args += ["--cohort", name]
-    return spawn(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
 def _stored(database: Path) -> set[str]:
     with duckdb.connect(str(database), read_only=True) as conn:
         return {u for (u,) in conn.execute("SELECT username FROM tiktok.user_info").fetchall()}
 
 
 def test_a_killed_run_resumes_without_losing_or_duplicating_rows(tmp_path, emulator):
-    env = _cli_env(tmp_path, emulator)
+    env = cli_process_environment(tmp_path, emulator)
     users = find_usernames(emulator, "active", 300)
     (tmp_path / "cohorts" / "big.txt").write_text("\n".join(users) + "\n")
     emulator.config.latency_seconds = 0.05
-    process = _snapshot_process(env, "big")
+    process = snapshot_process(env, "big")
     deadline = time.monotonic() + 120
     while emulator.stats()["by_outcome"].get("ok", 0) < 120:  # wait for real progress
         assert process.poll() is None and time.monotonic() < deadline
@@ -269,7 +258,7 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_rows(tmp_path, emula
     stored_before = _stored(tmp_path / "data" / "research.duckdb")
     served_before = emulator.stats()["by_outcome"]["ok"]
     assert 0 < len(stored_before) < 300
-    rerun = _snapshot_process(env, "big")
+    rerun = snapshot_process(env, "big")
     output, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, output
     database = tmp_path / "data" / "research.duckdb"
@@ -306,14 +295,14 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_rows(tmp_path, emula
 
 
 def test_two_runs_writing_duckdb_at_once_both_succeed(tmp_path, emulator):
-    env = _cli_env(tmp_path, emulator)
+    env = cli_process_environment(tmp_path, emulator)
     emulator.config.latency_seconds = 0.02
     a = find_usernames(emulator, "active", 240)
     (tmp_path / "cohorts" / "one.txt").write_text("\n".join(a[:120]) + "\n")
     (tmp_path / "cohorts" / "two.txt").write_text("\n".join(a[120:]) + "\n")
     with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         instance.get_runs()  # create Dagster's SQLite storage once, as any earlier use would
-    first, second = _snapshot_process(env, "one"), _snapshot_process(env, "two")
+    first, second = snapshot_process(env, "one"), snapshot_process(env, "two")
     outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
     assert not any("lock" in out.lower() for out in outputs)
@@ -321,14 +310,17 @@ def test_two_runs_writing_duckdb_at_once_both_succeed(tmp_path, emulator):
 
 
 def test_two_processes_started_together_never_spend_more_than_the_quota(tmp_path, emulator):
-    env = {**_cli_env(tmp_path, emulator), "TIKTOK_DAILY_QUOTA": "30"}  # no dagster.yaml there
+    env = {
+        **cli_process_environment(tmp_path, emulator),
+        "TIKTOK_DAILY_QUOTA": "30",
+    }  # no dagster.yaml there
     # Slow answers: the second process plans (on an empty ledger) while the first is fetching.
     emulator.config.latency_seconds = 1.5
     users = find_usernames(emulator, "active", 80)
     (tmp_path / "cohorts" / "one.txt").write_text("\n".join(users) + "\n")
     with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         instance.get_runs()
-    first, second = _snapshot_process(env, "one"), _snapshot_process(env, "one")
+    first, second = snapshot_process(env, "one"), snapshot_process(env, "one")
     outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
     assert {first.returncode, second.returncode} <= {0, 3}, outputs  # 3: the plan not finished
     # Both planned the same 30 users on an empty ledger; the shared reservation beside the
@@ -431,23 +423,24 @@ def test_bodies_cut_short_are_per_request_transient_errors_not_a_cancelled_run(p
     assert_all_ok_once(pipeline, users)
 
 
-def test_an_answer_dripped_a_byte_at_a_time_ends_at_the_request_deadline(pipeline):
+def test_answers_dripped_a_byte_at_a_time_end_at_the_deadline_and_then_the_breaker(pipeline):
     """A byte every 50 ms keeps every read within its 30 s timeout and one answer ~10 s long;
-    the deadline (1 s here) ends each attempt, the user gets its timeout row, the run ends."""
+    the deadline (1 s here) ends each attempt, and timeouts in a row are an outage: the asking
+    stops after a handful of requests, every one of them in the ledger, the users stay due."""
     users = find_usernames(pipeline.api, "active", 6)
     pipeline.write_cohort("c1", users)
     pipeline.api.config.drip_seconds = 0.05
     pipeline.configure(request_deadline_seconds=1, max_attempts=2)
-    started = time.monotonic()
     [result] = pipeline.run(["c1"])
-    elapsed = time.monotonic() - started
-    rows = pipeline.query("SELECT status, is_final, error_message FROM tiktok.user_info")
-    assert len(rows) == 6 and {(s, f) for s, f, _ in rows} == {("timeout", False)}, rows
-    assert "no complete answer within 1 s" in rows[0][2]
+    assert result.success and step_attempts(result) == 1  # an outage is not retried
     requests = pipeline.api.stats()["user_info_requests"]
-    assert pipeline.query("SELECT count(*) FROM tiktok.api_requests") == [(requests,)]
-    assert elapsed < 60, elapsed  # without the deadline: ~10 s per attempt, per retry
-    print(f"dripped: {requests} requests, {elapsed:.1f} s, success={result.success}")
+    assert TRIP_AFTER <= requests <= len(users) + 1  # those in flight, then one probe at most
+    assert pipeline.query("SELECT count(*) FROM tiktok.api_requests WHERE status = 'timeout'") == [
+        (requests,)
+    ]
+    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE is_final") == [(0,)]
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "plan_completed"]
+    assert not check.passed and "server errors" in str(check.metadata["why"].value)
 
 
 def test_a_run_past_its_deadline_asks_no_one_new_and_keeps_what_it_has(pipeline):

@@ -7,10 +7,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from research_pipeline import panels, warehouse
+from research_pipeline import warehouse
 from research_pipeline.planner import TERMS_MAX_DAYS, CohortSpec, gone_recheck_days
-from research_pipeline.snapshot import Partition, RequestLedger, take_snapshots
-from research_pipeline.tiktok import ResearchApiClient
+from research_pipeline.snapshot import DailySnapshot
+from research_pipeline.tiktok.error_kinds import USER_GONE_KINDS
 from research_pipeline.warehouse import DERIVED_TABLES, derive
 from research_pipeline_tests.helpers import client_settings
 
@@ -37,7 +37,7 @@ class Panel:
     def __init__(self, api, database, cohorts, quota):
         self.api, self.database, self.cohorts, self.quota = api, database, cohorts, quota
         self.days: list[dict] = []
-        self.progress = None  # where take_snapshots draws its progress bar (None: a terminal)
+        self.progress = None  # where the day's run draws its progress bar (None: a terminal)
 
     def session(self):
         return warehouse.connect(self.database)
@@ -46,23 +46,15 @@ class Panel:
         self.api.clock.set_date(day)
         self.api.state.reset_stats()
         self.api.config.daily_quota = self.quota - collaborator_spent  # the lab's other work
-        with self.session() as conn:
-            plan = panels.plan_for(conn, self.cohorts, day, daily_quota=self.quota)
-        ledger = RequestLedger()
-        client = ResearchApiClient(
+        daily = DailySnapshot(
             client_settings(self.api, daily_quota=self.quota),
-            on_request=ledger,
-            quota_used_today=plan.spent_today,
+            self.cohorts,
+            self.session,
+            log=lambda _: None,
+            progress=self.progress,
         )
-        partitions = [
-            Partition(day, s.name, s.members, plan.cohort_members[s.name], s.cadence_days)
-            for s in self.cohorts
-        ]
-        with client:
-            run = take_snapshots(
-                self.session, client, ledger, partitions, log=lambda _: None,
-                progress=self.progress,
-            )  # fmt: skip
+        run = daily.run(day)
+        plan, partitions = run.plan, run.partitions
         with self.session() as conn:
             for table in DERIVED_TABLES:
                 derive(conn, table, [p.key for p in partitions])
@@ -99,7 +91,7 @@ def test_thirty_days_of_overlapping_cohorts_refresh_every_live_member_within_its
     late = []
     for user, days, kind in answers:
         allowed = min(cadence[user], TERMS_MAX_DAYS)
-        if kind in ("not_found", "private", "banned"):  # gone: re-checked, not refreshed
+        if kind in USER_GONE_KINDS:  # gone: re-checked, not refreshed
             allowed = gone_recheck_days(allowed)
         for before, after in zip(days, days[1:], strict=False):
             if after > first_cycle_end and (after - before).days > allowed:

@@ -69,7 +69,7 @@ def test_an_account_gone_private_is_forgotten_everywhere_and_leaves_a_tombstone(
         "SELECT count(*) FROM tiktok.follower_snapshots WHERE username = ?", [gone]
     ) == [(0,)]
     assert pipeline.query("SELECT username, cohort, since, kind FROM tiktok.tombstones") == [
-        (gone, "panel", day3, "private")
+        (gone, "panel", day3, "refused")
     ]
     # The others keep their data; the summary no longer counts the gone account.
     kept = pipeline.query(

@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("aborted", err=True)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before or after a run: nothing was being spent
+        click.echo("interrupted", err=True)
+        return 130
     except ResearchPipelineError as exc:
         if verbose:
             traceback.print_exc()

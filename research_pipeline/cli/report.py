@@ -6,6 +6,7 @@ from datetime import date
 
 import click
 from dagster import DagsterInstance, Definitions
+from dagster._core.execution.plan.objects import ErrorSource
 
 from research_pipeline import warehouse
 from research_pipeline.errors import WarehouseError
@@ -20,6 +21,7 @@ class RunsOutcome:
     succeeded: bool = True
     requests: int = 0
     plan_incomplete: str = ""  # why the day's plan was not finished, when it was not
+    interrupted: bool = False  # Ctrl-C or SIGTERM stopped a run
 
 
 def run_and_report(
@@ -35,7 +37,9 @@ def run_and_report(
         click.echo(f"run {result.run_id[:8]} {state}")
         for event in result.all_events:
             if event.is_step_failure:
-                click.echo(f"  {event.step_key}: {event.step_failure_data.error.message.strip()}")
+                failure = event.step_failure_data
+                click.echo(f"  {event.step_key}: {_failure_text(failure)}")
+                outcome.interrupted = outcome.interrupted or _was_interrupted(failure)
         for evaluation in result.get_asset_check_evaluations():
             if evaluation.check_name == "plan_completed" and not evaluation.passed:
                 why = evaluation.metadata.get("why")
@@ -44,6 +48,20 @@ def run_and_report(
     outcome.requests = _ledger_requests(database) - before
     click.echo(f"API requests spent: {outcome.requests}")
     return outcome
+
+
+def _failure_text(failure) -> str:
+    """A step's failure in one line: its own message, never Dagster's wrapper and trace."""
+    message = (failure.error.message if failure.error else "").strip()
+    return message.removeprefix("dagster._core.definitions.events.Failure: ").splitlines()[0]
+
+
+def _was_interrupted(failure) -> bool:
+    """The day's run stopped for a signal (its Failure says so), or Dagster stopped a step."""
+    user = failure.user_failure_data
+    if user is not None and "interrupted" in (user.metadata or {}):
+        return True
+    return failure.error_source == ErrorSource.INTERRUPT
 
 
 def _ledger_requests(database: str) -> int:

@@ -4,8 +4,10 @@ import click
 
 from research_pipeline.errors import CohortError
 
-# Exit codes beyond 0/1/2: the run succeeded but the day's plan could not be finished.
+# Exit codes beyond 0/1/2: the run succeeded but the day's plan could not be finished; a
+# signal (Ctrl-C, SIGTERM) stopped it, as shells report 128 + SIGINT.
 PLAN_INCOMPLETE = 3
+INTERRUPTED = 130
 
 
 @click.command()
@@ -17,7 +19,8 @@ def snapshot(cohorts: tuple[str, ...]) -> int:
 
     "Today" is the API's date (its Date header), never this machine's clock. Exits 0 when the
     day's plan is done (other members may stay due for later days), 3 when the quota ran out
-    before it was, 1 when the run failed.
+    before it was (or the API was down), 1 when the run failed, 130 when Ctrl-C or SIGTERM
+    stopped it (what was answered is stored; nobody is asked twice by the next run).
     """
     # Dagster, pandas and DuckDB load here, not at import: `snapshot --help` and a mistyped
     # option answer without them.
@@ -55,6 +58,9 @@ def _snapshot(instance, defs, client, pipeline, cohorts: tuple[str, ...]) -> int
     outcome = run_and_report(defs, instance, today, chosen)
     if outcome.succeeded:
         print_summary(defs.resources["warehouse"].database, today)
+    if outcome.interrupted:
+        click.echo("interrupted: the answers received are stored; run again to go on", err=True)
+        return INTERRUPTED
     if not outcome.succeeded:
         return 1
     if outcome.plan_incomplete:

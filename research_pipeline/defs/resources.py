@@ -19,8 +19,9 @@ from pydantic import Field
 from research_pipeline import warehouse
 from research_pipeline.cohorts import Cohort, cohort_files, find_cohort, read_cohort
 from research_pipeline.settings import PipelineSettings
+from research_pipeline.snapshot import SideFiles
 from research_pipeline.spill import AnswerSpill
-from research_pipeline.tiktok import ClientSettings, ResearchApiClient
+from research_pipeline.tiktok import ClientSettings
 
 
 class ResearchApiResource(ConfigurableResource):
@@ -45,6 +46,12 @@ class ResearchApiResource(ConfigurableResource):
         "SECONDS); its answers are stored, the members not reached stay due.",
     )
 
+    tries_per_user_per_day: int = Field(
+        default=5,
+        description="Requests one user may cost in an API day, across every run and retry "
+        "(RESEARCH_PIPELINE_TRIES_PER_USER_PER_DAY).",
+    )
+
     def settings(self) -> ClientSettings:
         settings = ClientSettings.from_env(
             client_key=self.client_key, client_secret=self.client_secret
@@ -53,9 +60,6 @@ class ResearchApiResource(ConfigurableResource):
             caps = [c for c in (settings.daily_quota, self.daily_budget) if c is not None]
             settings = replace(settings, daily_quota=min(caps))
         return settings
-
-    def client(self, **options) -> ResearchApiClient:
-        return ResearchApiClient(self.settings(), **options)
 
 
 class CohortFolder(ConfigurableResource):
@@ -120,6 +124,10 @@ class Warehouse(DuckDBResource):
         quota = self.quota_file()
         return None if quota is None else quota.with_name(quota.name.replace(".quota", ".claims"))
 
+    def side_files(self) -> SideFiles:
+        """The coordination files a day's run shares with every other process of the project."""
+        return SideFiles(quota=self.quota_file(), claims=self.claims_file(), spill=self.spill())
+
     @contextmanager
     def session(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         with warehouse.connect(self.database, read_only=read_only) as conn:
@@ -134,6 +142,7 @@ def build_resources(settings: PipelineSettings) -> dict:
             retry_delay_seconds=settings.retry_delay_seconds,
             daily_budget=settings.daily_budget,
             run_deadline_seconds=settings.run_deadline_seconds,
+            tries_per_user_per_day=settings.tries_per_user_per_day,
         ),
         "cohort_folder": CohortFolder(path=str(settings.cohorts_dir)),
         "warehouse": Warehouse(

@@ -53,24 +53,36 @@ class UserClaims:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, timeout=60, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=OFF")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS claims (day TEXT NOT NULL, username TEXT NOT NULL, "
-                "host TEXT NOT NULL, pid INTEGER NOT NULL, PRIMARY KEY (day, username))"
-            )
-            # Every request, noted just before it is sent: what a killed process sent but
-            # never recorded in the ledger can be counted afterwards (`unrecorded`).
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS sent (day TEXT NOT NULL, username TEXT NOT NULL, "
-                "host TEXT NOT NULL, pid INTEGER NOT NULL, sent_at TEXT NOT NULL)"
-            )
-            self._conn = conn
+            try:
+                self._conn = self._open()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
         return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            self._prepare(conn)
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _prepare(conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS claims (day TEXT NOT NULL, username TEXT NOT NULL, "
+            "host TEXT NOT NULL, pid INTEGER NOT NULL, PRIMARY KEY (day, username))"
+        )
+        # Every request, noted just before it is sent: what a killed process sent but
+        # never recorded in the ledger can be counted afterwards (`unrecorded`).
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS sent (day TEXT NOT NULL, username TEXT NOT NULL, "
+            "host TEXT NOT NULL, pid INTEGER NOT NULL, sent_at TEXT NOT NULL)"
+        )
 
     def claim(self, day: date, usernames: Iterable[str]) -> list[str]:
         """Claim what no other live process holds; returns the usernames now ours."""

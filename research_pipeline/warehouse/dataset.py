@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 
 from research_pipeline.errors import WarehouseError
+from research_pipeline.tiktok.constants import RATE_LIMIT_STATUSES
 
 DATASET_TABLES = (
     "user_info", "follower_snapshots", "engagement_snapshots", "cohort_summary",
@@ -89,10 +90,10 @@ def dataset_facts(conn: duckdb.DuckDBPyConnection, cohort: str) -> DatasetFacts:
         "SELECT kind, count(*) FROM tiktok.tombstones WHERE cohort = ? GROUP BY 1 ORDER BY 1",
         [cohort]).fetchall())  # fmt: skip
     spent, refused = conn.execute(
-        "SELECT count(*) FILTER (WHERE status <> 'rate_limit_exceeded'), "
-        "count(*) FILTER (WHERE status = 'rate_limit_exceeded') "
-        "FROM tiktok.api_requests WHERE cohort = ?",
-        [cohort],
+        "SELECT count(*) FILTER (WHERE status NOT IN (SELECT unnest($refused))), "
+        "count(*) FILTER (WHERE status IN (SELECT unnest($refused))) "
+        "FROM tiktok.api_requests WHERE cohort = $cohort",
+        {"cohort": cohort, "refused": list(RATE_LIMIT_STATUSES)},
     ).fetchall()[0]
     fresh = [c["fresh"] / c["members"] for c in coverage if c["members"]]
     return DatasetFacts(

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import duckdb
 
+from research_pipeline.tiktok.error_kinds import USER_GONE_KINDS
 from research_pipeline.warehouse.answers import refold_changed
 from research_pipeline.warehouse.connection import open_with_lock_wait
 from research_pipeline.warehouse.raw import Key
 from research_pipeline.warehouse.transactions import transaction
 
-GONE_KINDS = ("not_found", "private", "banned")
+GONE_KINDS = USER_GONE_KINDS  # the one list (tiktok.error_kinds)
 _PROFILE = ("display_name", "bio_description", "avatar_url", "bio_url", "is_verified",
             "extra_fields")  # fmt: skip
 _COUNTS = ("follower_count", "following_count", "likes_count", "video_count")

@@ -14,7 +14,11 @@ import duckdb
 import pandas as pd
 
 from research_pipeline.errors import WarehouseError
-from research_pipeline.tiktok.constants import USER_INFO_FIELDS
+from research_pipeline.tiktok.constants import (
+    ACCESS_TOKEN_INVALID,
+    RATE_LIMIT_STATUSES,
+    USER_INFO_FIELDS,
+)
 from research_pipeline.tiktok.models import RequestRecord, UserInfoResult
 from research_pipeline.warehouse.answers import refold_changed
 from research_pipeline.warehouse.transactions import registered, transaction
@@ -259,9 +263,50 @@ def requests_spent_on(conn: duckdb.DuckDBPyConnection, day: date) -> int:
     refused it before doing any work (the ledger keeps it, apart, for the audit)."""
     return conn.execute(
         "SELECT count(*) FROM tiktok.api_requests WHERE snapshot_date = ? "
-        "AND status <> 'rate_limit_exceeded'",
-        [day],
+        "AND status NOT IN (SELECT unnest(?::VARCHAR[]))",
+        [day, list(RATE_LIMIT_STATUSES)],
     ).fetchall()[0][0]
+
+
+# Not a try of the user: refused before any work (429), or our token had expired.
+_NOT_A_TRY = (*RATE_LIMIT_STATUSES, ACCESS_TOKEN_INVALID)
+
+
+def tries_on(conn: duckdb.DuckDBPyConnection, day: date) -> dict[str, int]:
+    """Per user, the requests that tried it on API day `day`, whatever run or retry sent them
+    (those a killed run sent included): the daily try budget is counted from here."""
+    rows = conn.execute(
+        "SELECT username, count(*) FROM tiktok.api_requests WHERE snapshot_date = ? "
+        "AND status NOT IN (SELECT unnest(?::VARCHAR[])) GROUP BY username",
+        [day, list(_NOT_A_TRY)],
+    ).fetchall()
+    return dict(rows)
+
+
+def last_request_on(conn: duckdb.DuckDBPyConnection, day: date) -> tuple[str, str, datetime] | None:
+    """(status, message, requested_at in UTC) of the day's latest request, or None."""
+    rows = conn.execute(
+        "SELECT status, coalesce(message, ''), requested_at FROM tiktok.api_requests "
+        "WHERE snapshot_date = ? AND status <> 'unrecorded' ORDER BY requested_at DESC LIMIT 1",
+        [day],
+    ).fetchall()
+    if not rows:
+        return None
+    status, message, at = rows[0]
+    return status, message, at.replace(tzinfo=UTC)
+
+
+def last_answers_on(
+    conn: duckdb.DuckDBPyConnection, day: date, limit: int
+) -> list[tuple[str, int | None, str]]:
+    """(status, http_status, message) of the day's last `limit` answered requests, newest first
+    (429s and expired tokens left out: they say nothing of whether the API is up)."""
+    return conn.execute(
+        "SELECT status, http_status, coalesce(message, '') FROM tiktok.api_requests "
+        "WHERE snapshot_date = ? AND status NOT IN (SELECT unnest(?::VARCHAR[])) "
+        "AND status <> 'unrecorded' ORDER BY requested_at DESC LIMIT ?",
+        [day, list(_NOT_A_TRY), limit],
+    ).fetchall()
 
 
 def unfinished_count(conn: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> int:

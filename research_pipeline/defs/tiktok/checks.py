@@ -125,15 +125,13 @@ def check_user_info(
         AssetCheckResult(
             check_name="plan_completed",
             asset_key=USER_INFO_KEY,
-            passed=run.unreached == 0 and not run.quota_message,
+            passed=run.unreached == 0 and not run.stopped_because,
             severity=AssetCheckSeverity.WARN,
             metadata={
                 "planned_users": run.planned_users,
                 "answered": run.answered,
                 "not_reached": run.unreached,
-                "why": run.quota_message
-                or run.deadline_message
-                or ("the API's day changed" if run.new_day else ""),
+                "why": run.stopped_because or ("the API's day changed" if run.new_day else ""),
             },
         ),
         AssetCheckResult(

@@ -23,10 +23,17 @@ def todays_plan(
 ) -> Plan:
     """The plan the run will carry out (the asset plans again at run time, from the same data)."""
     specs = panels.cohort_specs(Path(cohort_folder.path))
-    quota = research_api.settings().daily_quota
+    settings = research_api.settings()
+    quota = settings.daily_quota
     try:
         with warehouse.session(read_only=True) as conn:
-            return panels.plan_for(conn, specs, day, daily_quota=quota)
+            return panels.plan_for(
+                conn,
+                specs,
+                day,
+                daily_quota=quota,
+                tries_per_day=research_api.tries_per_user_per_day,
+            )
     except (WarehouseError, duckdb.Error, OSError):
         # No warehouse yet (first run) or a writer holds it: plan on an empty history.
         return panels.plan_for(None, specs, day, daily_quota=quota)

@@ -1,7 +1,6 @@
 """`tiktok/user_info`: the raw snapshot, one row per cohort member per day."""
 
-from datetime import timedelta
-from functools import partial
+from datetime import date, timedelta
 from pathlib import Path
 
 from dagster import (
@@ -37,11 +36,8 @@ from research_pipeline.errors import (
 )
 from research_pipeline.orchestration.names import SNAPSHOT_RETRIES, WAREHOUSE_POOL
 from research_pipeline.orchestration.partitions import snapshot_partitions, split_key
-from research_pipeline.snapshot import Partition, RequestLedger, take_snapshots
-from research_pipeline.tiktok import ResearchApiClient
-from research_pipeline.tiktok.settings import source_of
-from research_pipeline.warehouse import queries, raw
-from research_pipeline.warehouse.claims import UserClaims
+from research_pipeline.snapshot import DailySnapshot, retry_wanted
+from research_pipeline.warehouse import queries
 
 
 class UserInfoConfig(Config):
@@ -88,119 +84,62 @@ def user_info(
     One plan for every cohort (`research_pipeline.planner`) spends the day's quota on the members
     most overdue; a partition holds the members fetched that day. Every request ends with a row:
     its fields, or the API's error code, message and kind. Only the API's today can be fetched;
-    a re-run fetches only the planned users not yet answered.
+    a re-run fetches only the planned users not yet answered. The day's run itself is plain
+    Python (`research_pipeline.snapshot.DailySnapshot`); this maps it onto Dagster.
     """
     partition_keys = context.partition_keys  # each read asks the instance for the cohorts again
     keys = [split_key(key) for key in partition_keys]
-    days = sorted({day for day, _ in keys})
-    if len(days) > 1:
-        raise Failure(
-            f"one run fetches one API day; this one has {len(days)} ({days[0]} to {days[-1]}). "
-            "The API serves today only: materialize today's partitions.",
-            allow_retries=False,
-        )
-    day = days[0]
+    day = _one_day(keys)
     try:
         specs = panels.cohort_specs(Path(cohort_folder.path))
-        settings = research_api.settings()
+        daily = DailySnapshot(
+            research_api.settings(),
+            specs,
+            warehouse.session,
+            side_files=warehouse.side_files(),
+            allow_mixed_sources=warehouse.allow_mixed_sources,
+            deadline_seconds=research_api.run_deadline_seconds,
+            tries_per_user_per_day=research_api.tries_per_user_per_day,
+            log=context.log.info,
+            warn=context.log.warning,
+        )
     except (CohortError, ConfigurationError) as exc:
         raise Failure(str(exc), allow_retries=False) from None
-    by_name = {spec.name: spec for spec in specs}
-    missing = [cohort for _, cohort in keys if cohort not in by_name]
+    cohorts = [cohort for _, cohort in keys]
+    missing = sorted(set(cohorts) - {spec.name for spec in specs})
     if missing:
         context.log.warning(
             f"no cohort file for {', '.join(missing)} in {cohort_folder.path}: those partitions "
             "get no rows (add the file back, or ignore them)"
         )
-    claims_file = warehouse.claims_file()
-    claims = UserClaims(claims_file) if claims_file else None
-    spill = warehouse.spill()
-    try:  # the warehouse is opened before any request: a broken one costs no quota
-        with warehouse.session() as conn:
-            if spill is not None and spill.pending():  # answers an earlier run could not store
-                answers, requests = spill.restore(conn)
-                context.log.warning(
-                    f"stored {answers} answers and {requests} requests that an earlier run "
-                    "could not write to the warehouse (kept aside in a spill file until now)"
-                )
-            if claims is not None:  # requests a killed run sent: in the ledger, and spent
-                lost = raw.record_unrecorded_requests(
-                    conn, claims.sent_by_ended_processes(), source_of(settings.base_url)
-                )
-                if lost:
-                    context.log.warning(
-                        f"{lost} requests sent by a run that ended before recording them are "
-                        "now in the ledger (status 'unrecorded') and count against the quota"
-                    )
-            plan = panels.plan_for(conn, specs, day, daily_quota=settings.daily_quota)
-    except WarehouseError as exc:
+    try:
+        run = daily.run(day, cohorts, refetch=config.refetch)
+    except (SnapshotDateError, SnapshotIncompleteError, WarehouseError) as exc:
         raise Failure(str(exc), allow_retries=False) from None
-    context.log.info(plan.summary())
-    ledger = RequestLedger()
-    client = ResearchApiClient(
-        settings,
-        on_request=ledger,
-        on_send=None if claims is None else partial(claims.note_sent, day),
-        quota_used_today=plan.spent_today,
-        shared_quota=warehouse.quota_file(),
-    )
-    partitions = [
-        Partition(
-            day,
-            cohort,
-            by_name[cohort].members,
-            None if config.refetch else plan.cohort_members[cohort],
-            by_name[cohort].cadence_days,
-        )
-        for _, cohort in keys
-        if cohort in by_name
-    ]
-    with client:
-        try:
-            run = take_snapshots(
-                warehouse.session,
-                client,
-                ledger,
-                partitions,
-                refetch=config.refetch,
-                allow_mixed_sources=warehouse.allow_mixed_sources,
-                claims=claims,
-                spill=spill,
-                deadline_seconds=research_api.run_deadline_seconds,
-                log=context.log.info,
-            )
-        except (SnapshotDateError, SnapshotIncompleteError, WarehouseError) as exc:
-            raise Failure(str(exc), allow_retries=False) from None
-        finally:
-            if claims is not None:
-                claims.close()
-    if run.quota_message:
-        context.log.warning(run.quota_message)
     if run.new_day:
         context.log.warning(
             f"the API's day changed to {run.new_day}: {run.new_day_answers} answers are stored "
             f"under {run.new_day}; the members not reached are planned again on {run.new_day}"
         )
-    reports = run.reports
-    for report in reports[:20]:
+    if run.interrupted:  # "stop spending now": the run ends, and Dagster must not retry it
+        raise Failure(run.interrupt_message, allow_retries=False, metadata={"interrupted": True})
+    if retry_wanted(run, context.retry_number, SNAPSHOT_RETRIES):
+        context.log.warning(
+            f"{run.unfinished} users ended with transient errors (429/5xx/timeouts); their rows "
+            f"are stored and the step is retried in {research_api.retry_delay_seconds:g}s "
+            "for them only."
+        )
+        raise RetryRequested(
+            max_retries=SNAPSHOT_RETRIES, seconds_to_wait=research_api.retry_delay_seconds
+        )
+    for report in run.reports[:20]:
         context.log.info(f"{report.cohort} {report.snapshot_date}: {report.statuses}")
     with warehouse.session() as conn:
-        unfinished = raw.unfinished_count(conn, [(r.snapshot_date, r.cohort) for r in reports])
-        retry = not run.quota_message and not run.deadline_message
-        if unfinished and context.retry_number < SNAPSHOT_RETRIES and retry:
-            context.log.warning(
-                f"{unfinished} users ended with transient errors (429/5xx/timeouts); their rows "
-                f"are stored and the step is retried in {research_api.retry_delay_seconds:g}s "
-                "for them only."
-            )
-            raise RetryRequested(
-                max_retries=SNAPSHOT_RETRIES, seconds_to_wait=research_api.retry_delay_seconds
-            )
         check_results = check_user_info(
-            conn, partitions, run, config.max_error_share, day, warehouse.max_data_age_days
+            conn, run.partitions, run, config.max_error_share, day, warehouse.max_data_age_days
         )
-        kinds = queries.errors_by_kind(conn, [p.key for p in partitions])
-        by_key = {(r.snapshot_date, r.cohort): r for r in reports}
+        kinds = queries.errors_by_kind(conn, [p.key for p in run.partitions])
+        by_key = {(r.snapshot_date, r.cohort): r for r in run.reports}
         for key in partition_keys:
             report = by_key.get(split_key(key))
             if report is not None:
@@ -208,10 +147,21 @@ def user_info(
                 context.add_asset_metadata(
                     _partition_metadata(report, kinds[split_key(key)], preview), partition_key=key
                 )
-        metadata = _run_metadata(plan, run)
+        metadata = _run_metadata(run.plan, run)
         metadata.update(table_metadata(conn, "user_info", 0))
         del metadata["dagster/row_count"]  # per partition, above
     return MaterializeResult(metadata=metadata, check_results=check_results)
+
+
+def _one_day(keys) -> date:
+    days = sorted({day for day, _ in keys})
+    if len(days) > 1:
+        raise Failure(
+            f"one run fetches one API day; this one has {len(days)} ({days[0]} to {days[-1]}). "
+            "The API serves today only: materialize today's partitions.",
+            allow_retries=False,
+        )
+    return days[0]
 
 
 def _partition_metadata(report, errors_by_kind: dict, preview) -> dict:

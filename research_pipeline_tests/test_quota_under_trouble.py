@@ -1,0 +1,138 @@
+"""The lab's quota under trouble: an outage of 500s, the API's own quota code, a later tick on
+a spent day, Ctrl-C and SIGTERM. Real parts: the emulator on 127.0.0.1 (its counts are what the
+API would have counted), real Dagster runs, the CLI as a child process, DuckDB in tmp_path."""
+
+import signal
+import time
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+
+from research_pipeline.tiktok.breaker import TRIP_AFTER
+from research_pipeline.tiktok.constants import DAILY_QUOTA_MESSAGE
+from research_pipeline_tests.helpers import (
+    cli_process_environment,
+    find_usernames,
+    ok_requests,
+    snapshot_process,
+    step_attempts,
+)
+
+
+def plan_check(result):
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "plan_completed"]
+    return check
+
+
+def test_an_outage_costs_a_handful_of_requests_and_the_next_run_finishes_the_day(pipeline):
+    users = find_usernames(pipeline.api, "active", 200)
+    pipeline.write_cohort("c1", users)
+    pipeline.configure(daily_quota=1000)
+    pipeline.api.config.daily_quota = 1000
+    pipeline.api.config.outage_requests = 100_000  # every answer 500 until it recovers
+    [result] = pipeline.run(["c1"])
+    sent = pipeline.api.stats()["user_info_requests"]
+    assert result.success and step_attempts(result) == 1  # no Dagster retry into an outage
+    assert TRIP_AFTER <= sent <= 10  # 1,000 before: 5 tries for each of 200 users
+    why = str(plan_check(result).metadata["why"].value)
+    assert "server errors" in why and "next run tries again" in why
+    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE is_final") == [(0,)]
+    # A later run while it is still down: one probe, then it stops again.
+    [again] = pipeline.run(["c1"])
+    assert again.success and pipeline.api.stats()["user_info_requests"] == sent + 1
+    # The API recovers: the same API day's next run answers everyone with the quota left.
+    pipeline.api.config.outage_requests = 0
+    [recovered] = pipeline.run(["c1"])
+    stats = pipeline.api.stats()
+    assert recovered.success and plan_check(recovered).passed
+    assert all(ok_requests(stats, u) == 1 for u in users)
+    assert stats["quota_used_today"] == sent + 1 + 200  # the 500s counted, as TikTok counts them
+    ledger = pipeline.query("SELECT count(*) FROM tiktok.api_requests")
+    assert ledger == [(stats["user_info_requests"],)]
+
+
+def test_the_quotas_own_code_ends_the_day_at_once_and_is_kept_as_it_came(pipeline):
+    users = find_usernames(pipeline.api, "active", 80)
+    pipeline.write_cohort("c1", users)
+    pipeline.configure(concurrency=1)  # the client knows no quota: the lab spent it elsewhere
+    pipeline.api.config.daily_quota = 30
+    pipeline.api.config.quota_answer = "quota_code"
+    [result] = pipeline.run(["c1"])
+    stats = pipeline.api.stats()
+    assert result.success
+    assert stats["by_outcome"] == {"ok": 30, "daily_quota_code": 1}  # one request after it
+    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(30,)]
+    assert "quota" in str(plan_check(result).metadata["why"].value)
+    refused = pipeline.query(
+        "SELECT status, message FROM tiktok.api_requests WHERE http_status = 429"
+    )
+    assert refused == [("daily_quota_limit_exceeded", DAILY_QUOTA_MESSAGE)]  # as it came
+    # A later tick the same day: the ledger holds the API's word, so nothing is sent (in the
+    # hours after midnight, when the reset has been seen to lag, one probe).
+    [later] = pipeline.run(["c1"])
+    allowed = 0 if datetime.now(UTC).hour >= 4 else 1
+    assert later.success and pipeline.api.stats()["user_info_requests"] - 31 <= allowed
+
+
+def test_a_later_tick_after_the_generic_429_costs_one_probe(pipeline):
+    users = find_usernames(pipeline.api, "active", 60)
+    pipeline.write_cohort("c1", users)
+    pipeline.api.config.daily_quota = 30  # generic 429, told apart by behaviour
+    [first] = pipeline.run(["c1"])
+    sent = pipeline.api.stats()["user_info_requests"]
+    assert first.success and "quota" in str(plan_check(first).metadata["why"].value)
+    [later] = pipeline.run(["c1"])
+    assert later.success and "quota" in str(plan_check(later).metadata["why"].value)
+    assert pipeline.api.stats()["user_info_requests"] == sent + 1
+
+
+def test_a_429_gives_its_reservation_back_to_the_shared_quota(pipeline, tmp_path):
+    users = find_usernames(pipeline.api, "active", 40)
+    pipeline.write_cohort("c1", users)
+    pipeline.configure(daily_quota=40)
+    pipeline.api.config.burst_429_every = 7  # short-term 429s the API does not count
+    pipeline.api.config.retry_after_seconds = 0.01
+    [result] = pipeline.run(["c1"])
+    stats = pipeline.api.stats()
+    assert result.success and all(ok_requests(stats, u) == 1 for u in users)
+    refused = stats["by_outcome"]["rate_limit_burst"]
+    assert refused >= 3
+    quota_file = pipeline.database.with_name(pipeline.database.name + ".quota")
+    assert '": 40}' in quota_file.read_text()  # 40 answered, the 429s not counted
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_spending_keeps_the_answers_in_flight_and_is_not_retried(
+    tmp_path, emulator, sig
+):
+    env = cli_process_environment(tmp_path, emulator)
+    users = find_usernames(emulator, "active", 240)
+    (tmp_path / "cohorts" / "big.txt").write_text("\n".join(users) + "\n")
+    emulator.config.latency_seconds = 0.1  # 8 in flight: ~80 answers a second
+    process = snapshot_process(env, "big")
+    deadline = time.monotonic() + 120
+    while emulator.stats()["by_outcome"].get("ok", 0) < 60:  # wait for real progress
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    at_signal = time.monotonic()
+    process.send_signal(sig)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    assert "interrupted" in output and "STEP_UP_FOR_RETRY" not in output
+    events = emulator.stats(with_events=True)["events"]
+    answered_after = [e for e in events if e[0] > at_signal]
+    assert len(answered_after) <= 8, (len(answered_after), output)  # only those in flight
+    database = tmp_path / "data" / "research.duckdb"
+    with duckdb.connect(str(database), read_only=True) as conn:
+        stored = {u for (u,) in conn.execute("SELECT username FROM tiktok.user_info").fetchall()}
+        ledger = conn.execute("SELECT count(*) FROM tiktok.api_requests").fetchall()[0][0]
+    served = {u for _, u, outcome in events if outcome == "ok"}
+    assert served == stored  # every answer paid for, in flight ones included, is stored
+    assert ledger == len(events)
+    # The next snapshot finishes the day and asks nobody twice.
+    rerun = snapshot_process(env, "big")
+    output, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, output
+    stats = emulator.stats()
+    assert all(ok_requests(stats, u) == 1 for u in users)
