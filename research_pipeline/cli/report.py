@@ -32,7 +32,10 @@ def run_and_report(
     outcome = RunsOutcome()
     database = defs.resources["warehouse"].database
     before = _ledger_requests(database)
-    for result in run_snapshot(defs, instance, snapshot_date, cohorts, QUIET_RUN_CONFIG):
+    results = run_snapshot(
+        defs, instance, snapshot_date, cohorts, QUIET_RUN_CONFIG, log=lambda line: click.echo(line)
+    )
+    for result in results:
         state = "succeeded" if result.success else "FAILED"
         click.echo(f"run {result.run_id[:8]} {state}")
         for event in result.all_events:

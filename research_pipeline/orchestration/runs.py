@@ -1,6 +1,6 @@
 """Launching snapshot runs from Python (the CLI, the demo, tests) on a real Dagster instance."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 from dagster import DagsterInstance, Definitions
@@ -12,6 +12,11 @@ from dagster._core.storage.tags import (
 from research_pipeline.cohorts import check_cohort_name
 from research_pipeline.orchestration.names import WRITER_TAG
 from research_pipeline.orchestration.partitions import cohort_partitions, snapshot_key
+from research_pipeline.orchestration.recovery import (
+    owner_tags,
+    recover_dead_runs,
+    wait_for_write_turn,
+)
 
 
 def register_cohorts(instance: DagsterInstance, names: Sequence[str]) -> list[str]:
@@ -64,10 +69,16 @@ def run_snapshot(
     cohorts: Sequence[str],
     run_config: dict | None = None,
     raise_on_error: bool = False,
+    log: Callable[[str], None] = print,
 ):
     """Materialize the raw and derived partitions of `cohorts` on `snapshot_date`.
 
-    Cohorts are registered first; neighbouring cohorts go in one run (a partition range)."""
+    Runs that died with their process are put aside first (their pool slots freed), and a live
+    writer is waited for, saying so. Cohorts are registered; neighbouring cohorts go in one run
+    (a partition range)."""
+    for line in recover_dead_runs(instance):
+        log(line)
+    wait_for_write_turn(instance, log)
     register_cohorts(instance, cohorts)
     registered = instance.get_dynamic_partitions(cohort_partitions.name)
     job = defs.resolve_job_def("snapshot_job")
@@ -79,7 +90,7 @@ def run_snapshot(
                     run_config=run_config,
                     instance=instance,
                     partition_key=str(snapshot_key(snapshot_date, block[0])),
-                    tags=dict(WRITER_TAG),
+                    tags={**WRITER_TAG, **owner_tags()},
                     raise_on_error=raise_on_error,
                 )
             )
@@ -88,7 +99,7 @@ def run_snapshot(
             job.execute_in_process(
                 run_config=run_config,
                 instance=instance,
-                tags=partition_range_tags(snapshot_date, block),
+                tags={**partition_range_tags(snapshot_date, block), **owner_tags()},
                 raise_on_error=raise_on_error,
             )
         )

@@ -14,6 +14,7 @@ from research_pipeline.defs.resources import CohortFolder, ResearchApiResource, 
 from research_pipeline.defs.tiktok.jobs import snapshot_job
 from research_pipeline.errors import WarehouseError
 from research_pipeline.orchestration.partitions import cohort_partitions
+from research_pipeline.orchestration.recovery import recover_dead_runs
 from research_pipeline.orchestration.runs import partition_range_tags
 from research_pipeline.planner import Plan
 
@@ -54,6 +55,8 @@ def daily_snapshot_schedule(
     cohorts = [name for name in registered if name in files]
     if not cohorts:
         return SkipReason("no cohorts registered: add a file to the cohorts folder")
+    for line in recover_dead_runs(context.instance):  # a killed CLI run must not block the day
+        context.log.warning(line)
     plan = todays_plan(research_api, cohort_folder, warehouse, today)
     context.log.info(plan.summary())
     if not plan.users:
