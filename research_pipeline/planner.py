@@ -7,26 +7,25 @@ The rules, and why:
 - A user in several cohorts is one request, refreshed at the shortest of their cadences; one
   answer fills every cohort's row. TikTok's terms ask for a refresh at least every 15 days, so
   no cadence is longer than that (`TERMS_MAX_DAYS`).
-- Each user has fixed refresh days: every `cadence` days, at an offset (`phases`: the users of a
-  cadence, in hash order, take the offsets in turn, so each day gets the same number). A user is
-  due when it has no final answer (data or a per-user error) since its latest refresh day, or
-  none for a whole cadence; a user never answered is due at once. The daily load is level
-  (demand / day) however the first cycle went, and a user served late is back on its own days at
-  the next one: lateness never carries over. The gap between two answers is at most the cadence
-  when each is served on its day. The price: a user answered off its days (its first answer, or
-  a late one) is asked again on its next day, which may be sooner than a full cadence: one extra
-  request, once.
-- Due users go most overdue first (days past their cadence; never answered first), then stalest,
-  then by the same hash: deterministic, not alphabetical. A user asked early (off its days) can
-  wait a day without passing its cadence; one at its deadline cannot. With one cadence this is
+- Each user has fixed refresh days: every `cadence` days, at an offset that depends on the
+  username alone (`phase`: a hash of it, modulo the cadence), so adding or removing members
+  moves nobody else's days; with many users each day of the cadence gets about the same number
+  (within a few times the square root). A user is overdue when it has no final answer (data or
+  a per-user error) for a whole cadence; a user never answered is overdue at once. A user whose
+  refresh day came since its last answer, before a whole cadence passed (its first answer or a
+  late one was off its days), is *early*: asked only with quota left after every overdue user
+  and every due re-check, which puts it back on its own days. The daily load is level (demand /
+  day) however the first cycle went, and lateness never carries over.
+- Overdue users go most overdue first (days past their cadence; never answered first), then
+  stalest, then by the same hash: deterministic, not alphabetical. With one cadence this is
   stalest-first, which bounds every member's refresh gap by ceil(unique users / daily budget)
   days even when demand exceeds the budget: once a user is due, only users answered before it go
   first, each at most once.
 - Accounts whose last answer said they are gone (not found, private, banned) are asked again
   `gone_recheck_days` after that answer (4x their cadence, 7 to 28 days; no fixed days): most
   never come back, so asking daily wastes quota, but a private account made public again is
-  caught within a month. They go after every live due user, so they never crowd out live
-  accounts.
+  caught within a month. They go after every overdue live user, so they never crowd out live
+  accounts, and before early asks.
 - Never more than the quota left (and an optional lab budget below it); never quota unused while
   live users are due.
 - A user whose tries today are spent (`out_of_tries`: every run and retry of the day counted,
@@ -85,7 +84,7 @@ class Plan:
     spent_today: int
     users: list[str]  # planned requests, in order
     cohort_members: dict[str, list[str]]  # per cohort: planned members plus those answered today
-    due: int  # live users due today
+    due: int  # live users overdue today (a whole cadence without a final answer, or never)
     due_gone: int
     left_waiting: list[str]  # due users the budget could not serve today (stalest first)
     unique_users: int
@@ -94,6 +93,8 @@ class Plan:
     cadence_of: dict[str, int] = field(default_factory=dict)
     forecast: list[CohortForecast] = field(default_factory=list)
     out_of_tries: int = 0  # due users whose tries today are spent: they wait for tomorrow
+    early: int = 0  # users whose refresh day came before a whole cadence passed (asked last)
+    early_planned: int = 0
 
     @property
     def feasible(self) -> bool:
@@ -111,9 +112,15 @@ class Plan:
     def summary(self) -> str:
         """One line for a schedule tick, a log or the CLI: what runs, what waits and why."""
         budget = "no quota" if self.budget is None else f"{self.budget} requests left today"
+        early = (
+            f", {self.early_planned} of {self.early} early on their refresh day (asked only "
+            "with quota left after the others)"
+            if self.early
+            else ""
+        )
         text = (
             f"{self.day}: {len(self.users)} of {self.unique_users} users planned ({self.due} due, "
-            f"{self.due_gone} gone accounts due for a re-check); {budget}"
+            f"{self.due_gone} gone accounts due for a re-check{early}); {budget}"
         )
         if self.left_waiting:
             text += f"; {len(self.left_waiting)} due users wait for tomorrow (budget used up)"
@@ -151,16 +158,38 @@ def latest_slot(phase: int, interval: int, day: date) -> date:
     return day - timedelta(days=(day.toordinal() - phase) % interval)
 
 
+def _second_key(username: str) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(username.encode(), digest_size=8, person=b"overflow").digest(), "big"
+    )
+
+
 def phases(cadence: Mapping[str, int]) -> dict[str, int]:
-    """Each user's offset within its cadence: users of one cadence, in hash order, take the
-    offsets in turn, so every day of the cadence gets the same number (within one)."""
+    """Each user's offset within its cadence: its own hash modulo the cadence, so an edit of the
+    panel moves nobody else (ranks in a hash order moved almost everyone). A hash alone loads
+    the days unevenly (a few times the square root of the users a day), so a day over its share
+    (ceil(users / cadence)) hands its extra users, those last by a second hash, to the lightest
+    days: the load stays level within one, and an edit moves only a few overflow users."""
     by_interval: dict[int, list[str]] = {}
     for user, days in cadence.items():
         by_interval.setdefault(days, []).append(user)
-    offset = {}
-    for days, users in by_interval.items():
-        for rank, user in enumerate(sorted(users, key=spread_key)):
-            offset[user] = rank % days
+    offset: dict[str, int] = {}
+    for interval, users in by_interval.items():
+        buckets: list[list[str]] = [[] for _ in range(interval)]
+        for user in users:
+            buckets[spread_key(user) % interval].append(user)
+        share = math.ceil(len(users) / interval)
+        overflow: list[str] = []
+        for bucket in buckets:
+            bucket.sort(key=_second_key)
+            overflow += bucket[share:]
+            del bucket[share:]
+        for user in sorted(overflow, key=_second_key):
+            lightest = min(range(interval), key=lambda i: (len(buckets[i]), i))
+            buckets[lightest].append(user)
+        for day, bucket in enumerate(buckets):
+            for user in bucket:
+                offset[user] = day
     return offset
 
 
@@ -189,9 +218,10 @@ def plan_day(
 
     due_live: list[tuple] = []
     due_gone: list[tuple] = []
+    due_early: list[tuple] = []
+    phase = phases(cadence)
     answered_today: set[str] = set()
     demand = 0.0
-    phase = phases(cadence)
     for user, days in cadence.items():
         last = history.get(user)
         interval = gone_recheck_days(days) if last is not None and last.gone else days
@@ -208,11 +238,14 @@ def plan_day(
         if last.gone:
             if age >= interval:
                 due_gone.append(key)
-        elif age >= interval or last.snapshot_date < latest_slot(phase[user], interval, day):
+        elif age >= interval:
             due_live.append(key)
+        elif last.snapshot_date < latest_slot(phase[user], interval, day):
+            due_early.append(key)
     due_live.sort()
     due_gone.sort()
-    ordered = [u for *_, u in due_live] + [u for *_, u in due_gone]
+    due_early.sort()
+    ordered = [u for *_, u in due_live] + [u for *_, u in due_gone] + [u for *_, u in due_early]
     tired = [u for u in ordered if u in out_of_tries]
     if tired:
         ordered = [u for u in ordered if u not in out_of_tries]
@@ -264,4 +297,6 @@ def plan_day(
         cadence_of=cadence,
         forecast=forecast,
         out_of_tries=len(tired),
+        early=len(due_early),
+        early_planned=sum(1 for *_, u in due_early if u in planned),
     )

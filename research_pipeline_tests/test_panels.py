@@ -245,3 +245,35 @@ def test_fetching_draws_a_progress_bar_with_rate_time_left_and_quota(panel):
     final = [line for line in drawn if f"{planned}/{planned}" in line]
     assert planned == 100 and final, drawn[-3:]
     assert "user/s" in final[-1] and "quota left 0" in final[-1]
+
+
+def test_a_quota_short_mid_stream_answers_exactly_the_plans_first_users(emulator, tmp_path):
+    """Cohorts named so that their order is not the priority order: the fetch follows the plan
+    (most overdue first, across cohorts), so a shortfall cuts the least overdue."""
+    for name in ("private_share", "banned_share", "unknown_share"):
+        setattr(emulator.config, name, 0.0)
+    cohorts = [
+        CohortSpec("a_weekly", [f"w{i}" for i in range(40)], 7),
+        CohortSpec("b_three_day", [f"t{i}" for i in range(40)], 3),
+        CohortSpec("c_daily", [f"d{i}" for i in range(40)], 1),
+    ]
+    database = tmp_path / "w.duckdb"
+    day0 = START
+    emulator.clock.set_date(day0)
+    DailySnapshot(client_settings(emulator), cohorts, lambda: warehouse.connect(database),
+                  log=lambda _: None).run(day0)  # fmt: skip
+    day = day0 + timedelta(days=3)  # daily 2 days overdue, 3-day at its deadline, weekly early
+    emulator.clock.set_date(day)
+    emulator.state.reset_stats()
+    emulator.config.daily_quota = 60  # a colleague spent the rest: the client does not know
+    daily = DailySnapshot(
+        client_settings(emulator, concurrency=1),
+        cohorts,
+        lambda: warehouse.connect(database),
+        log=lambda _: None,
+    )
+    run = daily.run(day)
+    served = [u for _, u, outcome in emulator.stats(with_events=True)["events"] if outcome == "ok"]
+    assert run.quota_message and len(served) == 60
+    assert served == run.plan.users[:60]  # the plan's order, across cohorts
+    assert {u[0] for u in served} == {"d", "t"}  # the daily cohort first, no early weekly ask
