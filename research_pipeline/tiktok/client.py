@@ -19,10 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-import urllib3
 from requests.adapters import HTTPAdapter
 
 from research_pipeline.tiktok import constants
+from research_pipeline.tiktok.bodies import (
+    MAX_USER_INFO_BYTES,
+    BodyTooLarge,
+    DeadlinePassed,
+    read_body,
+)
 from research_pipeline.tiktok.breaker import OutageBreaker
 from research_pipeline.tiktok.error_kinds import user_kind
 from research_pipeline.tiktok.errors import (
@@ -40,6 +45,7 @@ from research_pipeline.tiktok.limits import (
     next_utc_midnight,
 )
 from research_pipeline.tiktok.models import Outcome, RequestRecord, UserInfoResult
+from research_pipeline.tiktok.scrub import scrub
 from research_pipeline.tiktok.settings import ClientSettings, source_of
 from research_pipeline.tiktok.token import AccessTokenProvider, server_time
 from research_pipeline.tiktok.usernames import normalize_username
@@ -96,6 +102,7 @@ class ResearchApiClient:
             settings.client_key,
             settings.client_secret,
             timeout_seconds=settings.timeout_seconds,
+            deadline_seconds=settings.request_deadline_seconds,
             clock=clock,
             sleep=sleep,
         )
@@ -318,8 +325,15 @@ class ResearchApiClient:
                 timeout=self.settings.timeout_seconds,
                 stream=True,
             )
-            _read_body_by(response, deadline)
-        except _DeadlinePassed:
+            read_body(response, deadline, MAX_USER_INFO_BYTES)
+        except BodyTooLarge:
+            answer = _Answer(
+                None,
+                constants.MALFORMED_RESPONSE,
+                f"an answer larger than {MAX_USER_INFO_BYTES:,} bytes (a user-info answer is "
+                "under 5 KB): not read further",
+            )
+        except DeadlinePassed:
             answer = _Answer(
                 None,
                 constants.TIMEOUT,
@@ -332,8 +346,7 @@ class ResearchApiClient:
             # not the run. The exception's text may echo the request: keep only its class.
             answer = _Answer(None, constants.CONNECTION_ERROR, type(exc).__name__)
         else:
-            answer = classify_user_info_response(username, response)
-            answer = replace(answer, message=self._scrub(answer.message))
+            answer = self._scrubbed(classify_user_info_response(username, response))
             served_at = server_time(response.headers.get("Date"))
             if served_at is not None:
                 answer = replace(answer, served_at=served_at)
@@ -357,12 +370,19 @@ class ResearchApiClient:
             )
         return answer
 
-    def _scrub(self, text: str) -> str:
-        """An error page can echo the request: never keep our secret or a token from it."""
-        for secret in (self.settings.client_secret, *self.tokens.issued()):
-            if secret and secret in text:
-                text = text.replace(secret, "<redacted>")
-        return text
+    def _scrubbed(self, answer: "_Answer") -> "_Answer":
+        """An answer can echo the request (an error page, a hostile server): never keep our
+        secret or a token from it, in its message, its log_id or any text field."""
+        secrets = (self.settings.client_secret, *self.tokens.issued())
+        data = answer.data
+        if data:
+            data = {k: scrub(v, secrets) if isinstance(v, str) else v for k, v in data.items()}
+        return replace(
+            answer,
+            message=scrub(answer.message, secrets),
+            log_id=scrub(answer.log_id, secrets),
+            data=data,
+        )
 
     # -- many users -------------------------------------------------------------------------
 
@@ -418,33 +438,6 @@ class ResearchApiClient:
             pool.shutdown(wait=not abandon.is_set(), cancel_futures=True)
         if failure is not None:
             raise failure
-
-
-class _DeadlinePassed(Exception):
-    pass
-
-
-def _read_body_by(response: requests.Response, deadline: float) -> None:
-    """Read the whole body before `deadline` (time.monotonic; a read already waiting may add
-    one read timeout) or give up on it. Reads take what has arrived (`read1`), so a body
-    trickling in a byte at a time is noticed; `requests` keeps a read body in `_content`, as
-    its own `.content` does. urllib3's errors become the `requests` ones the caller handles."""
-    chunks = []
-    try:
-        while True:
-            if time.monotonic() > deadline:
-                raise _DeadlinePassed
-            chunk = response.raw.read1(65536, decode_content=True)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    except urllib3.exceptions.ReadTimeoutError as exc:
-        raise requests.Timeout(type(exc).__name__) from None
-    except urllib3.exceptions.HTTPError as exc:
-        raise requests.ConnectionError(type(exc).__name__) from None
-    finally:
-        response.close()
-    response._content = b"".join(chunks)  # noqa: SLF001 - see the docstring
 
 
 # A 4xx that is about the request, not its user (e.g. "Something went wrong. Please try again
@@ -521,6 +514,9 @@ def _retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None  # an HTTP date: fall back to our own backoff
+    # "Retry-After: 0" on every 429 would be a tight loop that only the 600/minute window
+    # caps: read it (and nonsense) as no Retry-After, so our backoff and the quota rule apply.
+    return seconds if 0 < seconds < float("inf") else None

@@ -1,5 +1,6 @@
 """Client-credentials access token: fetched once, shared by every thread, renewed before expiry."""
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -9,7 +10,12 @@ from email.utils import parsedate_to_datetime
 import requests
 
 from research_pipeline.tiktok import constants
+from research_pipeline.tiktok.bodies import MAX_TOKEN_BYTES, BodyTooLarge, DeadlinePassed, read_body
 from research_pipeline.tiktok.errors import FatalApiError, TransientApiError
+from research_pipeline.tiktok.scrub import scrub
+
+# RFC 6750's b64token: what a bearer token may hold and still travel in a header.
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 
 
 def server_time(header: str | None) -> datetime | None:
@@ -59,6 +65,7 @@ class AccessTokenProvider:
         client_key: str,
         client_secret: str,
         timeout_seconds: float = 30.0,
+        deadline_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -68,6 +75,7 @@ class AccessTokenProvider:
         self._client_key = client_key
         self._client_secret = client_secret
         self._timeout = timeout_seconds
+        self._deadline = deadline_seconds
         self._clock = clock
         self._token: str | None = None
         self._refresh_at = 0.0
@@ -110,11 +118,13 @@ class AccessTokenProvider:
                 self._token = None
 
     def _post(self) -> requests.Response:
-        """The token request, asked again after a timeout or a lost connection."""
+        """The token request, asked again after a timeout or a lost connection; its whole answer
+        within the deadline and 64 KB (a streaming or dripping endpoint ends in seconds)."""
         for attempt in range(1, TOKEN_ATTEMPTS + 1):
             self.requests_made += 1
+            deadline = time.monotonic() + self._deadline
             try:
-                return self._session.post(
+                response = self._session.post(
                     self._url,
                     data={
                         "client_key": self._client_key,
@@ -124,7 +134,15 @@ class AccessTokenProvider:
                     headers={"Content-Type": "application/x-www-form-urlencoded"},
                     timeout=self._timeout,
                     allow_redirects=False,  # the secret goes to the configured origin only
+                    stream=True,
                 )
+                read_body(response, deadline, MAX_TOKEN_BYTES)
+                return response
+            except (DeadlinePassed, BodyTooLarge) as exc:
+                raise TransientApiError(
+                    f"the token endpoint {self._url} sent no complete answer within "
+                    f"{self._deadline:g} s and {MAX_TOKEN_BYTES:,} bytes ({type(exc).__name__})"
+                ) from None
             except requests.RequestException as exc:
                 if attempt == TOKEN_ATTEMPTS:
                     # The exception text of requests can echo the request; keep its class.
@@ -152,6 +170,14 @@ class AccessTokenProvider:
                 f"token endpoint {self._url} answered HTTP {response.status_code} without JSON"
             )
         token = body.get("access_token")
+        if response.ok and isinstance(token, str) and token and not _TOKEN_SHAPE.match(token):
+            # A token with a newline or a non-ASCII letter cannot go into an Authorization
+            # header: every request would fail before it is sent (booked as spent, or a crash).
+            self._refused = FatalApiError(
+                f"the token endpoint {self._url} answered an access token that cannot be sent "
+                "in an HTTP header (control, space or non-ASCII characters): nothing was sent"
+            )
+            raise self._refused
         if response.ok and isinstance(token, str) and token:
             self._note_server_clock(response.headers.get("Date"))
             expires_in = _lifetime(body.get("expires_in"))
@@ -171,8 +197,10 @@ class AccessTokenProvider:
             error = str(raw_error or f"http_{response.status_code}")
             description = str(body.get("error_description") or "")
         log_id = str(body.get("log_id") or "")
-        if self._client_secret:  # an echoing endpoint must not carry the secret into our errors
-            description = description.replace(self._client_secret, "<redacted>")
+        # An echoing endpoint must not carry the secret into our errors, in any encoding.
+        error, description, log_id = (
+            scrub(t, [self._client_secret]) for t in (error, description, log_id)
+        )
         refused = error in _REFUSALS or 400 <= response.status_code < 500
         if refused and response.status_code != 429:
             self._refused = FatalApiError(
