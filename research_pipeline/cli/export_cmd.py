@@ -42,9 +42,12 @@ def export(table: str, out: Path, file_format: str, cohort: str | None, since) -
     elif suffix in FORMATS and suffix != file_format:
         raise WarehouseError(f"--out {out} ends in .{suffix} but --format is {file_format}")
     from research_pipeline.warehouse import queries
+    from research_pipeline.warehouse.published import published_path
 
     database = PipelineSettings.from_env().duckdb_path
-    with warehouse.connect(database, read_only=True) as conn:
+    published = published_path(database)  # what readers read: the pipeline's file stays free
+    source = str(published) if published.exists() else database
+    with warehouse.connect(source, read_only=True) as conn:
         if cohort is not None:
             known = queries.cohorts_with_data(conn)
             if cohort not in known:

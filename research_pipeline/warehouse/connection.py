@@ -5,6 +5,7 @@ another process holds the lock, wait (with backoff) instead of failing. The conn
 whatever happens in the body, so a failed step never keeps the file locked.
 """
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,14 @@ from research_pipeline.errors import WarehouseError
 from research_pipeline.warehouse.schema import LATEST_VERSION, current_version, upgrade
 
 LOCK_WAIT_SECONDS = 60.0
+# DuckDB's lock error names the holder: '... Conflicting lock is held in /usr/bin/python3 (PID 12)'
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
+
+
+def published_path_of(database: str) -> Path:
+    from research_pipeline.warehouse.published import published_path  # it imports us
+
+    return published_path(database)
 
 
 def open_with_lock_wait(
@@ -53,6 +62,16 @@ def connect(
     try:
         conn = open_with_lock_wait(database, read_only, wait_seconds)
     except duckdb.Error as exc:
+        holder = _LOCK_HOLDER.search(str(exc))
+        if holder is not None:
+            program, pid = holder.groups()
+            raise WarehouseError(
+                f"cannot open the warehouse {database}: process {pid} ({Path(program).name}) "
+                f"holds it open, and DuckDB lets no one write while any connection is open, even "
+                f"a read-only one. Close that connection (a notebook: conn.close()), and read "
+                f"{published_path_of(database)} instead: the copy the pipeline publishes after "
+                "every run and never locks"
+            ) from None
         raise WarehouseError(
             f"cannot open the warehouse {database}: {str(exc).splitlines()[0]}. Check that it is "
             "a DuckDB file research-pipeline wrote, that its folder is writable and the disk has "

@@ -18,6 +18,7 @@ from research_pipeline.defs.tiktok.user_info import user_info
 from research_pipeline.orchestration.partitions import split_key
 from research_pipeline.warehouse import derive, queries
 from research_pipeline.warehouse.derivation import derivation_version
+from research_pipeline.warehouse.published import publish
 
 
 def _derive_partitions(
@@ -104,5 +105,9 @@ def engagement_snapshots(context: AssetExecutionContext, warehouse: Warehouse):
 )
 def cohort_summary(context: AssetExecutionContext, warehouse: Warehouse):
     """Per (date, cohort): users, ok, errors by code, median and total followers, total likes,
-    median likes per video and median follower growth per day."""
-    return _derive_partitions(context, warehouse, "cohort_summary", _summary_metadata)
+    median likes per video and median follower growth per day. The last step of a run: the
+    copy researchers read is published after it (research_pipeline.warehouse.published)."""
+    result = _derive_partitions(context, warehouse, "cohort_summary", _summary_metadata)
+    if warehouse.database != ":memory:":
+        context.log.info(f"published the readers' copy {publish(warehouse.database)}")
+    return result
