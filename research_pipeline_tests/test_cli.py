@@ -206,3 +206,22 @@ def test_no_command_loads_pandas_or_dagster_to_parse_its_arguments():
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_an_api_a_day_ahead_of_this_machine_is_snapshotted_and_further_is_refused(
+    env, emulator, tmp_path, capsys
+):
+    from datetime import UTC, datetime, timedelta
+
+    (tmp_path / "cohorts" / "c1.txt").write_text("\n".join(find_usernames(emulator, "active", 2)))
+    today = datetime.now(UTC).date()
+    emulator.clock.set_date(today + timedelta(days=1))  # near midnight, this machine behind
+    assert main(["snapshot"]) == 0
+    with duckdb.connect(env["RESEARCH_PIPELINE_DUCKDB"], read_only=True) as conn:
+        days = conn.execute("SELECT DISTINCT snapshot_date FROM tiktok.user_info").fetchall()
+    assert days == [(today + timedelta(days=1),)]
+    capsys.readouterr()
+    emulator.clock.set_date(today + timedelta(days=5))  # a rehearsal of days ahead
+    assert main(["snapshot"]) == 2
+    err = capsys.readouterr().err
+    assert "clocks disagree by 5 days" in err and len(err.strip().splitlines()) == 1

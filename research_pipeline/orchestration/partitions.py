@@ -1,7 +1,7 @@
 """Snapshot partitions: one per (UTC day, cohort). Cohorts are dynamic: files come and go."""
 
 import os
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
     DailyPartitionsDefinition,
@@ -11,17 +11,42 @@ from dagster import (
 )
 
 from research_pipeline.cohorts import check_cohort_name
+from research_pipeline.errors import SnapshotDateError
 from research_pipeline.orchestration.names import DEFAULT_PARTITIONS_START_DATE
 
 DATE_DIMENSION = "date"
 COHORT_DIMENSION = "cohort"
 
 cohort_partitions = DynamicPartitionsDefinition(name="cohorts")
+# end_offset 2: today and tomorrow (UTC) by this machine's clock, so a machine a little behind
+# the API near midnight can still take the API's day; further ahead is refused in one line.
+DAYS_AHEAD_ALLOWED = 1
 snapshot_dates = DailyPartitionsDefinition(
     start_date=os.environ.get("RESEARCH_PIPELINE_START_DATE") or DEFAULT_PARTITIONS_START_DATE,
     timezone="UTC",
-    end_offset=1,
+    end_offset=1 + DAYS_AHEAD_ALLOWED,
 )
+
+
+def check_partition_day(day: date, now: datetime | None = None) -> None:
+    """Refuse, in one line, an API day Dagster has no partition for."""
+    today = (now or datetime.now(UTC)).date()
+    first = snapshot_dates.start.date()
+    if day > today + timedelta(days=DAYS_AHEAD_ALLOWED):
+        raise SnapshotDateError(
+            f"the API's day is {day} but this machine's clock says {today} (UTC): the clocks "
+            f"disagree by {(day - today).days} days, and Dagster has partitions up to "
+            f"{today + timedelta(days=DAYS_AHEAD_ALLOWED)} only. Set this machine's clock right "
+            "(NTP); to rehearse with the emulator, move its clock to a past day "
+            "(POST /emulator/clock), as `research-pipeline demo` does"
+        )
+    if day < first:
+        raise SnapshotDateError(
+            f"the API's day {day} is before the first partition, {first} "
+            "(RESEARCH_PIPELINE_START_DATE)"
+        )
+
+
 snapshot_partitions = MultiPartitionsDefinition(
     {DATE_DIMENSION: snapshot_dates, COHORT_DIMENSION: cohort_partitions}
 )

@@ -11,7 +11,11 @@ from dagster._core.storage.tags import (
 
 from research_pipeline.cohorts import check_cohort_name
 from research_pipeline.orchestration.names import WRITER_TAG
-from research_pipeline.orchestration.partitions import cohort_partitions, snapshot_key
+from research_pipeline.orchestration.partitions import (
+    check_partition_day,
+    cohort_partitions,
+    snapshot_key,
+)
 from research_pipeline.orchestration.recovery import (
     owner_tags,
     recover_dead_runs,
@@ -76,6 +80,7 @@ def run_snapshot(
     Runs that died with their process are put aside first (their pool slots freed), and a live
     writer is waited for, saying so. Cohorts are registered; neighbouring cohorts go in one run
     (a partition range)."""
+    check_partition_day(snapshot_date)
     for line in recover_dead_runs(instance):
         log(line)
     wait_for_write_turn(instance, log)
