@@ -27,4 +27,4 @@ ui: $(STAMP)
 
 # The demo's runs and warehouse live apart from real ones, under demo/.
 demo-ui: $(STAMP)
-	DAGSTER_HOME=$(CURDIR)/demo/dagster_home RESEARCH_PIPELINE_DUCKDB=$(CURDIR)/demo/research.duckdb $(VENV)/bin/dagster dev
+	DAGSTER_HOME=$(CURDIR)/demo/dagster_home RESEARCH_PIPELINE_DUCKDB=$(CURDIR)/demo/research.duckdb RESEARCH_PIPELINE_COHORTS_DIR=$(CURDIR)/demo/cohorts $(VENV)/bin/dagster dev

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from research_pipeline.errors import CohortError, InvalidUsernameError
+from research_pipeline.planner import TERMS_MAX_DAYS
 from research_pipeline.tiktok.usernames import normalize_username
 
 COHORT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -176,6 +177,7 @@ def find_cohort(directory: Path, name: str) -> Path:
 
 CADENCE_FILE = "cohorts.toml"
 DEFAULT_CADENCE_DAYS = 1
+MAX_CADENCE_DAYS = TERMS_MAX_DAYS  # TikTok's terms: refreshed at least every 15 days
 _CADENCE_HEADER = """\
 # How often each cohort's members are refreshed, in days (default 1). Written by
 # `research-pipeline cohorts add NAME FILE --cadence N` and `cohorts cadence NAME N`; edit freely.
@@ -201,16 +203,31 @@ def read_cadences(directory: Path) -> dict[str, int]:
                 f"{path}: [{name}] needs cadence_days = a whole number of days >= 1 "
                 f"(found {days!r})"
             )
-        cadences[check_cohort_name(name)] = days
+        # Over the terms' 15 days (a file edited by hand): 15, the same in every command.
+        cadences[check_cohort_name(name)] = min(days, MAX_CADENCE_DAYS)
     return cadences
 
 
 def write_cadence(directory: Path, name: str, days: int) -> Path:
     """Set cohort `name`'s cadence in `<directory>/cohorts.toml`, keeping the others."""
-    if days < 1:
-        raise CohortError(f"cadence of {name}: {days} days; use a whole number of days >= 1")
+    if not 1 <= days <= MAX_CADENCE_DAYS:
+        raise CohortError(
+            f"cadence of {name}: {days} days; use a whole number of days from 1 to "
+            f"{MAX_CADENCE_DAYS} (TikTok's terms: data refreshed at least every 15 days)"
+        )
     cadences = read_cadences(directory)
     cadences[check_cohort_name(name)] = days
+    return _write_cadences(directory, cadences)
+
+
+def remove_cadence(directory: Path, name: str) -> None:
+    """Forget cohort `name`'s cadence (the cohort was removed)."""
+    cadences = read_cadences(directory)
+    if cadences.pop(name, None) is not None:
+        _write_cadences(directory, cadences)
+
+
+def _write_cadences(directory: Path, cadences: dict[str, int]) -> Path:
     path = Path(directory) / CADENCE_FILE
     body = "".join(f"\n[{n}]\ncadence_days = {d}\n" for n, d in sorted(cadences.items()))
     path.write_text(_CADENCE_HEADER + body, encoding="utf-8")

@@ -76,7 +76,7 @@ def test_cadences_plan_and_snapshot_follow_the_apis_day_and_the_quota(
     from research_pipeline.cli.plan_cmd import current_plan
     from research_pipeline.settings import PipelineSettings
 
-    emulator.clock.set_date(date(2031, 2, 3))  # the API's day, not this machine's
+    emulator.clock.set_date(date(2026, 11, 3))  # the API's day, not this machine's
     monkeypatch.setenv("TIKTOK_DAILY_QUOTA", "4")
     weekly, daily = tmp_path / "weekly.txt", tmp_path / "daily.txt"
     weekly.write_text("\n".join(find_usernames(emulator, "active", 12)) + "\n")
@@ -95,10 +95,10 @@ def test_cadences_plan_and_snapshot_follow_the_apis_day_and_the_quota(
 
     assert main(["plan"]) == 0
     printed = capsys.readouterr().out
-    assert "plan for 2031-02-03 (the API's date)" in printed
+    assert "plan for 2026-11-03 (the API's date)" in printed
     assert "4 of 14 users planned (14 due" in printed and "feasible" in printed
-    schedule_plan = _schedule_plan(env, date(2031, 2, 3))
-    cli_plan = current_plan(date(2031, 2, 3), PipelineSettings.from_env(), 4)
+    schedule_plan = _schedule_plan(env, date(2026, 11, 3))
+    cli_plan = current_plan(date(2026, 11, 3), PipelineSettings.from_env(), 4)
     assert schedule_plan.users == cli_plan.users and len(cli_plan.users) == 4
 
     assert main(["snapshot"]) == 0  # the day's plan is done, though 10 members stay due
@@ -109,7 +109,7 @@ def test_cadences_plan_and_snapshot_follow_the_apis_day_and_the_quota(
             "SELECT snapshot_date, count(*) FROM tiktok.user_info GROUP BY 1"
         ).fetchall()
         planned = {u for (u,) in conn.execute("SELECT username FROM tiktok.user_info").fetchall()}
-    assert rows == [(date(2031, 2, 3), 4)] and planned == set(cli_plan.users)
+    assert rows == [(date(2026, 11, 3), 4)] and planned == set(cli_plan.users)
 
 
 def _schedule_plan(env, day):
@@ -225,3 +225,35 @@ def test_an_api_a_day_ahead_of_this_machine_is_snapshotted_and_further_is_refuse
     assert main(["snapshot"]) == 2
     err = capsys.readouterr().err
     assert "clocks disagree by 5 days" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cohorts_remove_unregisters_the_cohort_and_keeps_its_data(env, emulator, tmp_path, capsys):
+    source = tmp_path / "mine.txt"
+    source.write_text("\n".join(find_usernames(emulator, "active", 3)) + "\n")
+    assert main(["cohorts", "add", "lab_a", str(source), "--cadence", "3"]) == 0
+    assert main(["snapshot"]) == 0
+    capsys.readouterr()
+    assert main(["cohorts", "remove", "lab_a"]) == 0
+    assert "data already taken stays" in capsys.readouterr().out
+    assert main(["cohorts", "list"]) == 0
+    assert "lab_a" not in capsys.readouterr().out  # no "(file missing)" row left behind
+    assert not (tmp_path / "cohorts" / "lab_a.txt").exists()
+    assert "lab_a" not in (tmp_path / "cohorts" / "cohorts.toml").read_text()
+    with duckdb.connect(env["RESEARCH_PIPELINE_DUCKDB"], read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM tiktok.user_info").fetchone() == (3,)
+    assert main(["cohorts", "remove", "lab_a"]) == 2  # nothing left to remove: one line
+
+
+def test_a_cadence_beyond_the_terms_is_refused_and_shown_the_same_everywhere(
+    env, emulator, tmp_path, capsys
+):
+    source = tmp_path / "mine.txt"
+    source.write_text("someone\n")
+    assert main(["cohorts", "add", "lab_b", str(source), "--cadence", "30"]) == 2
+    assert main(["cohorts", "add", "lab_b", str(source), "--cadence", "15"]) == 0
+    assert main(["cohorts", "cadence", "lab_b", "30"]) == 2
+    assert "15" in (tmp_path / "cohorts" / "cohorts.toml").read_text()
+    (tmp_path / "cohorts" / "cohorts.toml").write_text("[lab_b]\ncadence_days = 30\n")  # by hand
+    capsys.readouterr()
+    assert main(["cohorts", "list"]) == 0
+    assert "15d" in capsys.readouterr().out

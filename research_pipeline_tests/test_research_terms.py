@@ -185,7 +185,9 @@ def test_the_demo_writes_only_under_demo_never_where_real_data_lives(tmp_path, m
     from research_pipeline.cli import demo_cmd, main
 
     project = tmp_path / "project"
-    shutil.copytree(REPO / "cohorts", project / "cohorts")
+    shutil.copytree(REPO / "examples", project / "examples")
+    (project / "cohorts").mkdir()
+    (project / "cohorts" / "my_study.txt").write_text("someone_real\n")  # the researcher's own
     shutil.copyfile(REPO / "dagster.yaml", project / "dagster.yaml")
     monkeypatch.setattr(demo_cmd, "project_dir", lambda: project)
     real_home, real_db = tmp_path / "real_home", tmp_path / "real" / "research.duckdb"
@@ -199,6 +201,20 @@ def test_the_demo_writes_only_under_demo_never_where_real_data_lives(tmp_path, m
             ("emulator",)
         ]
     assert (project / "demo" / "dagster_home" / "dagster.yaml").exists()
+    # The researcher's cohorts are neither asked nor touched; the samples live with the demo.
+    with duckdb.connect(str(project / "demo" / "research.duckdb"), read_only=True) as conn:
+        cohorts = {
+            c for (c,) in conn.execute("SELECT DISTINCT cohort FROM tiktok.user_info").fetchall()
+        }
+        asked = {u for (u,) in conn.execute("SELECT username FROM tiktok.api_requests").fetchall()}
+    assert cohorts == {"music_artists", "news_creators"} and "someone_real" not in asked
+    assert [p.name for p in (project / "cohorts").iterdir()] == ["my_study.txt"]
+
+
+def test_a_fresh_clone_has_no_cohorts_of_its_own():
+    assert [p.name for p in (REPO / "cohorts").iterdir()] == [".gitkeep"] or not any(
+        p.suffix in (".txt", ".csv") for p in (REPO / "cohorts").iterdir()
+    )
 
 
 def test_a_cohort_exports_as_a_citable_dataset_read_back_by_pandas_and_duckdb(pipeline, tmp_path):

@@ -1,4 +1,4 @@
-"""`research-pipeline cohorts add|list|validate`: the cohort files and their registration.
+"""`research-pipeline cohorts add|remove|cadence|list|validate`: cohort files and registration.
 
 `validate` needs no Dagster: the commands that talk to the Dagster instance import it when they
 run, so checking a file stays instant.
@@ -20,9 +20,11 @@ from research_pipeline.cohorts import (
     find_cohort,
     read_cadences,
     read_cohort,
+    remove_cadence,
     write_cadence,
 )
 from research_pipeline.errors import CohortError
+from research_pipeline.planner import TERMS_MAX_DAYS
 from research_pipeline.settings import PipelineSettings, requests_per_day
 
 
@@ -37,10 +39,10 @@ def cohorts() -> None:
 @click.option("--replace", is_flag=True, help="Overwrite an existing cohort of that name.")
 @click.option(
     "--cadence",
-    type=click.IntRange(1),
+    type=click.IntRange(1, TERMS_MAX_DAYS),
     default=DEFAULT_CADENCE_DAYS,
     show_default=True,
-    help="Refresh every member every this many days (at most 15 apply: TikTok's terms).",
+    help="Refresh every member every this many days (at most 15: TikTok's terms).",
 )
 def add(name: str, file: Path, replace: bool, cadence: int) -> int:
     """Copy FILE of usernames in as cohort NAME, with its cadence, and register it."""
@@ -81,7 +83,36 @@ def add(name: str, file: Path, replace: bool, cadence: int) -> int:
 
 @cohorts.command()
 @click.argument("name")
-@click.argument("days", type=click.IntRange(1))
+def remove(name: str) -> int:
+    """Stop following cohort NAME: its file and cadence go, its partition is unregistered; the
+    data already taken stays in the warehouse (and in exports), as any earlier day's does."""
+    from research_pipeline.orchestration.instance import dagster_instance
+    from research_pipeline.orchestration.partitions import cohort_partitions
+
+    name = check_cohort_name(name)
+    folder = PipelineSettings.from_env().cohorts_dir
+    files = [p for p in (folder / f"{name}.txt", folder / f"{name}.csv") if p.exists()]
+    with dagster_instance() as instance:
+        registered = name in instance.get_dynamic_partitions(cohort_partitions.name)
+        if not files and not registered:
+            raise CohortError(
+                f"no cohort {name} in {folder} (see `research-pipeline cohorts list`)"
+            )
+        for path in files:
+            path.unlink()
+        remove_cadence(folder, name)
+        if registered:
+            instance.delete_dynamic_partition(cohort_partitions.name, name)
+    click.echo(
+        f"cohort {name} removed: {', '.join(map(str, files)) or 'no file'} deleted, partition "
+        "unregistered; the data already taken stays in the warehouse"
+    )
+    return 0
+
+
+@cohorts.command()
+@click.argument("name")
+@click.argument("days", type=click.IntRange(1, TERMS_MAX_DAYS))
 def cadence(name: str, days: int) -> int:
     """Refresh cohort NAME's members every DAYS days from the next plan on."""
     folder = PipelineSettings.from_env().cohorts_dir
@@ -131,7 +162,9 @@ def list_cohorts() -> int:
     ignored = sorted(
         p.name
         for p in (folder.iterdir() if folder.is_dir() else [])
-        if p.is_file() and p.name not in {f.name for f in files.values()} | {CADENCE_FILE}
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.name not in {f.name for f in files.values()} | {CADENCE_FILE}
     )
     if ignored:
         click.echo(

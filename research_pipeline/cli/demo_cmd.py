@@ -11,6 +11,7 @@ the UI on it.
 import os
 import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import click
 
@@ -22,6 +23,17 @@ Open the Dagster UI on these runs:
 Query the data:
   .venv/bin/python -c "import duckdb; c = duckdb.connect('{database}', read_only=True); print(c.execute('from tiktok.follower_snapshots order by snapshot_date desc limit 10').df())"
 """  # noqa: E501 - one line, so it can be pasted
+
+
+def _demo_cohorts(root: Path) -> Path:
+    """The demo's own copy of the sample cohorts (examples/cohorts): it never reads or registers
+    the researcher's cohorts, and what a researcher adds never joins the demo."""
+    folder = root / "demo" / "cohorts"
+    folder.mkdir(parents=True, exist_ok=True)
+    for sample in (root / "examples" / "cohorts").iterdir():
+        if sample.is_file():
+            shutil.copyfile(sample, folder / sample.name)
+    return folder
 
 
 @click.command()
@@ -48,7 +60,7 @@ def demo(days: int) -> int:
                 "DAGSTER_HOME": str(home),
                 "RESEARCH_PIPELINE_DUCKDB": str(root / "demo" / "research.duckdb"),
                 "RESEARCH_PIPELINE_EXPORTS_DIR": str(root / "demo" / "exports"),
-                "RESEARCH_PIPELINE_COHORTS_DIR": str(root / "cohorts"),
+                "RESEARCH_PIPELINE_COHORTS_DIR": str(_demo_cohorts(root)),
             }
         )
         today = api.clock.today()
