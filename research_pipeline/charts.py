@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from research_pipeline.warehouse.queries import cohort_trajectories
+from research_pipeline.wording import plural
 
 WIDTH_INCHES, HEIGHT_INCHES, DPI = 7.5, 5.6, 80
 COLOURS = ("#1f77b4", "#d62728", "#7f7f7f")
@@ -85,7 +86,7 @@ def render_cohort_chart(cohort: str, rows: list[tuple]) -> bytes:
         axes[2].xaxis.set_major_locator(locator)
         axes[2].xaxis.set_major_formatter(ConciseDateFormatter(locator))
     figure.suptitle(
-        f"Cohort {cohort}: {len(rows)} summarised days, {days[0]} to {days[-1]} "
+        f"Cohort {cohort}: {plural(len(rows), 'summarised day')}, {days[0]} to {days[-1]} "
         f"({rows[-1][3]:,} members)",
         fontsize=10,
     )

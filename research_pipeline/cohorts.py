@@ -17,6 +17,7 @@ from pathlib import Path
 from research_pipeline.errors import CohortError, InvalidUsernameError
 from research_pipeline.planner import TERMS_MAX_DAYS
 from research_pipeline.tiktok.usernames import normalize_username
+from research_pipeline.wording import plural
 
 COHORT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 COHORT_SUFFIXES = (".txt", ".csv")
@@ -60,8 +61,9 @@ class Cohort:
 
     def report(self, limit: int = 20) -> str:
         lines = [
-            f"{self.path}: {len(self.usernames)} usernames, {self.duplicate_count} duplicates "
-            f"merged, {self.problem_count} lines left out"
+            f"{self.path}: {plural(len(self.usernames), 'username')}, "
+            f"{plural(self.duplicate_count, 'duplicate')} merged, "
+            f"{plural(self.problem_count, 'line')} left out"
         ]
         lines += [f"  {problem}" for problem in self.problems[:limit]]
         if self.problem_count > limit:

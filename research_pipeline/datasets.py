@@ -10,7 +10,10 @@ the manifest says so.
 
 import csv
 import hashlib
+import json
+import os
 import shutil
+import tempfile
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -30,6 +33,7 @@ from research_pipeline.warehouse.dataset import (
 )
 from research_pipeline.warehouse.dictionary import describe
 from research_pipeline.warehouse.queries import table_columns
+from research_pipeline.wording import plural
 
 MANIFEST = "manifest.json"
 DICTIONARY = "data_dictionary.csv"
@@ -46,16 +50,35 @@ def software_versions() -> dict[str, str]:
     return found
 
 
-def _prepare(out: Path) -> None:
-    """An empty folder, or one holding an earlier export of ours (replaced); nothing else."""
-    if out.exists() and any(out.iterdir()):
-        if not (out / MANIFEST).is_file():
-            raise WarehouseError(
-                f"{out} is not empty and holds no earlier export (no {MANIFEST}): choose an "
-                "empty or new folder"
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+# An export is written here first and renamed to its folder once complete (manifest last): a
+# killed export never exists under its final name, and the withdrawal removes these too.
+PARTIAL_PREFIX = ".partial-export-"
+
+
+def _check_target(out: Path, cohort: str) -> None:
+    """`out` is new, empty, or an earlier export of this same cohort (replaced); else refused."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        raise WarehouseError(
+            f"{out} is not empty and holds no earlier export (no {MANIFEST}): choose an "
+            "empty or new folder"
+        )
+    try:
+        earlier = json.loads(manifest.read_text(encoding="utf-8")).get("cohort")
+    except (ValueError, OSError):
+        earlier = None
+    if earlier != cohort:
+        raise WarehouseError(
+            f"{out} holds the dataset of cohort {earlier!r}, not {cohort!r}: choose another "
+            "folder (nothing was overwritten)"
+        )
+
+
+def _partial_folder(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{out.name}-", dir=out.parent))
 
 
 def _sha256(path: Path) -> str:
@@ -69,7 +92,20 @@ def _sha256(path: Path) -> str:
 def export_dataset(conn: duckdb.DuckDBPyConnection, cohort: str, out: Path) -> dict:
     """Write the dataset of `cohort` into folder `out`; returns its manifest."""
     facts = dataset_facts(conn, cohort)  # refuses an unknown cohort before writing anything
-    _prepare(out)
+    _check_target(out, cohort)
+    final, out = out, _partial_folder(out)
+    try:
+        manifest = _write_dataset(conn, cohort, facts, out)
+        if final.exists():
+            shutil.rmtree(final)  # the earlier export of this cohort
+        os.replace(out, final)
+    finally:
+        if out.exists():
+            shutil.rmtree(out)
+    return manifest
+
+
+def _write_dataset(conn, cohort: str, facts, out: Path) -> dict:
     files = []
     dictionary = []
     for table in DATASET_TABLES:
@@ -116,7 +152,7 @@ def methods_paragraph(facts: DatasetFacts) -> str:
     source = ", ".join(facts.sources) or "an unrecorded source"
     gone = sum(facts.unavailable.values())
     kinds = ", ".join(f"{kind.replace('_', ' ')}: {n}" for kind, n in facts.unavailable.items())
-    cadence = f"every {facts.cadence_days} day(s)" if facts.cadence_days else "on a cadence"
+    cadence = f"every {plural(facts.cadence_days, 'day')}" if facts.cadence_days else "on a cadence"
     parts = []
     if "emulator" in facts.sources:
         parts.append(
@@ -154,8 +190,11 @@ def methods_paragraph(facts: DatasetFacts) -> str:
 
 def withdraw_exports(exports_dir: Path, usernames: list[str]) -> list[Path]:
     """Remove the project's exported datasets that hold any of `usernames` (accounts whose
-    data must now be deleted); returns the folders removed."""
+    data must now be deleted), and every partial export (killed before its manifest: its
+    files may hold anyone); returns the folders removed."""
     removed = exports_holding(exports_dir, usernames)
+    if exports_dir.is_dir():
+        removed += sorted(p for p in exports_dir.rglob(f"{PARTIAL_PREFIX}*") if p.is_dir())
     for folder in removed:
-        shutil.rmtree(folder)
+        shutil.rmtree(folder, ignore_errors=True)
     return removed

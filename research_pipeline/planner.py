@@ -21,7 +21,7 @@ The rules, and why:
   stalest-first, which bounds every member's refresh gap by ceil(unique users / daily budget)
   days even when demand exceeds the budget: once a user is due, only users answered before it go
   first, each at most once.
-- Accounts whose last answer said they are gone (not found, private, banned) are asked again
+- Accounts whose last answer said they are gone (not found, refused...) are asked again
   `gone_recheck_days` after that answer (4x their cadence, 7 to 28 days; no fixed days): most
   never come back, so asking daily wastes quota, but a private account made public again is
   caught within a month. They go after every overdue live user, so they never crowd out live

@@ -257,3 +257,15 @@ def test_a_cadence_beyond_the_terms_is_refused_and_shown_the_same_everywhere(
     capsys.readouterr()
     assert main(["cohorts", "list"]) == 0
     assert "15d" in capsys.readouterr().out
+
+
+def test_tombstones_export_like_the_other_tables(env, emulator, tmp_path):
+    import pandas as pd
+
+    gone = find_usernames(emulator, "unknown", 1)
+    (tmp_path / "cohorts" / "c1.txt").write_text("\n".join(gone) + "\n")
+    assert main(["snapshot"]) == 0
+    out = tmp_path / "tombstones.parquet"
+    assert main(["export", "tombstones", "--out", str(out), "--since", "2020-01-01"]) == 0
+    frame = pd.read_parquet(out)
+    assert list(frame.username) == gone and list(frame.kind) == ["not_found"]

@@ -260,3 +260,47 @@ def test_a_cohort_exports_as_a_citable_dataset_read_back_by_pandas_and_duckdb(pi
     assert "We followed 7 TikTok accounts" in methods
     assert "1 account (14.3%) was no longer available" in methods
     assert json.loads((out / "manifest.json").read_text())["cohort"] == "panel"
+
+
+def test_coverage_words_mean_one_thing_gone_accounts_are_never_fresh(pipeline):
+    live = find_usernames(pipeline.api, "active", 4)
+    gone = find_usernames(pipeline.api, "unknown", 1) + find_usernames(pipeline.api, "private", 1)
+    pipeline.write_cohort("panel", live + gone)
+    days = [pipeline.api.clock.today() - timedelta(days=n) for n in (3, 0)]
+    for day in days:
+        pipeline.api.clock.set_date(day)
+        assert pipeline.run(["panel"], day=day)[0].success
+    [(members, fresh, stale, gone_count, never, max_age)] = pipeline.query(
+        "SELECT members, fresh, stale, gone, never_fetched, max_age_days "
+        "FROM tiktok.cohort_summary WHERE snapshot_date = ?",
+        [days[1]],
+    )
+    # The gone accounts were last answered 3 days ago (re-checked every 7): counted apart.
+    assert (members, fresh, stale, gone_count, never) == (6, 4, 0, 2, 0)
+    assert max_age == 0  # over live members only
+
+
+def test_an_export_never_overwrites_another_cohorts_dataset_and_partial_ones_are_withdrawn(
+    pipeline, tmp_path
+):
+    from research_pipeline.datasets import PARTIAL_PREFIX, withdraw_exports
+
+    users = find_usernames(pipeline.api, "active", 4)
+    pipeline.write_cohort("one", users[:2])
+    pipeline.write_cohort("two", users[2:])
+    run_days(pipeline, ["one", "two"], 1)
+    exports = tmp_path / "exports"
+    with warehouse.connect(pipeline.database, read_only=True) as conn:
+        export_dataset(conn, "one", exports / "one")
+        with pytest.raises(WarehouseError, match="holds the dataset of cohort 'one'"):
+            export_dataset(conn, "two", exports / "one")
+        export_dataset(conn, "one", exports / "one")  # its own earlier export: replaced
+    assert json.loads((exports / "one" / "manifest.json").read_text())["cohort"] == "one"
+    assert not list(exports.glob(f"{PARTIAL_PREFIX}*"))  # nothing half-written left behind
+    # An export killed midway (no manifest yet) still holds profile text: the withdrawal of a
+    # gone account removes it too, whoever it holds.
+    partial = exports / f"{PARTIAL_PREFIX}two-x1"
+    shutil.copytree(exports / "one", partial)
+    (partial / "manifest.json").unlink()
+    removed = withdraw_exports(exports, [users[0]])
+    assert set(removed) == {exports / "one", partial} and not partial.exists()

@@ -26,6 +26,7 @@ from research_pipeline.cohorts import (
 from research_pipeline.errors import CohortError
 from research_pipeline.planner import TERMS_MAX_DAYS
 from research_pipeline.settings import PipelineSettings, requests_per_day
+from research_pipeline.wording import plural
 
 
 @click.group()
@@ -74,8 +75,8 @@ def add(name: str, file: Path, replace: bool, cadence: int) -> int:
     with dagster_instance() as instance:
         register_cohorts(instance, [name])
     click.echo(
-        f"cohort {name}: {len(cohort.usernames)} users in {target}, refreshed every {cadence} "
-        "day(s); partition registered"
+        f"cohort {name}: {plural(len(cohort.usernames), 'user')} in {target}, refreshed every "
+        f"{plural(cadence, 'day')}; partition registered"
     )
     _warn_if_infeasible(folder)
     return 0
@@ -118,7 +119,7 @@ def cadence(name: str, days: int) -> int:
     folder = PipelineSettings.from_env().cohorts_dir
     find_cohort(folder, name)
     path = write_cadence(folder, name, days)
-    click.echo(f"cohort {name}: refreshed every {days} day(s) ({path})")
+    click.echo(f"cohort {name}: refreshed every {plural(days, 'day')} ({path})")
     _warn_if_infeasible(folder)
     return 0
 

@@ -43,6 +43,11 @@ def run_and_report(
                 failure = event.step_failure_data
                 click.echo(f"  {event.step_key}: {_failure_text(failure)}")
                 outcome.interrupted = outcome.interrupted or _was_interrupted(failure)
+        for folder in _withdrawn_exports(result):
+            click.echo(
+                f"  withdrawn under TikTok's terms: {folder} held data of accounts no longer "
+                "available; export the cohort again"
+            )
         for evaluation in result.get_asset_check_evaluations():
             if evaluation.check_name == "plan_completed" and not evaluation.passed:
                 why = evaluation.metadata.get("why")
@@ -51,6 +56,15 @@ def run_and_report(
     outcome.requests = _ledger_requests(database) - before
     click.echo(f"API requests spent: {outcome.requests}")
     return outcome
+
+
+def _withdrawn_exports(result) -> list[str]:
+    """Export folders the run's forgetting pass removed (the gone_accounts materialization)."""
+    folders = []
+    for materialization in result.asset_materializations_for_node("tiktok__gone_accounts"):
+        entry = materialization.metadata.get("exports_withdrawn_folders")
+        folders += list(entry.value) if entry is not None else []
+    return folders
 
 
 def _failure_text(failure) -> str:

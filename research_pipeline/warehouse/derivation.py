@@ -12,11 +12,15 @@ from functools import cache
 
 import duckdb
 
+from research_pipeline.tiktok.error_kinds import USER_GONE_KINDS
 from research_pipeline.warehouse import answers, sql
 from research_pipeline.warehouse.raw import Key, keys_frame
 from research_pipeline.warehouse.transactions import registered, transaction
 
 DERIVED_TABLES = ("follower_snapshots", "engagement_snapshots", "cohort_summary")
+# The SQL form of the one list of gone kinds (tiktok.error_kinds), written into the SQL files'
+# /*GONE_KINDS*/: constants of this project, never input.
+GONE_KINDS_SQL = ", ".join(f"'{kind}'" for kind in USER_GONE_KINDS)
 _NEEDS_PREVIOUS = ("follower_snapshots", "engagement_snapshots")
 
 
@@ -26,7 +30,7 @@ def derivation_sql(table: str) -> str:
     if table not in DERIVED_TABLES:
         raise ValueError(f"unknown derived table {table!r}; choose one of {DERIVED_TABLES}")
     prefix = sql.load("with_previous") if table in _NEEDS_PREVIOUS else ""
-    return answers.ANSWERS_CTE + prefix + sql.load(table)
+    return answers.ANSWERS_CTE + prefix + sql.load(table).replace("/*GONE_KINDS*/", GONE_KINDS_SQL)
 
 
 def derivation_version(table: str) -> str:

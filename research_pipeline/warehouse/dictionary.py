@@ -86,10 +86,19 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         ),
         "members": ("Members of the cohort that day", "accounts"),
         "fetched": ("Members answered that day (final answers)", "accounts"),
-        "fresh": ("Members whose latest answer is within the cohort's cadence", "accounts"),
-        "stale": ("Members whose latest answer is older than the cadence", "accounts"),
+        "fresh": (
+            "Live members whose latest answer is ok and no older than the cohort's cadence "
+            "(at most 15 days); accounts no longer available are never fresh",
+            "accounts",
+        ),
+        "stale": ("Live members answered before, not fresh", "accounts"),
+        "gone": (
+            "Members whose latest answer says the account is no longer available (not found, "
+            "refused); fresh + stale + gone + never_fetched = members",
+            "accounts",
+        ),
         "never_fetched": ("Members never answered yet", "accounts"),
-        "max_age_days": ("Age of the oldest latest answer", "days"),
+        "max_age_days": ("Age of the oldest latest answer of a live member", "days"),
     },
     "cohort_members": {
         "cadence_days": ("The cohort's refresh cadence that day", "days"),

@@ -14,7 +14,10 @@ EXPORTABLE_TABLES = (
     "cohort_summary",
     "api_requests",
     "snapshots",
+    "tombstones",
 )
+# The column `--since` filters on: when a row happened.
+_DATE_COLUMN = {"api_requests": "requested_at", "tombstones": "since"}
 FORMATS = ("parquet", "csv")
 
 
@@ -33,7 +36,7 @@ def export_table(
         )
     if file_format not in FORMATS:
         raise WarehouseError(f"unknown format {file_format!r}; choose parquet or csv")
-    date_column = "requested_at" if table == "api_requests" else "snapshot_date"
+    date_column = _DATE_COLUMN.get(table, "snapshot_date")
     query = f"SELECT * FROM tiktok.{table} WHERE (? IS NULL OR cohort = ?) "  # noqa: S608
     query += f"AND (?::DATE IS NULL OR {date_column} >= ?::DATE) ORDER BY ALL"
     relation = conn.sql(query, params=[cohort, cohort, since, since])

@@ -1,5 +1,5 @@
 """TikTok's terms: data no longer available through the API is deleted. An account whose latest
-answer (in any cohort) says it is gone (not found, private, banned) loses everything the API
+answer (in any cohort) says it is gone (not found, refused...) loses everything the API
 returned about it: profile text, avatar and links, extra fields and (unless the project's data
 agreement allows keeping them) its counts, in `user_info` and in every derived table. Its rows
 stay, redacted, so coverage and attrition remain countable, and a tombstone per account and

@@ -219,6 +219,12 @@ CREATE OR REPLACE VIEW tiktok.last_refreshed AS
     FROM answers GROUP BY username;
 """
 
+# Coverage words with one meaning: gone accounts counted apart, never as fresh (the summaries
+# are derived again by the next run of their partitions).
+_V7_GONE_IN_COVERAGE = """
+ALTER TABLE tiktok.cohort_summary ADD COLUMN gone BIGINT;
+"""
+
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(1, "the tables of the release of 2026-11-24", _V1_TABLES),
     Upgrade(2, "error_kind and source on user_info and api_requests", _V2_KIND_AND_SOURCE),
@@ -226,6 +232,7 @@ UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(4, "bio_url, extra_fields, api_requests.message", _V4_FIELDS_AND_MESSAGES),
     Upgrade(5, "forgotten_at, tombstones, sources, last_refreshed view", _V5_RESEARCH_TERMS),
     Upgrade(6, "last_answers: each user's last answers, kept", _V6_LAST_ANSWERS),
+    Upgrade(7, "cohort_summary.gone: accounts no longer available, apart", _V7_GONE_IN_COVERAGE),
 )
 LATEST_VERSION = UPGRADES[-1].version
 

@@ -64,6 +64,7 @@ def gone_accounts(context: AssetExecutionContext, warehouse: Warehouse) -> Mater
             "derived_rows_deleted": MetadataValue.int(report.derived_rows_deleted),
             "accounts_back": MetadataValue.int(report.returned),
             "exports_withdrawn": MetadataValue.int(len(withdrawn)),
+            "exports_withdrawn_folders": MetadataValue.json([str(f) for f in withdrawn]),
             "counts_kept": MetadataValue.bool(keep),
         }
     )

@@ -31,19 +31,23 @@ latest AS (
 ),
 aged AS (
     SELECT *, datediff('day', last_day, snapshot_date) AS age,
-           -- the planner's rules: cadence at most 15 days (TikTok's terms); accounts that are
-           -- gone are re-checked every 4x cadence, 7 to 28 days (research_pipeline.planner)
-           CASE WHEN last_kind IN ('not_found', 'private', 'banned')
-                THEN least(28, greatest(7, 4 * least(cadence_days, 15)))
-                ELSE least(cadence_days, 15) END AS allowed
+           -- the planner's rule: cadence at most 15 days (TikTok's terms)
+           least(cadence_days, 15) AS allowed,
+           coalesce(last_kind IN (/*GONE_KINDS*/), false) AS gone
     FROM latest
 ),
+-- One meaning of each word (the data dictionary states them): fresh, a live member whose latest
+-- answer is ok and within its cadence; gone, a member whose latest answer says the account is
+-- no longer available (counted apart, never fresh); stale, a live member answered before but not
+-- fresh; never_fetched, no answer yet. fresh + stale + gone + never_fetched = members.
 coverage AS (
     SELECT snapshot_date, cohort, count(*) AS members,
-           count(*) FILTER (WHERE age <= allowed) AS fresh,
-           count(*) FILTER (WHERE age > allowed) AS stale,
+           count(*) FILTER (WHERE NOT gone AND last_status = 'ok' AND age <= allowed) AS fresh,
+           count(*) FILTER (WHERE NOT gone AND last_day IS NOT NULL
+                            AND NOT (last_status = 'ok' AND age <= allowed)) AS stale,
+           count(*) FILTER (WHERE gone) AS gone,
            count(*) FILTER (WHERE last_day IS NULL) AS never_fetched,
-           max(age) AS max_age_days,
+           max(age) FILTER (WHERE NOT gone) AS max_age_days,
            median(followers) FILTER (WHERE last_status = 'ok') AS median_followers,
            sum(followers) FILTER (WHERE last_status = 'ok') AS total_followers,
            sum(likes) FILTER (WHERE last_status = 'ok') AS total_likes,
@@ -88,6 +92,7 @@ SELECT k.snapshot_date, k.cohort,
        growth.median_growth AS median_follower_growth_per_day,
        coalesce(coverage.members, 0) AS members, coalesce(counts.fetched, 0) AS fetched,
        coalesce(coverage.fresh, 0) AS fresh, coalesce(coverage.stale, 0) AS stale,
+       coalesce(coverage.gone, 0) AS gone,
        coalesce(coverage.never_fetched, 0) AS never_fetched, coverage.max_age_days,
        coalesce(kinds.errors_by_kind, '{}') AS errors_by_kind
 FROM keys k
