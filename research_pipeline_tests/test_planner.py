@@ -168,3 +168,51 @@ def test_early_asks_only_when_nobody_is_overdue_or_due_for_a_recheck():
     roomy, _ = simulate(cohorts, 30, quota=200)  # room for everyone: early asks do happen
     assert any(p.early_planned for p in roomy)
     assert all(p.early_planned == 0 for p in plans[1:]) or early_days < len(plans)
+
+
+def test_thirty_days_with_an_edit_and_a_colleague_spend_every_request_where_the_plan_says():
+    """The issue's month, scaled by ten: 3,750 members -> 375, a colleague spending 10-40 of the
+    100 requests on 7 days, a cadence change and a cohort edit on day 15."""
+    weekly = [f"creator{i}" for i in range(250)]
+    cohorts = [
+        CohortSpec("creators", weekly, 7),
+        CohortSpec("politicians", [f"pol{i}" for i in range(60)] + weekly[:20], 3),
+        CohortSpec("press", [f"press{i}" for i in range(30)], 1),
+        CohortSpec("newcomers", [f"new{i}" for i in range(35)], 7),
+    ]
+    colleague = {3: 10, 6: 40, 9: 25, 12: 30, 18: 10, 21: 40, 27: 20}
+    gone = {f"press{i}" for i in range(5)} | {f"creator{i}" for i in range(100, 110)}
+    history: dict[str, LastAnswer] = {}
+    for offset in range(30):
+        day = DAY0 + timedelta(days=offset)
+        if offset == 15:  # 10 creators removed, a cohort added, politicians every 2 days
+            cohorts = [
+                CohortSpec("creators", weekly[10:], 7),
+                CohortSpec("politicians", cohorts[1].members, 2),
+                cohorts[2],
+                cohorts[3],
+                CohortSpec("late", [f"late{i}" for i in range(20)], 7),
+            ]
+        plan = plan_day(
+            cohorts, history, day, daily_quota=100, spent_today=colleague.get(offset, 0)
+        )
+        early = _early(plan, history, day)
+        asked_early = set(plan.users) & early
+        overdue_waiting = set(plan.left_waiting) - early  # overdue, or a due re-check
+        if asked_early:  # early asks only when nobody overdue or due waits
+            assert overdue_waiting == set(), (day, len(overdue_waiting))
+        wanted = len(plan.users) + len(plan.left_waiting)
+        assert len(plan.users) == min(plan.budget, wanted)  # quota 0 whenever users were due
+        press = sum(1 for u in plan.users if u.startswith("press"))
+        assert press >= 25 or not asked_early  # the daily cohort before any early ask
+        for user in plan.users:
+            history[user] = LastAnswer(day, "refused" if user in gone else "ok")
+
+
+def _early(plan, history, day) -> set[str]:
+    """Live users of `plan` whose whole cadence has not passed since their last answer."""
+    return {
+        u
+        for u, days in plan.cadence_of.items()
+        if u in history and not history[u].gone and (day - history[u].snapshot_date).days < days
+    }
