@@ -28,6 +28,10 @@ class WarehouseError(ResearchPipelineError):
     """The DuckDB file cannot be opened, upgraded or written."""
 
 
+class WarehouseNeedsUpgradeError(WarehouseError):
+    """A warehouse of an earlier release opened read-only: the next writer upgrades it."""
+
+
 # -- the Research API -------------------------------------------------------------------------
 
 

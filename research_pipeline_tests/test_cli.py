@@ -1,9 +1,12 @@
 """The `research-pipeline` command, in process, on a real DAGSTER_HOME and the emulator."""
 
+from pathlib import Path
+
 import duckdb
 import pytest
 
 from research_pipeline.cli import main
+from research_pipeline.warehouse.published import published_path
 from research_pipeline_tests.helpers import EMULATOR_SECRET, cli_environment, find_usernames
 
 
@@ -269,3 +272,40 @@ def test_tombstones_export_like_the_other_tables(env, emulator, tmp_path):
     assert main(["export", "tombstones", "--out", str(out), "--since", "2020-01-01"]) == 0
     frame = pd.read_parquet(out)
     assert list(frame.username) == gone and list(frame.kind) == ["not_found"]
+
+
+@pytest.mark.parametrize("kind", ["empty", "folder", "garbage", "foreign", "newer", "cut short"])
+def test_a_broken_warehouse_is_refused_in_one_line_by_every_command(
+    env, emulator, tmp_path, capsys, kind
+):
+    (tmp_path / "cohorts" / "c1.txt").write_text("\n".join(find_usernames(emulator, "active", 2)))
+    database = Path(env["RESEARCH_PIPELINE_DUCKDB"])
+    if kind in ("newer", "cut short"):
+        assert main(["snapshot"]) == 0
+        for path in (database, published_path(database)):  # what export reads, too
+            if kind == "newer":
+                with duckdb.connect(str(path)) as conn:
+                    conn.execute("INSERT INTO tiktok.schema_version VALUES (99, 'x', now())")
+            else:
+                data = path.read_bytes()
+                path.write_bytes(data[: len(data) // 2])
+    else:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "folder":
+            database.mkdir()
+        elif kind == "garbage":
+            database.write_bytes(b"not a database\n" * 100)
+        elif kind == "foreign":
+            with duckdb.connect(str(database)) as conn:
+                conn.execute("CREATE TABLE thesis_notes (line VARCHAR)")
+        else:
+            database.write_bytes(b"")
+    capsys.readouterr()
+    before = emulator.stats()["user_info_requests"]
+    export_to = str(tmp_path / "x.parquet")
+    for command in (["plan"], ["snapshot"], ["export", "user_info", "--out", export_to]):
+        assert main(command) in (1, 2), (kind, command)
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "error" in err, (kind, command, err)
+    assert emulator.stats()["user_info_requests"] == before  # no request spent on it
+    assert not Path(export_to).exists()

@@ -96,7 +96,7 @@ def test_a_failing_upgrade_leaves_the_old_warehouse_as_it_was(tmp_path, monkeypa
     broken = schema.Upgrade(schema.LATEST_VERSION + 1, "broken", "SELECT * FROM no_such_table")
     monkeypatch.setattr(schema, "UPGRADES", (*schema.UPGRADES, broken))
     monkeypatch.setattr(schema, "LATEST_VERSION", broken.version)
-    with pytest.raises(duckdb.Error), warehouse.connect(path):
+    with pytest.raises(WarehouseError, match="rolled back"), warehouse.connect(path):
         pass
     with duckdb.connect(str(path), read_only=True) as conn:
         assert schema.current_version(conn) == 1  # version 2 was rolled back with the rest

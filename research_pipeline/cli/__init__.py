@@ -97,4 +97,16 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
         return 2
+    except Exception as exc:
+        if not type(exc).__module__.startswith(("duckdb", "_duckdb")):
+            raise
+        # A query on a damaged warehouse (a block zeroed, the file cut short): one line.
+        if verbose:
+            traceback.print_exc()
+        click.echo(
+            f"error: the warehouse could not be read ({str(exc).splitlines()[0]}): restore it "
+            "from a backup, or move it aside and start a new one",
+            err=True,
+        )
+        return 2
     return result if isinstance(result, int) else 0

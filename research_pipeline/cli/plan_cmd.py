@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from research_pipeline.errors import ConfigurationError, TikTokApiError, WarehouseError
+from research_pipeline.errors import (
+    ConfigurationError,
+    TikTokApiError,
+    WarehouseNeedsUpgradeError,
+)
 from research_pipeline.settings import PipelineSettings, requests_per_day
 
 if TYPE_CHECKING:  # the planner, the warehouse and the client load when a plan is made
@@ -29,10 +33,12 @@ def current_plan(day: date, pipeline: PipelineSettings, quota: int | None) -> Pl
     from research_pipeline import panels, warehouse
 
     specs = panels.cohort_specs(pipeline.cohorts_dir)
+    if not Path(pipeline.duckdb_path).exists():  # no warehouse yet: no history
+        return panels.plan_for(None, specs, day, daily_quota=quota)
     try:
         with warehouse.connect(pipeline.duckdb_path, read_only=True) as conn:
             return panels.plan_for(conn, specs, day, daily_quota=quota)
-    except WarehouseError:  # no warehouse yet, or one of an older release: no history
+    except WarehouseNeedsUpgradeError:  # an earlier release's: no history it can read yet
         return panels.plan_for(None, specs, day, daily_quota=quota)
 
 

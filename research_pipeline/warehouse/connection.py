@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from research_pipeline.errors import WarehouseError
+from research_pipeline.errors import WarehouseError, WarehouseNeedsUpgradeError
 from research_pipeline.warehouse.schema import LATEST_VERSION, current_version, upgrade
 
 LOCK_WAIT_SECONDS = 60.0
@@ -57,6 +57,8 @@ def connect(
             f"no warehouse at {Path(database).resolve()}: take a snapshot first "
             "(`research-pipeline snapshot`), or set RESEARCH_PIPELINE_DUCKDB to its path"
         )
+    if is_file:
+        _check_file(Path(database))
     if is_file and not read_only:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -78,14 +80,71 @@ def connect(
             "room (or point RESEARCH_PIPELINE_DUCKDB elsewhere)"
         ) from None
     try:
+        try:
+            _check_ours(conn, database)
+            version = current_version(conn)
+        except duckdb.Error as exc:  # a damaged file: its catalog cannot even be read
+            raise WarehouseError(_damaged(database, exc)) from None
         if read_only:
-            if current_version(conn) < LATEST_VERSION:
+            if version > LATEST_VERSION:
                 raise WarehouseError(
-                    f"{database} has schema version {current_version(conn)}; this release "
-                    f"needs {LATEST_VERSION}: run a snapshot (or any writing command) to upgrade"
+                    f"{database} has schema version {version}, newer than this release knows "
+                    f"({LATEST_VERSION}): upgrade research-pipeline to read it"
+                )
+            if version < LATEST_VERSION:
+                raise WarehouseNeedsUpgradeError(
+                    f"{database} has schema version {version}; this release needs "
+                    f"{LATEST_VERSION}: run a snapshot (or any writing command) to upgrade"
                 )
         else:
-            upgrade(conn, database)
+            try:
+                upgrade(conn, database)
+            except duckdb.Error as exc:
+                raise WarehouseError(
+                    f"upgrading {database} from schema version {version} failed "
+                    f"({str(exc).splitlines()[0]}); the upgrade was rolled back, the warehouse "
+                    "is as it was"
+                ) from None
+    except BaseException:
+        conn.close()
+        raise
+    try:
         yield conn
     finally:
         conn.close()
+
+
+def _check_file(path: Path) -> None:
+    """What is at the warehouse's path before DuckDB touches it: nothing (a new warehouse), or
+    a non-empty file. A folder or an empty file (a truncated warehouse?) is refused."""
+    if path.is_dir():
+        raise WarehouseError(
+            f"{path} is a folder, not a warehouse file: point RESEARCH_PIPELINE_DUCKDB at a file"
+        )
+    if path.is_file() and path.stat().st_size == 0:
+        raise WarehouseError(
+            f"{path} is empty (0 bytes): if it was the warehouse, it was truncated (restore it "
+            "from a backup); if not, delete it and a new warehouse is created"
+        )
+
+
+def _check_ours(conn: duckdb.DuckDBPyConnection, database: str) -> None:
+    """Refuse a DuckDB file of something else: its tables would get ours written beside them."""
+    if current_version(conn) > 0:
+        return
+    others = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name <> 'tiktok' AND NOT temporary"
+    ).fetchall()[0][0]
+    if others:
+        raise WarehouseError(
+            f"{database} is a DuckDB file of something else ({others} tables, none of "
+            "research-pipeline's): point RESEARCH_PIPELINE_DUCKDB at the warehouse, or at a new "
+            "file"
+        )
+
+
+def _damaged(database: str, exc: Exception) -> str:
+    return (
+        f"the warehouse {database} is damaged ({str(exc).splitlines()[0]}): restore it from a "
+        "backup, or move it aside and start a new one; nothing was sent to the API"
+    )
