@@ -14,7 +14,7 @@ from pathlib import Path
 
 from research_pipeline.errors import ConfigurationError
 from research_pipeline.tiktok.constants import DAILY_QUOTA
-from research_pipeline.tiktok.settings import parse_limit, parse_number
+from research_pipeline.tiktok.settings import check_range, parse_limit, parse_number
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -64,6 +64,16 @@ class PipelineSettings:
     # that always fails (or an outage) cannot drain the day through repeated runs.
     tries_per_user_per_day: int = 5
 
+    def __post_init__(self) -> None:
+        for variable, value, low, high, strict in (
+            ("RESEARCH_PIPELINE_RETRY_DELAY_SECONDS", self.retry_delay_seconds, 0, 86_400, False),
+            ("RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS", self.run_deadline_seconds, 0, 604_800, True),
+            ("RESEARCH_PIPELINE_DAILY_BUDGET", self.daily_budget, 1, 10_000_000, False),
+            ("RESEARCH_PIPELINE_MAX_DATA_AGE_DAYS", self.max_data_age_days, 1, 15, False),
+            ("RESEARCH_PIPELINE_TRIES_PER_USER_PER_DAY", self.tries_per_user_per_day, 1, 50, False),
+        ):
+            check_range(variable, value, low, high, strict)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "PipelineSettings":
         env = os.environ if env is None else env
@@ -109,7 +119,6 @@ class PipelineSettings:
                     5,
                     "RESEARCH_PIPELINE_TRIES_PER_USER_PER_DAY",
                 )
-                or 1
             ),
             spill_dir=Path(env["RESEARCH_PIPELINE_SPILL_DIR"])
             if env.get("RESEARCH_PIPELINE_SPILL_DIR")

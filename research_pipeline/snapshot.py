@@ -238,7 +238,7 @@ class DailySnapshot:
 
     def _claimed_run(self, day, chosen, refetch, signals, claims) -> SnapshotRun:
         with self.open_warehouse() as conn:
-            self._recover(conn, claims)
+            self._recover(conn, claims, day)
             plan = self.plan(day, conn)
             tries = raw.tries_on(conn, day)
             recent = raw.last_answers_on(conn, day, TRIP_AFTER)
@@ -303,12 +303,12 @@ class DailySnapshot:
             tries_per_day=self.tries_per_user_per_day,
         )
 
-    def _recover(self, conn, claims: UserClaims | None) -> None:
+    def _recover(self, conn, claims: UserClaims | None, day: date) -> None:
         """Put right what an earlier run left: answers it could not store, requests it sent
         but never recorded (killed between sending and saving)."""
         spill = self.side_files.spill
         if spill is not None and spill.pending():
-            answers, requests = spill.restore(conn)
+            answers, requests = spill.restore(conn, self.source, day, self.warn)
             self.warn(
                 f"stored {answers} answers and {requests} requests that an earlier run could "
                 "not write to the warehouse (kept aside in a spill file until now)"

@@ -3,16 +3,24 @@
 A request is paid for when it is sent, and the API never serves a past day again: when a batch
 cannot be saved (the disk is full, the file turned read-only), its answers and the requests that
 paid for them are written as JSON lines beside the warehouse (`<warehouse folder>/spill/`, or
-RESEARCH_PIPELINE_SPILL_DIR), or, when that fails too (the same full disk), in the system's
-temporary folder. The next run stores them before it plans anything, so they are neither lost
-nor asked again, and deletes the file.
+RESEARCH_PIPELINE_SPILL_DIR), or, when that fails too (the same full disk), in a folder of this
+user's own in the system's temporary folder (created 0700, used only while it is ours and no
+one else can write it). The next run stores them before it plans anything, so they are neither
+lost nor asked again, and deletes the file.
+
+Files are created 0600 and read strictly: every line must be what `write` writes, the source
+must be this run's (the emulator's answers never pass for the real API's), and every day near
+the API's. A file that fails is never stored: it is renamed `*.rejected` and named in one line
+(a planted or damaged file must neither enter the data nor fail every later run).
 
 Plain Python over the warehouse package: no Dagster, no HTTP.
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, fields
@@ -63,7 +71,7 @@ class AnswerSpill:
         self.prefix = f"{database.stem}-{hashlib.sha256(str(database).encode()).hexdigest()[:12]}"
         self.folders = [
             Path(folder) if folder else database.parent / "spill",
-            Path(tempfile.gettempdir()) / "research-pipeline-spill",
+            Path(tempfile.gettempdir()) / f"research-pipeline-spill-{os.getuid()}",
         ]
         self.written: list[Path] = []
         self.answers_kept = 0
@@ -81,15 +89,20 @@ class AnswerSpill:
             path = folder / name
             partial = path.with_suffix(".partial")
             try:
-                folder.mkdir(parents=True, exist_ok=True)
-                with partial.open("w", encoding="utf-8") as handle:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                if not _private(folder):
+                    causes.append(f"{folder}: not a folder of ours that only we can write")
+                    continue
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
                     handle.write(text)
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(partial, path)
             except OSError as exc:
                 causes.append(f"{folder}: {exc.strerror or exc}")
-                partial.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # the folder may not even be one
+                    partial.unlink(missing_ok=True)
                 continue
             self.written.append(path)
             self.answers_kept += len(rows)
@@ -99,20 +112,37 @@ class AnswerSpill:
         )
 
     def pending(self) -> list[Path]:
-        """Spill files of this warehouse, oldest first."""
-        found = [p for folder in self.folders for p in folder.glob(f"{self.prefix}-*.jsonl")]
+        """Spill files of this warehouse, oldest first, in folders only we can write."""
+        found = [
+            p
+            for folder in self.folders
+            if folder.is_dir() and _private_enough(folder)
+            for p in folder.glob(f"{self.prefix}-*.jsonl")
+            if p.is_file() and not p.is_symlink()
+        ]
         return sorted(found, key=lambda p: p.name)
 
-    def restore(self, conn) -> tuple[int, int]:
+    def restore(self, conn, source: str, around: date, warn=lambda _: None) -> tuple[int, int]:
         """Store every pending file's answers and requests, then delete the file; returns
         (answers, requests) stored. A file is stored in one transaction, and its requests are
         added only where the ledger lacks them, so a crash between storing and deleting a file
-        duplicates nothing."""
+        duplicates nothing. A file that is not what a run of `source` near API day `around`
+        writes is renamed aside and named through `warn`."""
         from research_pipeline.warehouse import raw
 
         answers = requests = 0
         for path in self.pending():
-            source, rows, records = _read(path)
+            try:
+                found, rows, records = _read(path)
+                _check(found, source, rows, records, around)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                aside = path.with_suffix(".rejected")
+                os.replace(path, aside)
+                warn(
+                    f"a spill file was not stored and is moved aside: {aside} ({exc}); if it "
+                    "is a real one, tell the maintainers, else delete it"
+                )
+                continue
             try:
                 raw.save_fetched(conn, rows, records, source, skip_recorded_requests=True)
             except Exception as exc:
@@ -126,12 +156,41 @@ class AnswerSpill:
         return answers, requests
 
 
+def _private(folder: Path) -> bool:
+    """Ours, a real folder (not a link), and nobody else may write in it."""
+    info = folder.lstat()
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+def _private_enough(folder: Path) -> bool:
+    """The configured spill folder may be shared by a lab group; the fallback must be ours."""
+    return folder.name != f"research-pipeline-spill-{os.getuid()}" or _private(folder)
+
+
+MAX_SPILL_LINES = 200_000  # a day is at most a few thousand requests and answers
+
+
+def _check(source: str, expected: str, rows, records, around: date) -> None:
+    if source != expected:
+        raise ValueError(f"its answers come from {source!r}, this run's from {expected!r}")
+    for day, cohort, item in [*rows, *records]:
+        if abs((day - around).days) > 2:
+            raise ValueError(f"it holds a {cohort} answer of {day}, far from the API's {around}")
+        if not isinstance(item.username, str) or not item.username:
+            raise ValueError("it holds an answer without a username")
+
+
 def _read(path: Path) -> tuple[str, list[Row], list[Request]]:
     source, rows, records = "", [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if len(lines) > MAX_SPILL_LINES:
+        raise ValueError(f"{len(lines)} lines, more than a day's run can write")
+    for line in lines:
         if not line.strip():
             continue
         entry = json.loads(line)
+        if not isinstance(entry, dict) or entry.get("kind") not in ("source", "answer", "request"):
+            raise ValueError("a line that is not a spill record")
         if entry["kind"] == "source":
             source = entry["source"]
             continue

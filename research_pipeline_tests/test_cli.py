@@ -309,3 +309,40 @@ def test_a_broken_warehouse_is_refused_in_one_line_by_every_command(
         assert "Traceback" not in err and "error" in err, (kind, command, err)
     assert emulator.stats()["user_info_requests"] == before  # no request spent on it
     assert not Path(export_to).exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("TIKTOK_REQUEST_DEADLINE_SECONDS", "0", "out of range"),
+        ("TIKTOK_BACKOFF_BASE_SECONDS", "nan", "not a finite number"),
+        ("TIKTOK_DAILY_QUOTA", "1e400", "not a finite number"),
+        ("TIKTOK_CONCURRENCY", "1e20", "out of range"),
+        ("TIKTOK_MAX_ATTEMPTS", "inf", "not a finite number"),
+        ("RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS", "nan", "not a finite number"),
+        ("RESEARCH_PIPELINE_DAILY_BUDGET", "inf", "not a finite number"),
+        ("RESEARCH_PIPELINE_MAX_DATA_AGE_DAYS", "40", "out of range"),
+        ("TIKTOK_API_BASE_URL", "http://u:pw@127.0.0.1:9", "user name or password"),
+        ("TIKTOK_API_BASE_URL", "https://169.254.169.254", "not TikTok's API"),
+        ("DAGSTER_HOME", "relative/home", "relative path"),
+    ],
+)
+def test_a_setting_that_makes_no_sense_is_refused_in_one_line_before_any_request(
+    env, emulator, tmp_path, capsys, monkeypatch, variable, value, says
+):
+    (tmp_path / "cohorts" / "c1.txt").write_text("someone\n")
+    monkeypatch.setenv(variable, value)
+    assert main(["snapshot"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1, err
+    assert emulator.stats()["user_info_requests"] == 0
+
+
+def test_a_start_date_in_the_future_or_not_a_day_is_refused():
+    from research_pipeline.errors import ConfigurationError
+    from research_pipeline.orchestration.partitions import start_date
+
+    assert start_date("2026-11-01") == "2026-11-01"
+    for value, says in (("2099-01-01", "in the future"), ("yesterday", "not a day")):
+        with pytest.raises(ConfigurationError, match=says):
+            start_date(value)

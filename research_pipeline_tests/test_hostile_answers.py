@@ -171,3 +171,40 @@ def test_retry_after_zero_for_ever_is_read_as_no_retry_after(emulator, make_clie
     # Before: a request every few milliseconds until the window passed (603 in 67 s at the
     # real API's window); now our backoff, then the quota rule.
     assert emulator.stats()["user_info_requests"] <= 6
+
+
+@pytest.mark.parametrize("content", ["[]", '"abc"', "1e999", '{"2026-12-01": "x"}', "garbage"])
+def test_a_quota_file_of_the_wrong_shape_is_moved_aside_and_counting_starts_from_the_ledger(
+    tmp_path, content
+):
+    from datetime import date
+
+    from research_pipeline.tiktok.limits import SharedQuotaFile
+
+    path = tmp_path / "w.duckdb.quota"
+    path.write_text(content)
+    quota = SharedQuotaFile(path)
+    assert quota.reserve(date(2026, 12, 1), limit=10, floor=3) == 4  # the ledger's 3, then ours
+    assert path.with_name(path.name + ".rejected").read_text() == content
+    assert path.stat().st_mode & 0o777 in (0o600, 0o644)  # an existing file keeps its mode
+
+
+def test_a_claims_file_that_is_not_sqlite_is_moved_aside_and_made_anew(tmp_path):
+    from datetime import date
+
+    from research_pipeline.warehouse.claims import UserClaims
+
+    path = tmp_path / "w.duckdb.claims"
+    path.write_bytes(b"not sqlite at all" * 100)
+    claims = UserClaims(path)
+    try:
+        assert claims.claim(date(2026, 12, 1), ["alice"]) == ["alice"]
+    finally:
+        claims.close()
+    assert path.with_name(path.name + ".rejected").exists()
+    fresh = UserClaims(tmp_path / "new.claims")
+    try:
+        fresh.claim(date(2026, 12, 1), ["bob"])
+    finally:
+        fresh.close()
+    assert (tmp_path / "new.claims").stat().st_mode & 0o777 == 0o600

@@ -147,12 +147,12 @@ FROM tiktok.follower_snapshots ORDER BY ALL
 """
 INDEPENDENT_SUMMARY = """
 WITH finals AS (
-    SELECT DISTINCT username, snapshot_date, status, follower_count, likes_count
+    SELECT DISTINCT username, snapshot_date, status, error_kind, follower_count, likes_count
     FROM tiktok.user_info WHERE is_final
 ),
 latest AS (
     SELECT m.snapshot_date, m.cohort, m.username, m.cadence_days,
-           f.snapshot_date AS last_day, f.status, f.follower_count, f.likes_count
+           f.snapshot_date AS last_day, f.status, f.error_kind, f.follower_count, f.likes_count
     FROM tiktok.cohort_members m ASOF LEFT JOIN finals f
       ON m.username = f.username AND m.snapshot_date >= f.snapshot_date
 )
@@ -160,7 +160,8 @@ SELECT snapshot_date, cohort, count(*) AS members,
        count(*) FILTER (WHERE last_day IS NULL) AS never_fetched,
        sum(follower_count) FILTER (WHERE status = 'ok') AS total_followers,
        sum(likes_count) FILTER (WHERE status = 'ok') AS total_likes,
-       max(snapshot_date - last_day) AS max_age_days
+       max(snapshot_date - last_day) FILTER (WHERE error_kind IS NULL
+           OR error_kind NOT IN ('not_found', 'refused', 'private', 'banned')) AS max_age_days
 FROM latest GROUP BY ALL ORDER BY ALL
 """
 DERIVED_SUMMARY = """

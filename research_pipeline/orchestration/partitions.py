@@ -11,7 +11,7 @@ from dagster import (
 )
 
 from research_pipeline.cohorts import check_cohort_name
-from research_pipeline.errors import SnapshotDateError
+from research_pipeline.errors import ConfigurationError, SnapshotDateError
 from research_pipeline.orchestration.names import DEFAULT_PARTITIONS_START_DATE
 
 DATE_DIMENSION = "date"
@@ -21,8 +21,27 @@ cohort_partitions = DynamicPartitionsDefinition(name="cohorts")
 # end_offset 2: today and tomorrow (UTC) by this machine's clock, so a machine a little behind
 # the API near midnight can still take the API's day; further ahead is refused in one line.
 DAYS_AHEAD_ALLOWED = 1
+
+
+def start_date(value: str | None) -> str:
+    """RESEARCH_PIPELINE_START_DATE checked: a YYYY-MM-DD day that has come (the API serves
+    today only: partitions before it could never be fetched, after today never exist yet)."""
+    text = (value or DEFAULT_PARTITIONS_START_DATE).strip()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"RESEARCH_PIPELINE_START_DATE={value!r} is not a day (YYYY-MM-DD)"
+        ) from None
+    if day > datetime.now(UTC).date():
+        raise ConfigurationError(
+            f"RESEARCH_PIPELINE_START_DATE={text} is in the future: use the study's first day"
+        )
+    return day.isoformat()
+
+
 snapshot_dates = DailyPartitionsDefinition(
-    start_date=os.environ.get("RESEARCH_PIPELINE_START_DATE") or DEFAULT_PARTITIONS_START_DATE,
+    start_date=start_date(os.environ.get("RESEARCH_PIPELINE_START_DATE")),
     timezone="UTC",
     end_offset=1 + DAYS_AHEAD_ALLOWED,
 )

@@ -6,6 +6,8 @@ not, counts against the 1,000/day quota. Clocks and sleep are injectable so test
 
 import fcntl
 import json
+import logging
+import os
 import threading
 import time
 from collections import deque
@@ -14,6 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from research_pipeline.tiktok.errors import QuotaExhaustedError
+
+log = logging.getLogger(__name__)
 
 
 class SlidingWindowLimiter:
@@ -71,17 +75,45 @@ class SharedQuotaFile:
     def __init__(self, path: Path):
         self.path = Path(path)
 
+    def _open(self):
+        """The file, created 0600 (only this user's runs write it), locked for the caller."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        handle = os.fdopen(fd, "r+", encoding="utf-8")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return handle
+
+    def _counts(self, handle) -> dict[str, int]:
+        """The day counts as written by `_write`; anything else is moved aside, said once in
+        the log, and the count starts from the ledger (never trusted, never a crash loop)."""
+        handle.seek(0)
+        text = handle.read()
+        try:
+            counts = json.loads(text or "{}")
+            valid = isinstance(counts, dict) and all(
+                isinstance(k, str) and type(v) is int and 0 <= v <= 10_000_000
+                for k, v in counts.items()
+            )
+        except ValueError:
+            valid = False
+        if valid:
+            return counts
+        aside = self.path.with_name(self.path.name + ".rejected")
+        aside.write_text(text, encoding="utf-8")
+        log.warning(
+            "the quota file %s held %r, not day counts: moved aside to %s; counting from the "
+            "ledger",
+            self.path,
+            text[:60],
+            aside,
+        )
+        return {}
+
     def reserve(self, day: date, limit: int, floor: int) -> int:
         """Reserve one request of `day`; returns the day's reservations including it. `floor` is
         what this process knows was spent (its ledger): the count never starts below it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a+", encoding="utf-8") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            handle.seek(0)
-            try:
-                counts = json.loads(handle.read() or "{}")
-            except ValueError:
-                counts = {}
+        with self._open() as handle:
+            counts = self._counts(handle)
             used = max(int(counts.get(day.isoformat(), 0)), floor)
             if used >= limit:
                 resets_at = next_utc_midnight(datetime(day.year, day.month, day.day, tzinfo=UTC))
@@ -99,14 +131,8 @@ class SharedQuotaFile:
         counting it, so the lab's day is not one request shorter."""
         if not self.path.exists():
             return
-        with self.path.open("a+", encoding="utf-8") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            handle.seek(0)
-            try:
-                counts = json.loads(handle.read() or "{}")
-            except ValueError:
-                return
-            used = int(counts.get(day.isoformat(), 0))
+        with self._open() as handle:
+            used = int(self._counts(handle).get(day.isoformat(), 0))
             if used > 0:
                 self._write(handle, day, used - 1)
 

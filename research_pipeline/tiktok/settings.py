@@ -1,6 +1,7 @@
 """Client settings, read from the environment, checked before any secret leaves the process."""
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,14 +11,28 @@ from research_pipeline.tiktok import constants
 from research_pipeline.tiktok.errors import ConfigurationError
 
 
-def check_base_url(base_url: str) -> str:
-    """Allow https anywhere and plain http only on loopback (the emulator), so a secret never
-    crosses a network in clear text."""
+def check_base_url(base_url: str, allow_any_host: bool = False) -> str:
+    """Plain http only on loopback (the emulator), so a secret never crosses a network in clear
+    text; https only to TikTok's API hosts unless `allow_any_host` (a proxy of the lab's): the
+    client secret is posted there. No credentials in the URL: requests would send them as Basic
+    auth instead of our bearer token."""
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
             f"TIKTOK_API_BASE_URL={base_url!r} is not an http(s) URL; "
             f"use {constants.DEFAULT_BASE_URL} or the emulator's http://127.0.0.1:PORT"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(
+            "TIKTOK_API_BASE_URL holds a user name or password: remove them (the client "
+            "credentials go in TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET)"
+        )
+    host = parts.hostname.lower()
+    tiktok = host == _API_HOST or host.endswith("." + _API_HOST)
+    if parts.scheme == "https" and not tiktok and not allow_any_host:
+        raise ConfigurationError(
+            f"TIKTOK_API_BASE_URL points at {host}, not TikTok's API ({_API_HOST}): the client "
+            "secret would be sent there. Set TIKTOK_ALLOW_ANY_HOST=1 if that host is yours"
         )
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ConfigurationError(
@@ -25,6 +40,9 @@ def check_base_url(base_url: str) -> str:
             "unencrypted. Use https, or a loopback address (127.0.0.1) for the emulator."
         )
     return base_url.rstrip("/")
+
+
+_API_HOST = "tiktokapis.com"
 
 
 def source_of(base_url: str) -> str:
@@ -54,16 +72,28 @@ def parse_limit(value: str | None, default: int | None, name: str) -> int | None
 
 
 def parse_number(value: str | None, default: float | None, name: str) -> float | None:
-    """A number >= 0; empty or unset gives `default`."""
+    """A finite number >= 0; empty or unset gives `default`."""
     if value is None or value.strip() == "":
         return default
     try:
         number = float(value)
     except ValueError:
         raise ConfigurationError(f"{name}={value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ConfigurationError(f"{name}={value!r} is not a finite number")
     if number < 0:
         raise ConfigurationError(f"{name}={value!r} must not be negative")
     return number
+
+
+def check_range(name: str, value: float | None, low: float, high: float, strict_low=False):
+    """`value` within [low, high] (or (low, high]); None passes (a limit switched off)."""
+    if value is None:
+        return
+    too_low = value <= low if strict_low else value < low
+    if too_low or value > high:
+        bound = f"more than {low:g}" if strict_low else f"at least {low:g}"
+        raise ConfigurationError(f"{name}={value:g} is out of range: use {bound}, at most {high:g}")
 
 
 @dataclass(frozen=True)
@@ -88,9 +118,14 @@ class ClientSettings:
     reset_wait_seconds: float = 1800.0
     reset_backoff_seconds: float = 60.0
     fields: tuple[str, ...] = constants.USER_INFO_FIELDS
+    allow_any_host: bool = False  # https to a host other than TikTok's API (a lab's proxy)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "base_url", check_base_url(self.base_url))
+        object.__setattr__(
+            self, "base_url", check_base_url(self.base_url, allow_any_host=self.allow_any_host)
+        )
+        for name, (low, high, strict) in _RANGES.items():
+            check_range(ENVIRONMENT[name], getattr(self, name), low, high, strict)
         unknown = [f for f in self.fields if f not in constants.USER_INFO_FIELDS]
         if unknown:
             raise ConfigurationError(
@@ -102,8 +137,6 @@ class ClientSettings:
                 "TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET must be set (for the emulator, any "
                 "values it was started with; see README)"
             )
-        if self.concurrency < 1 or self.max_attempts < 1:
-            raise ConfigurationError("concurrency and max_attempts must be at least 1")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "ClientSettings":
@@ -123,6 +156,8 @@ class ClientSettings:
                 values[name] = parse_limit(raw, default, variable)
             elif name == "fields":
                 values[name] = _parse_fields(raw, default)
+            elif name == "allow_any_host":
+                values[name] = (raw or "").strip().lower() in ("1", "true", "yes", "on")
             elif isinstance(default, int):
                 values[name] = int(parse_number(raw, default, variable))
             else:
@@ -148,6 +183,23 @@ ENVIRONMENT = {
     "reset_wait_seconds": "TIKTOK_RESET_WAIT_SECONDS",
     "reset_backoff_seconds": "TIKTOK_RESET_BACKOFF_SECONDS",
     "fields": "TIKTOK_FIELDS",
+    "allow_any_host": "TIKTOK_ALLOW_ANY_HOST",
+}
+
+# What each number may be: (lowest, highest, lowest excluded). Beyond these a setting is a typo
+# or a misunderstanding, and each has cost quota or hung a run when it was let through.
+_RANGES = {
+    "rate_limit_per_minute": (1, 100_000, False),
+    "daily_quota": (1, 10_000_000, False),
+    "concurrency": (1, 64, False),
+    "timeout_seconds": (0, 600, True),
+    "request_deadline_seconds": (0, 3600, True),
+    "max_attempts": (1, 20, False),
+    "backoff_base_seconds": (0, 3600, False),
+    "backoff_max_seconds": (0, 3600, False),
+    "rate_limit_window_seconds": (0, 3600, True),
+    "reset_wait_seconds": (0, 86_400, False),
+    "reset_backoff_seconds": (0, 86_400, False),
 }
 
 

@@ -12,6 +12,7 @@ a few users at a time, and must never wait for a batch save holding DuckDB's wri
 are coordination, not data: written without fsync, forgotten after their day.
 """
 
+import logging
 import os
 import socket
 import sqlite3
@@ -21,6 +22,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from research_pipeline.errors import WarehouseError
+
+log = logging.getLogger(__name__)
 
 CLAIM_CHUNK = 16  # users claimed per transaction: a little ahead of the requests
 
@@ -61,12 +64,21 @@ class UserClaims:
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():  # 0600: only this user's runs read or write it
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
         try:
             self._prepare(conn)
-        except sqlite3.Error:
+        except sqlite3.DatabaseError as exc:
             conn.close()
-            raise
+            if "not a database" not in str(exc) and "malformed" not in str(exc):
+                raise
+            # Not our SQLite file (planted, or damaged): never a crash loop. Claims and notes
+            # are coordination, not data: moved aside, named, started afresh.
+            aside = self.path.with_name(self.path.name + ".rejected")
+            os.replace(self.path, aside)
+            log.warning("%s was not a claims file (%s): moved aside to %s", self.path, exc, aside)
+            return self._open()
         return conn
 
     @staticmethod
