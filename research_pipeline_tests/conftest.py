@@ -1,7 +1,9 @@
 """Fixtures: the emulator as a real HTTP server on 127.0.0.1, clients pointed at it, and the
 pipeline on a real Dagster instance with its DuckDB file in tmp_path. Helpers: helpers.py."""
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,26 @@ def pipeline(tmp_path, emulator, monkeypatch, empty_dagster_home):
     shutil.copytree(empty_dagster_home, home)
     with instance_for_test(temp_dir=str(home)) as instance:
         yield Pipeline(instance, emulator, cohorts, database, monkeypatch)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB filesystem of its own (tmpfs, mounted as root) that a test can fill."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 # The longest tests, started first: the parallel workers then finish together instead of one

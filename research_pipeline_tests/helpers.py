@@ -125,6 +125,21 @@ def cli_environment(tmp_path: Path, server: EmulatorServer) -> dict[str, str]:
     return env
 
 
+def fill(folder: Path, leave_bytes: int) -> Path:
+    """Fill `folder`'s filesystem, then give `leave_bytes` back."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    os.truncate(filler, max(0, filler.stat().st_size - leave_bytes))
+    return filler
+
+
 def step_attempts(result, step: str = "tiktok__user_info") -> int:
     """How often a run started a step (its first attempt and each retry)."""
     starts = {"STEP_START", "STEP_RESTARTED"}

@@ -3,7 +3,6 @@ faults and bad input. Each scenario asserts on the stored data and on the emulat
 
 import os
 import signal
-import subprocess
 import tempfile
 import time
 from datetime import timedelta
@@ -24,6 +23,7 @@ from research_pipeline_tests.helpers import (
     EMULATOR_SECRET,
     Pipeline,
     cli_process_environment,
+    fill,
     find_usernames,
     ok_requests,
     snapshot_process,
@@ -489,41 +489,6 @@ def test_a_corrupt_warehouse_fails_at_once_with_its_path_and_spends_nothing(pipe
     [message] = failure_messages(result)
     assert f"cannot open the warehouse {pipeline.database}" in message
     assert pipeline.api.stats()["user_info_requests"] == 0
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 16 MB filesystem of its own (tmpfs, mounted as root) that a test can fill."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(folder: Path, leave_bytes: int) -> Path:
-    """Fill `folder`'s filesystem, then give `leave_bytes` back."""
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 65536)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    os.truncate(filler, max(0, filler.stat().st_size - leave_bytes))
-    return filler
 
 
 def on_small_disk(pipeline: Pipeline, disk: Path, users: int) -> list[str]:

@@ -20,7 +20,12 @@ from research_pipeline.datasets import export_dataset
 from research_pipeline.errors import WarehouseError
 from research_pipeline.tiktok.models import Outcome, UserInfoResult
 from research_pipeline.warehouse import queries
-from research_pipeline.warehouse.forget import forget_gone_accounts, rewrite_file
+from research_pipeline.warehouse.forget import (
+    forget_gone_accounts,
+    mark_rewrite_needed,
+    rewrite_file,
+    rewrite_pending,
+)
 from research_pipeline_tests.helpers import find_usernames
 
 REPO = Path(__file__).resolve().parent.parent
@@ -304,3 +309,55 @@ def test_an_export_never_overwrites_another_cohorts_dataset_and_partial_ones_are
     (partial / "manifest.json").unlink()
     removed = withdraw_exports(exports, [users[0]])
     assert set(removed) == {exports / "one", partial} and not partial.exists()
+
+
+def _warehouse_with_a_forgotten_bio(path, bio: str) -> None:
+    """A bio answered, then the account gone and redacted, as a forgetting pass leaves it the
+    moment it commits: a crash (SIGKILL, power cut) before the file rewrite."""
+    day = date(2026, 3, 1)
+    with warehouse.connect(path) as conn:
+        conn.execute("SET force_compression = 'uncompressed'")  # so the bytes can be searched
+        fields = {"display_name": "Dora", "bio_description": bio, "follower_count": 7}
+        ok = UserInfoResult("dora", Outcome.OK, "ok", datetime.now(UTC), fields=fields)
+        gone = UserInfoResult(
+            "dora", Outcome.USER_ERROR, "invalid_params", datetime.now(UTC),
+            error_message="API cannot return this user's information",
+        )  # fmt: skip
+        warehouse.save_fetched(conn, [(day, "x", ok)], [])
+        warehouse.save_fetched(conn, [(day + timedelta(days=1), "x", gone)], [])
+        conn.execute("CHECKPOINT")
+        mark_rewrite_needed(path)
+        assert forget_gone_accounts(conn).changed
+        conn.execute("CHECKPOINT")
+
+
+def test_a_forgetting_pass_killed_before_its_rewrite_is_finished_by_the_next_run(pipeline):
+    bio = "Bio-" + secrets.token_hex(20)
+    pipeline.database.parent.mkdir(parents=True)
+    _warehouse_with_a_forgotten_bio(pipeline.database, bio)
+    assert bio.encode() in pipeline.database.read_bytes()  # redacted, still in a freed block
+    assert rewrite_pending(pipeline.database)
+    pipeline.write_cohort("x", find_usernames(pipeline.api, "active", 1))
+    [result] = pipeline.run(["x"])  # the next run: nothing new to forget, the rewrite is due
+    assert result.success
+    assert bio.encode() not in pipeline.database.read_bytes()
+    assert not rewrite_pending(pipeline.database)
+    assert pipeline.query("SELECT count(*) FROM tiktok.tombstones") == [(1,)]
+
+
+def test_a_rewrite_that_fills_the_disk_leaves_the_old_file_whole_and_tries_again(small_disk):
+    from research_pipeline_tests.helpers import fill
+
+    path = small_disk / "w.duckdb"
+    bio = "Bio-" + secrets.token_hex(20)
+    _warehouse_with_a_forgotten_bio(path, bio)
+    filler = fill(small_disk, leave_bytes=path.stat().st_size // 4)  # less than a copy needs
+    with pytest.raises(WarehouseError, match=f"could not rewrite {path}"):
+        rewrite_file(path)
+    assert not path.with_name(path.name + ".rewrite").exists()  # the partial copy is gone
+    assert rewrite_pending(path)  # and the next run will try again
+    with warehouse.connect(path, read_only=True) as conn:  # the old file, whole
+        assert conn.execute("SELECT count(*) FROM tiktok.user_info").fetchall() == [(2,)]
+    filler.unlink()
+    rewrite_file(path)
+    assert bio.encode() not in path.read_bytes() and not rewrite_pending(path)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from research_pipeline.errors import WarehouseError
 from research_pipeline.tiktok.error_kinds import USER_GONE_KINDS
 from research_pipeline.warehouse.answers import refold_changed
 from research_pipeline.warehouse.connection import open_with_lock_wait
@@ -124,22 +125,66 @@ def forget_gone_accounts(
     return report
 
 
+def rewrite_marker(database: str | Path) -> Path:
+    """Exists from before a forgetting pass commits until its file rewrite is done: a run that
+    finds it (after a crash, a full disk, a lock) rewrites the file first."""
+    database = Path(database)
+    return database.with_name(database.name + ".rewrite-needed")
+
+
+def mark_rewrite_needed(database: str | Path) -> None:
+    marker = rewrite_marker(database)
+    with open(marker, "w", encoding="utf-8") as handle:
+        handle.write("a forgetting pass removed values that may stay in freed blocks\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def rewrite_pending(database: str | Path) -> bool:
+    database = Path(database)
+    return (
+        rewrite_marker(database).exists() or database.with_name(database.name + ".rewrite").exists()
+    )
+
+
 def rewrite_file(database: str | Path) -> None:
     """Copy the warehouse into a new file and put it in the old one's place, so that values
-    deleted or overwritten are not left in the file's freed blocks."""
+    deleted or overwritten are not left in the file's freed blocks.
+
+    The writer lock on the old file is held from before the copy until after the new file has
+    taken its name: no batch of another process can land in a file about to be replaced (its
+    writers open the path again on every try, so after the swap they write the new file). A
+    copy that fails (a full disk) is removed and the old file is left as it was, the marker too:
+    the next run tries again."""
     database = Path(database)
     fresh = database.with_name(database.name + ".rewrite")
     fresh.unlink(missing_ok=True)
-    conn = open_with_lock_wait(":memory:", read_only=False)
     try:
-        conn.execute("ATTACH ? AS old (READ_ONLY)", [str(database)])
+        conn = open_with_lock_wait(str(database), read_only=False)
+    except duckdb.Error as exc:
+        raise _rewrite_error(database, exc) from None
+    try:
+        conn.execute("CHECKPOINT")
+        name = conn.execute("SELECT current_database()").fetchall()[0][0]
         conn.execute("ATTACH ? AS fresh", [str(fresh)])
-        conn.execute("COPY FROM DATABASE old TO fresh")
-        conn.execute("DETACH old")
+        conn.execute(f'COPY FROM DATABASE "{name}" TO fresh')  # a name DuckDB gave
         conn.execute("DETACH fresh")
+        with open(fresh, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(fresh, database)  # while the old file's lock is still ours
+    except (duckdb.Error, OSError) as exc:
+        fresh.unlink(missing_ok=True)
+        raise _rewrite_error(database, exc) from None
     finally:
         conn.close()
-    with open(fresh, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(fresh, database)
     Path(str(database) + ".wal").unlink(missing_ok=True)
+    rewrite_marker(database).unlink(missing_ok=True)
+
+
+def _rewrite_error(database: Path, exc: Exception) -> WarehouseError:
+    return WarehouseError(
+        f"could not rewrite {database} after forgetting accounts ({str(exc).splitlines()[0]}): "
+        "the file is as it was, its tables redacted, but removed values may remain in its "
+        "freed blocks. The next run tries again; free space (the rewrite needs the file's size "
+        "again) or close what holds the file"
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -21,8 +22,15 @@ from research_pipeline.datasets import withdraw_exports
 from research_pipeline.defs.resources import Warehouse
 from research_pipeline.defs.tiktok.common import WAREHOUSE_ASSET, table_metadata
 from research_pipeline.defs.tiktok.user_info import user_info
+from research_pipeline.errors import WarehouseError
 from research_pipeline.warehouse import derive
-from research_pipeline.warehouse.forget import forget_gone_accounts, rewrite_file
+from research_pipeline.warehouse.forget import (
+    forget_gone_accounts,
+    mark_rewrite_needed,
+    rewrite_file,
+    rewrite_marker,
+    rewrite_pending,
+)
 
 
 @asset(deps=[user_info], **WAREHOUSE_ASSET)
@@ -30,6 +38,10 @@ def gone_accounts(context: AssetExecutionContext, warehouse: Warehouse) -> Mater
     """Tombstones of accounts no longer available; their data removed everywhere (TikTok's
     terms). Idempotent: a second pass finds nothing left to remove."""
     keep = warehouse.keep_counts_of_gone_accounts
+    on_file = warehouse.database != ":memory:"
+    pending = on_file and rewrite_pending(warehouse.database)  # a crash or full disk before
+    if on_file:
+        mark_rewrite_needed(warehouse.database)  # before the redaction commits
     with warehouse.session() as conn:
         report = forget_gone_accounts(conn, keep_counts=keep)
         if report.partitions:
@@ -48,8 +60,15 @@ def gone_accounts(context: AssetExecutionContext, warehouse: Warehouse) -> Mater
             f"withdrew the export {folder}: it held data of accounts no longer available "
             "(TikTok's terms); export the cohort again"
         )
-    if report.changed and warehouse.database != ":memory:":
-        rewrite_file(warehouse.database)
+    if on_file and (report.changed or pending):
+        try:
+            rewrite_file(warehouse.database)
+        except WarehouseError as exc:
+            raise Failure(str(exc), allow_retries=False) from None
+        if pending and not report.changed:
+            context.log.warning("finished the file rewrite an earlier forgetting pass left")
+    elif on_file:
+        rewrite_marker(warehouse.database).unlink(missing_ok=True)  # nothing was removed
     if report.accounts:
         context.log.info(
             f"forgot {len(report.accounts)} account(s) no longer available "
