@@ -528,7 +528,10 @@ def test_answers_a_full_warehouse_cannot_take_are_kept_aside_and_stored_next_run
     # The spill beside the warehouse is on the full disk: the answers go to the system's
     # temporary folder, in files named for this warehouse only.
     fallback = AnswerSpill(pipeline.database)
-    assert fallback.folders[1] == Path(tempfile.gettempdir()) / "research-pipeline-spill"
+    assert (
+        fallback.folders[1]
+        == Path(tempfile.gettempdir()) / f"research-pipeline-spill-{os.getuid()}"
+    )
     filler = fill(small_disk, 256 * 1024)
 
     [failed] = pipeline.run(["c1"])
