@@ -118,6 +118,12 @@ def _csv_entries(path: Path) -> Iterator[tuple[int, str | None, str]]:
             yield number, value, text
 
 
+# 1,000 requests a day for 15 days is 15,000 refreshes: a million members is far past what any
+# lab's quota can follow, and the bound keeps a pasted 12-million-line file from taking the
+# machine's memory (`cohorts add`, `plan` and every run read cohorts whole).
+MAX_MEMBERS = 1_000_000
+
+
 def read_cohort(path: Path, name: str | None = None) -> Cohort:
     path = Path(path)
     name = check_cohort_name(name or path.stem)
@@ -138,6 +144,12 @@ def read_cohort(path: Path, name: str | None = None) -> Cohort:
                 if username in seen:
                     cohort.duplicate_count += 1
                 else:
+                    if len(cohort.usernames) >= MAX_MEMBERS:
+                        raise CohortError(
+                            f"{path}:{number}: more than {MAX_MEMBERS:,} members; at the API's "
+                            "1,000 requests a day a panel this size could never be refreshed "
+                            "within TikTok's 15 days. Split it, or sample it"
+                        )
                     seen.add(username)
                     cohort.usernames.append(username)
                 continue

@@ -94,3 +94,20 @@ def test_cohorts_add_refuses_a_link_that_points_outside_the_folder(tmp_path, mon
     assert main(["cohorts", "add", "lab", str(source)]) == 2
     assert "a link pointing outside" in capsys.readouterr().err
     assert not outside.exists()
+
+
+def test_a_cohort_past_a_million_members_is_refused_with_its_line(tmp_path, monkeypatch):
+    from research_pipeline import cohorts
+
+    monkeypatch.setattr(cohorts, "MAX_MEMBERS", 1000)  # the same rule, a smaller file
+    path = tmp_path / "huge.txt"
+    path.write_text("".join(f"user_{i}\n" for i in range(1001)))
+    with pytest.raises(CohortError, match=r"huge.txt:1001: more than 1,000 members"):
+        cohorts.read_cohort(path)
+
+
+def test_a_text_field_longer_than_any_profile_is_that_users_invalid_answer():
+    from research_pipeline.tiktok.validation import problems_in
+
+    found = problems_in({"display_name": "x" * 5_000_000, "follower_count": 1}, ["display_name"])
+    assert found == ["display_name is 5,000,000 characters long (at most 10,000)"]

@@ -361,3 +361,18 @@ def test_a_rewrite_that_fills_the_disk_leaves_the_old_file_whole_and_tries_again
     filler.unlink()
     rewrite_file(path)
     assert bio.encode() not in path.read_bytes() and not rewrite_pending(path)
+
+
+def test_no_profile_text_enters_dagsters_event_log(pipeline):
+    users = find_usernames(pipeline.api, "active", 5)
+    pipeline.write_cohort("panel", users)
+    [result] = pipeline.run(["panel"])
+    assert result.success
+    texts = pipeline.query(
+        "SELECT display_name, bio_description FROM tiktok.user_info WHERE status = 'ok'"
+    )
+    profile = [t for row in texts for t in row if t and len(t) > 3]
+    assert len(profile) >= 5
+    events = " ".join(str(e) for e in pipeline.instance.all_logs(result.run_id))
+    assert [t for t in profile if t in events] == []  # previews show counts and usernames only
+    assert users[0] in events

@@ -9,6 +9,9 @@ from typing import Any
 COUNT_FIELDS = ("follower_count", "following_count", "likes_count", "video_count")
 FLAG_FIELDS = ("is_verified",)
 MAX_COUNT = 2**63 - 1  # BIGINT
+# TikTok's own limits are far shorter (a bio of 80 characters, a name of 30, a signed avatar URL
+# of a few hundred): a longer text is not a profile, and it would go into every log and event.
+MAX_TEXT = 10_000
 INVALID_ANSWER = "invalid_answer"
 
 
@@ -29,6 +32,8 @@ def problems_in(data: dict[str, Any], requested: Iterable[str]) -> list[str]:
                 found.append(f"{name}={_short(value)} is not true or false")
         elif value is not None and not isinstance(value, str):
             found.append(f"{name}={_short(value)} is not text")
+        elif isinstance(value, str) and len(value) > MAX_TEXT:
+            found.append(f"{name} is {len(value):,} characters long (at most {MAX_TEXT:,})")
     return found
 
 

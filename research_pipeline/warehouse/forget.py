@@ -28,8 +28,9 @@ from research_pipeline.warehouse.raw import Key
 from research_pipeline.warehouse.transactions import transaction
 
 GONE_KINDS = USER_GONE_KINDS  # the one list (tiktok.error_kinds)
-_PROFILE = ("display_name", "bio_description", "avatar_url", "bio_url", "is_verified",
-            "extra_fields")  # fmt: skip
+# What TikTok's terms have us forget of an account that is gone (and what previews never show).
+PROFILE_COLUMNS = ("display_name", "bio_description", "avatar_url", "bio_url", "extra_fields")
+_PROFILE = (*PROFILE_COLUMNS, "is_verified")
 _COUNTS = ("follower_count", "following_count", "likes_count", "video_count")
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from research_pipeline.warehouse import answers
 from research_pipeline.warehouse.derivation import DERIVED_TABLES
+from research_pipeline.warehouse.forget import PROFILE_COLUMNS
 from research_pipeline.warehouse.raw import Key, keys_frame, members_frame
 from research_pipeline.warehouse.transactions import registered
 
@@ -18,11 +19,14 @@ _RAW_ROWS = "SELECT u.* FROM tiktok.user_info u SEMI JOIN keys USING (snapshot_d
 def preview(
     conn: duckdb.DuckDBPyConnection, table: str, snapshot_date: date, cohort: str, limit: int = 10
 ) -> pd.DataFrame:
-    """The first rows of one partition of a table, for the UI."""
+    """The first rows of one partition of a table, for the UI. Never the profile text: a
+    preview is kept in Dagster's event log, where no later forgetting pass can reach it
+    (TikTok's terms): usernames, statuses and counts only."""
     if table not in DERIVED_TABLES + ("user_info",):
         raise ValueError(f"unknown table {table!r}")
+    columns = "* EXCLUDE (" + ", ".join(PROFILE_COLUMNS) + ")" if table == "user_info" else "*"
     return conn.execute(
-        f"SELECT * FROM tiktok.{table} WHERE snapshot_date = ? AND cohort = ? "  # noqa: S608
+        f"SELECT {columns} FROM tiktok.{table} WHERE snapshot_date = ? AND cohort = ? "  # noqa: S608
         "ORDER BY 3 LIMIT ?",
         [snapshot_date, cohort, limit],
     ).df()
