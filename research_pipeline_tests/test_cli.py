@@ -346,3 +346,17 @@ def test_a_start_date_in_the_future_or_not_a_day_is_refused():
     for value, says in (("2099-01-01", "in the future"), ("yesterday", "not a day")):
         with pytest.raises(ConfigurationError, match=says):
             start_date(value)
+
+
+def test_a_failed_run_prints_its_reason_in_one_line_and_no_stack_trace(
+    env, emulator, tmp_path, capsys
+):
+    (tmp_path / "cohorts" / "c1.txt").write_text("\n".join(find_usernames(emulator, "active", 2)))
+    emulator.config.scope_authorized = False  # research access not approved: the run fails
+    assert main(["snapshot"]) == 1
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert "Stack Trace" not in printed and "File \"" not in printed
+    assert "tiktok__user_info: stopped after 0 users answered" in captured.out
+    assert main(["-v", "snapshot"]) == 1  # behind -v, Dagster's own console, trace and all
+    assert "Stack Trace" in "".join(capsys.readouterr())

@@ -13,7 +13,21 @@ from research_pipeline.errors import WarehouseError
 from research_pipeline.orchestration.runs import run_snapshot
 from research_pipeline.warehouse import queries
 
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# The run's log on the terminal, one line a message: Dagster's console (with its stack traces)
+# only behind `-v` (research_pipeline/defs/loggers.py).
+QUIET_RUN_CONFIG = {
+    "loggers": {
+        "console": {"config": {"log_level": "CRITICAL"}},
+        "one_line_console": {"config": {"log_level": "INFO"}},
+    }
+}
+VERBOSE_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def _run_config() -> dict:
+    context = click.get_current_context(silent=True)
+    verbose = bool(context and (context.find_root().obj or {}).get("verbose"))
+    return VERBOSE_RUN_CONFIG if verbose else QUIET_RUN_CONFIG
 
 
 @dataclass
@@ -33,7 +47,7 @@ def run_and_report(
     database = defs.resources["warehouse"].database
     before = _ledger_requests(database)
     results = run_snapshot(
-        defs, instance, snapshot_date, cohorts, QUIET_RUN_CONFIG, log=lambda line: click.echo(line)
+        defs, instance, snapshot_date, cohorts, _run_config(), log=lambda line: click.echo(line)
     )
     for result in results:
         state = "succeeded" if result.success else "FAILED"
