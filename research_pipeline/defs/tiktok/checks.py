@@ -52,11 +52,18 @@ USER_INFO_CHECKS = [
 
 
 def stale_members(
-    conn, day: date, cohorts: Sequence[str], max_age: int | None = None
+    conn,
+    day: date,
+    cohorts: Sequence[str],
+    max_age: int | None = None,
+    sustainable_days: int | None = None,
 ) -> list[tuple[str, str, int | None]]:
     """(cohort, username, age in days or None if never answered) of members whose last final
     answer is older than their cohort's cadence (or re-check interval), stalest first. With
-    `max_age`: live members (not gone) whose data is older than that, whatever their cadence."""
+    `max_age`: live members (not gone) whose data is older than that, whatever their cadence.
+    With `sustainable_days` (a panel whose cadences need more than the budget: the plan says
+    so every day), a member is stale only past the cadence the budget sustains: the check then
+    fails when something went wrong, not every day of a known, declared shortfall."""
     stale = []
     for cohort, user, cadence, last_day, kind in queries.member_last_answers(conn, day, cohorts):
         age = None if last_day is None else (day - last_day).days
@@ -64,7 +71,7 @@ def stale_members(
             if kind not in GONE_KINDS and age is not None and age > max_age:
                 stale.append((cohort, user, age))
             continue
-        allowed = min(cadence, TERMS_MAX_DAYS)
+        allowed = min(max(cadence, sustainable_days or 0), TERMS_MAX_DAYS)
         if kind in GONE_KINDS:
             allowed = gone_recheck_days(allowed)
         if age is None or age > allowed:
@@ -85,7 +92,9 @@ def check_user_info(
     share = counts.error_rows / counts.rows if counts.rows else 0.0
     day = day or max((p.snapshot_date for p in partitions), default=None)
     cohorts = [p.cohort for p in partitions]
-    stale = stale_members(conn, day, cohorts) if day else []
+    plan = run.plan
+    sustainable = None if plan is None or plan.feasible else plan.sustainable_cadence_days
+    stale = stale_members(conn, day, cohorts, sustainable_days=sustainable) if day else []
     too_old = stale_members(conn, day, cohorts, max_data_age_days) if day else []
     return [
         AssetCheckResult(
@@ -105,6 +114,9 @@ def check_user_info(
             asset_key=USER_INFO_KEY,
             passed=not stale,
             metadata={
+                "allowed_days": "each cohort's cadence"
+                if sustainable is None
+                else f"the cadence the budget sustains, {sustainable} days (plan: INFEASIBLE)",
                 "stale_members": len(stale),
                 "never_answered": sum(1 for *_, age in stale if age is None),
                 "stalest": ", ".join(
@@ -125,7 +137,10 @@ def check_user_info(
         AssetCheckResult(
             check_name="plan_completed",
             asset_key=USER_INFO_KEY,
-            passed=run.unreached == 0 and not run.stopped_because,
+            # A spent quota that only cut retries (every planned user was asked) is the plan done;
+            # planned users not reached, or an outage, interrupt or deadline, are not.
+            passed=run.unreached == 0
+            and not (run.outage_message or run.interrupt_message or run.deadline_message),
             severity=AssetCheckSeverity.WARN,
             metadata={
                 "planned_users": run.planned_users,
