@@ -28,6 +28,7 @@ from research_pipeline.warehouse.dataset import (
     DatasetFacts,
     dataset_facts,
     exports_holding,
+    facts_of_files,
     manifest_json,
     write_table,
 )
@@ -91,11 +92,11 @@ def _sha256(path: Path) -> str:
 
 def export_dataset(conn: duckdb.DuckDBPyConnection, cohort: str, out: Path) -> dict:
     """Write the dataset of `cohort` into folder `out`; returns its manifest."""
-    facts = dataset_facts(conn, cohort)  # refuses an unknown cohort before writing anything
+    dataset_facts(conn, cohort)  # refuses an unknown cohort before writing anything
     _check_target(out, cohort)
     final, out = out, _partial_folder(out)
     try:
-        manifest = _write_dataset(conn, cohort, facts, out)
+        manifest = _write_dataset(conn, cohort, out)
         if final.exists():
             shutil.rmtree(final)  # the earlier export of this cohort
         os.replace(out, final)
@@ -105,7 +106,7 @@ def export_dataset(conn: duckdb.DuckDBPyConnection, cohort: str, out: Path) -> d
     return manifest
 
 
-def _write_dataset(conn, cohort: str, facts, out: Path) -> dict:
+def _write_dataset(conn, cohort: str, out: Path) -> dict:
     files = []
     dictionary = []
     for table in DATASET_TABLES:
@@ -115,6 +116,7 @@ def _write_dataset(conn, cohort: str, facts, out: Path) -> dict:
         for column, kind in table_columns(conn, table):
             meaning, unit = describe(table, column) or ("", "")
             dictionary.append((path.name, column, kind, meaning, unit))
+    facts = facts_of_files(out, cohort)  # every figure from the files just written
     with (out / DICTIONARY).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(("file", "column", "type", "meaning", "unit"))

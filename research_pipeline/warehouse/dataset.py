@@ -36,17 +36,47 @@ class DatasetFacts:
     mean_fresh_share: float | None = None
 
 
+# The requests behind a cohort's answers: those made for it, and those made for another cohort
+# whose answer fills this cohort's row too (a user in several cohorts is asked once a day).
+_PROVENANCE = """
+SELECT * FROM tiktok.api_requests r
+WHERE r.cohort = $cohort OR EXISTS (
+    SELECT 1 FROM tiktok.user_info u
+    WHERE u.cohort = $cohort AND u.snapshot_date = r.snapshot_date AND u.username = r.username)
+ORDER BY ALL
+"""
+
+
+# Built from a constant of this module, never from input.
+_COUNT_REQUESTS = (
+    "SELECT count(*) FILTER (WHERE status NOT IN (SELECT unnest($refused))), "  # noqa: S608
+    "count(*) FILTER (WHERE status IN (SELECT unnest($refused))) FROM (" + _PROVENANCE + ")"
+)
+
+
 def write_table(conn: duckdb.DuckDBPyConnection, table: str, cohort: str, out: Path) -> int:
     """One cohort's rows of `table` as Parquet (sorted, so equal data gives equal files)."""
     if table not in DATASET_TABLES:
         raise WarehouseError(f"unknown dataset table {table!r}")
-    query = f"SELECT * FROM tiktok.{table} WHERE cohort = ? ORDER BY ALL"  # noqa: S608
-    relation = conn.sql(query, params=[cohort])
-    relation.write_parquet(str(out))
-    return conn.execute(
-        f"SELECT count(*) FROM tiktok.{table} WHERE cohort = ?",  # noqa: S608
-        [cohort],
-    ).fetchall()[0][0]
+    query = f"SELECT * FROM tiktok.{table} WHERE cohort = $cohort ORDER BY ALL"  # noqa: S608
+    if table == "api_requests":
+        query = _PROVENANCE
+    conn.sql(query, params={"cohort": cohort}).write_parquet(str(out))
+    return conn.execute("SELECT count(*) FROM read_parquet(?)", [str(out)]).fetchall()[0][0]
+
+
+def facts_of_files(folder: Path, cohort: str) -> "DatasetFacts":
+    """The dataset's facts computed from its own Parquet files (views named as the warehouse's
+    tables over them), so no figure of the manifest or METHODS.md can disagree with the files
+    it describes."""
+    with duckdb.connect(":memory:") as conn:
+        conn.execute("CREATE SCHEMA tiktok")
+        for table in DATASET_TABLES:
+            path = str(folder / f"{table}.parquet").replace("'", "''")
+            conn.execute(
+                f"CREATE VIEW tiktok.{table} AS SELECT * FROM read_parquet('{path}')"  # noqa: S608
+            )
+        return dataset_facts(conn, cohort)
 
 
 def dataset_facts(conn: duckdb.DuckDBPyConnection, cohort: str) -> DatasetFacts:
@@ -90,10 +120,7 @@ def dataset_facts(conn: duckdb.DuckDBPyConnection, cohort: str) -> DatasetFacts:
         "SELECT kind, count(*) FROM tiktok.tombstones WHERE cohort = ? GROUP BY 1 ORDER BY 1",
         [cohort]).fetchall())  # fmt: skip
     spent, refused = conn.execute(
-        "SELECT count(*) FILTER (WHERE status NOT IN (SELECT unnest($refused))), "
-        "count(*) FILTER (WHERE status IN (SELECT unnest($refused))) "
-        "FROM tiktok.api_requests WHERE cohort = $cohort",
-        {"cohort": cohort, "refused": list(RATE_LIMIT_STATUSES)},
+        _COUNT_REQUESTS, {"cohort": cohort, "refused": list(RATE_LIMIT_STATUSES)}
     ).fetchall()[0]
     fresh = [c["fresh"] / c["members"] for c in coverage if c["members"]]
     return DatasetFacts(

@@ -109,6 +109,12 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "forgotten_at": ("When its data was removed", "UTC timestamp"),
     },
     "api_requests": {
+        "cohort": (
+            "The cohort the request was made for. A user in several cohorts is asked once a "
+            "day: its request is listed in each cohort's dataset whose row it paid for, under "
+            "the cohort that asked",
+            "",
+        ),
         "requested_at": ("When the request was sent", "UTC timestamp"),
         "http_status": ("HTTP status of the answer (empty: no answer)", ""),
         "status": ("'ok', the API's error code, or a transport status", ""),
