@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from research_pipeline.orchestration.names import WAREHOUSE_POOL
@@ -59,3 +60,59 @@ def test_a_snapshot_killed_mid_fetch_never_blocks_the_next_one(tmp_path, emulato
         assert statuses[dead.run_id] == DagsterRunStatus.FAILURE
         info = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
         assert info.active_run_ids == set()
+
+
+def test_a_snapshot_waiting_for_a_live_writer_says_whom_and_ctrl_c_ends_the_wait(tmp_path):
+    import subprocess
+    import sys
+
+    from dagster import DagsterRun
+
+    from research_pipeline.orchestration.recovery import (
+        HOST_TAG,
+        PID_TAG,
+        recover_dead_runs,
+        wait_for_write_turn,
+    )
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with DagsterInstance.from_config(str(home)) as instance:
+            import socket
+
+            run = instance.add_run(
+                DagsterRun(
+                    job_name="snapshot_job",
+                    run_id="a1b2c3d4-0000-0000-0000-000000000000",
+                    status=DagsterRunStatus.STARTED,
+                    tags={PID_TAG: str(writer.pid), HOST_TAG: socket.gethostname()},
+                )
+            )
+            instance.event_log_storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
+            instance.event_log_storage.claim_concurrency_slot(
+                WAREHOUSE_POOL, run.run_id, "tiktok__user_info"
+            )
+            assert recover_dead_runs(instance) == []  # alive: never taken for dead
+            said, sleeps = [], []
+
+            def ctrl_c(seconds):
+                sleeps.append(seconds)
+                if len(sleeps) == 3:
+                    raise KeyboardInterrupt  # what Ctrl-C raises in a plain sleep
+
+            with pytest.raises(KeyboardInterrupt):
+                wait_for_write_turn(instance, said.append, sleep=ctrl_c)
+            assert said == [
+                f"waiting for run a1b2c3d4 (process {writer.pid}) to finish writing the "
+                "warehouse (one writer at a time); Ctrl-C stops waiting"
+            ]
+            writer.kill()
+            writer.wait()
+            # Its process gone: the next start marks it failed and frees the turn at once.
+            assert any("died with its process" in line for line in recover_dead_runs(instance))
+            wait_for_write_turn(instance, said.append, sleep=ctrl_c)  # returns: the turn is free
+    finally:
+        writer.kill()
