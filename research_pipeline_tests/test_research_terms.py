@@ -432,3 +432,37 @@ def test_every_figure_of_a_dataset_equals_a_recomputation_from_its_own_files(pip
     assert f"In all, {len(answered):,} API requests were answered" in methods
     assert f"({int((rows.status == 'ok').sum()):,} with data)" in methods
     assert f"We followed {rows.username.nunique():,} TikTok accounts" in methods
+
+
+def test_forgetting_an_account_re_derives_every_past_summary_it_counted_in(pipeline):
+    """In a rotating panel a member's latest answer counts in the summaries of the days after
+    it; when the account goes, those past summaries must lose its counts too."""
+    for name in ("private_share", "banned_share", "unknown_share"):
+        setattr(pipeline.api.config, name, 0.0)
+    users = find_usernames(pipeline.api, "active", 6)
+    leaver = users[0]
+    pipeline.write_cohort("panel", users)
+    pipeline.configure(daily_quota=3)  # 6 members, 3 a day: each answered every other day
+    start = pipeline.api.clock.today() - timedelta(days=4)
+    pipeline.api.config.lifecycle = {leaver: [[(start + timedelta(days=3)).isoformat(), "private"]]}
+    for offset in range(5):
+        day = start + timedelta(days=offset)
+        pipeline.api.clock.set_date(day)
+        assert pipeline.run(["panel"], day=day)[0].success
+    with warehouse.connect(pipeline.database, read_only=True) as conn:
+        summaries = conn.execute(
+            "SELECT snapshot_date, total_followers FROM tiktok.cohort_summary ORDER BY 1"
+        ).fetchall()
+        # A recomputation without the forgotten account: each day, every other member's
+        # latest ok answer on or before it.
+        expected = conn.execute(
+            """
+            SELECT m.snapshot_date, sum(u.follower_count) FROM tiktok.cohort_members m
+            JOIN LATERAL (SELECT follower_count FROM tiktok.user_info x
+                          WHERE x.username = m.username AND x.snapshot_date <= m.snapshot_date
+                            AND x.is_final ORDER BY x.snapshot_date DESC LIMIT 1) u ON true
+            WHERE m.username <> ? GROUP BY 1 ORDER BY 1
+            """,
+            [leaver],
+        ).fetchall()
+    assert summaries == expected

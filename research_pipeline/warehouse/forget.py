@@ -102,8 +102,17 @@ def forget_gone_accounts(
             """,
             {"keep": keep_counts},
         )
+        # Every summary the accounts counted in: not only the days they have a row, but every
+        # later day of their cohorts (a summary aggregates each member's latest answer, which
+        # may be days old in a rotating panel).
         report.partitions = conn.execute(
-            "SELECT DISTINCT snapshot_date, cohort FROM todo ORDER BY ALL"
+            """
+            SELECT DISTINCT s.snapshot_date, s.cohort FROM tiktok.cohort_summary s
+            JOIN (SELECT cohort, min(snapshot_date) AS first FROM todo GROUP BY cohort) t
+              ON s.cohort = t.cohort AND s.snapshot_date >= t.first
+            UNION SELECT DISTINCT snapshot_date, cohort FROM todo
+            ORDER BY ALL
+            """
         ).fetchall()
         report.accounts = conn.execute(
             "SELECT username, kind, since FROM gone SEMI JOIN todo USING (username) ORDER BY 1"
