@@ -24,8 +24,10 @@ The rules, and why:
 - Accounts whose last answer said they are gone (not found, refused...) are asked again
   `gone_recheck_days` after that answer (4x their cadence, 7 to 28 days; no fixed days): most
   never come back, so asking daily wastes quota, but a private account made public again is
-  caught within a month. They go after every overdue live user, so they never crowd out live
-  accounts, and before early asks.
+  caught within a month. A small share of the day's budget (`RECHECK_SHARE`, 2%, at least one
+  request) is theirs when they are due, so an account public again is found even when live
+  demand exceeds the budget every day; the rest of them go after every overdue live user and
+  before early asks.
 - Never more than the quota left (and an optional lab budget below it); never quota unused while
   live users are due.
 - A user whose tries today are spent (`out_of_tries`: every run and retry of the day counted,
@@ -42,6 +44,7 @@ from datetime import date, timedelta
 from research_pipeline.tiktok.error_kinds import USER_GONE_KINDS
 
 TERMS_MAX_DAYS = 15
+RECHECK_SHARE = 0.02  # of the day's budget, reserved for due re-checks of gone accounts
 GONE_KINDS = USER_GONE_KINDS  # not found, refused, private, banned (tiktok.error_kinds)
 
 
@@ -95,6 +98,7 @@ class Plan:
     out_of_tries: int = 0  # due users whose tries today are spent: they wait for tomorrow
     early: int = 0  # users whose refresh day came before a whole cadence passed (asked last)
     early_planned: int = 0
+    rechecks_reserved: int = 0  # due re-checks of gone accounts asked before live users
 
     @property
     def feasible(self) -> bool:
@@ -120,7 +124,13 @@ class Plan:
         )
         text = (
             f"{self.day}: {len(self.users)} of {self.unique_users} users planned ({self.due} due, "
-            f"{self.due_gone} gone accounts due for a re-check{early}); {budget}"
+            f"{self.due_gone} gone accounts due for a re-check"
+            + (
+                f", {self.rechecks_reserved} of them in the day's reserved share"
+                if self.rechecks_reserved
+                else ""
+            )
+            + f"{early}); {budget}"
         )
         if self.left_waiting:
             text += f"; {len(self.left_waiting)} due users wait for tomorrow (budget used up)"
@@ -245,7 +255,18 @@ def plan_day(
     due_live.sort()
     due_gone.sort()
     due_early.sort()
-    ordered = [u for *_, u in due_live] + [u for *_, u in due_gone] + [u for *_, u in due_early]
+    gone_first = [u for *_, u in due_gone]
+    reserved = (
+        len(gone_first)
+        if budget is None
+        else min(len(gone_first), max(1, math.ceil(RECHECK_SHARE * budget)) if budget else 0)
+    )
+    ordered = (
+        gone_first[:reserved]
+        + [u for *_, u in due_live]
+        + gone_first[reserved:]
+        + [u for *_, u in due_early]
+    )
     tired = [u for u in ordered if u in out_of_tries]
     if tired:
         ordered = [u for u in ordered if u not in out_of_tries]
@@ -299,4 +320,5 @@ def plan_day(
         out_of_tries=len(tired),
         early=len(due_early),
         early_planned=sum(1 for *_, u in due_early if u in planned),
+        rechecks_reserved=reserved,
     )

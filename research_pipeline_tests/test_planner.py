@@ -105,7 +105,9 @@ def test_gone_accounts_are_rechecked_rarely_and_never_crowd_out_live_ones():
     history = {u: LastAnswer(DAY0 - timedelta(days=40), "private") for u in gone}
     history |= {u: LastAnswer(DAY0 - timedelta(days=40)) for u in live}
     plan = plan_day([CohortSpec("c", live + gone, 1)], history, DAY0, daily_quota=12)
-    assert plan.users[:10] == sorted(live, key=plan.users.index)  # every live user first
+    # The reserved share (2% of 12: one request) first, then every live user, then the rest.
+    assert plan.users[0] in gone
+    assert plan.users[1:11] == sorted(live, key=plan.users.index)
     assert len(plan.users) == 12 and plan.due_gone == 10
     assert gone_recheck_days(1) == 7 and gone_recheck_days(3) == 12 and gone_recheck_days(15) == 28
     # A gone account answered yesterday is not asked again before its re-check interval.
@@ -216,3 +218,26 @@ def _early(plan, history, day) -> set[str]:
         for u, days in plan.cadence_of.items()
         if u in history and not history[u].gone and (day - history[u].snapshot_date).days < days
     }
+
+
+def test_gone_accounts_are_re_checked_on_time_even_when_live_demand_exceeds_the_budget():
+    live = [f"u{i}" for i in range(300)]  # 300 daily members on 100 a day: always short
+    gone = [f"g{i}" for i in range(4)]
+    cohorts = [CohortSpec("big", live + gone, 1)]
+    history = {g: LastAnswer(DAY0 - timedelta(days=7), "refused") for g in gone}  # due today
+    plan = plan_day(cohorts, history, DAY0, daily_quota=100)
+    assert sum(1 for u in plan.users if u in gone) == 2  # 2% of 100, though live ones wait
+    assert len(plan.users) == 100
+    later = {**history, **{u: LastAnswer(DAY0, "refused") for u in plan.users if u in gone}}
+    tomorrow = plan_day(cohorts, later, DAY0 + timedelta(days=1), daily_quota=100)
+    assert set(gone) <= set(plan.users) | set(tomorrow.users)  # all re-checked within 2 days
+
+
+def test_the_recheck_share_is_small_and_only_for_due_rechecks():
+    live = [f"u{i}" for i in range(300)]
+    gone = [f"g{i}" for i in range(40)]
+    history = {g: LastAnswer(DAY0 - timedelta(days=7), "refused") for g in gone}
+    plan = plan_day([CohortSpec("big", live + gone, 1)], history, DAY0, daily_quota=100)
+    assert sum(1 for u in plan.users if u.startswith("g")) == 2  # 2% of the day, no more
+    quiet = plan_day([CohortSpec("big", live, 1)], {}, DAY0, daily_quota=100)
+    assert len(quiet.users) == 100 and all(u.startswith("u") for u in quiet.users)
