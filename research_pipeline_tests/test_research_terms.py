@@ -466,3 +466,22 @@ def test_forgetting_an_account_re_derives_every_past_summary_it_counted_in(pipel
             [leaver],
         ).fetchall()
     assert summaries == expected
+
+
+def test_the_terms_check_covers_data_of_members_removed_from_their_cohort(pipeline):
+    for name in ("private_share", "banned_share", "unknown_share"):
+        setattr(pipeline.api.config, name, 0.0)
+    users = find_usernames(pipeline.api, "active", 3)
+    start = pipeline.api.clock.today() - timedelta(days=17)
+    pipeline.api.clock.set_date(start)
+    pipeline.write_cohort("panel", users)
+    assert pipeline.run(["panel"], day=start)[0].success
+    pipeline.write_cohort("panel", users[1:])  # users[0] removed: its data stays, ageing
+    today = start + timedelta(days=17)
+    pipeline.api.clock.set_date(today)
+    [result] = pipeline.run(["panel"], day=today)
+    [check] = [e for e in result.get_asset_check_evaluations()
+               if e.check_name == "refreshed_within_terms"]  # fmt: skip
+    assert not check.passed
+    assert check.metadata["former_members_too_old"].value == 1
+    assert f"{users[0]} (17 days)" in check.metadata["oldest"].value

@@ -172,3 +172,29 @@ def last_snapshot_date(conn: duckdb.DuckDBPyConnection, cohort: str) -> date | N
 def ledger_size(conn: duckdb.DuckDBPyConnection) -> int:
     """Every request the ledger holds (tiktok.api_requests)."""
     return conn.execute("SELECT count(*) FROM tiktok.api_requests").fetchall()[0][0]
+
+
+def live_data_older_than(
+    conn: duckdb.DuckDBPyConnection, day: date, max_age: int, gone_kinds: Sequence[str]
+) -> list[tuple[str, int]]:
+    """(username, age in days) of every user whose data the warehouse holds, member of a
+    cohort today or not, last answered more than `max_age` days before `day` and not gone
+    (their data is forgotten): TikTok's terms reach all the data we keep."""
+    return conn.execute(
+        "SELECT username, datediff('day', last_refreshed, ?::DATE) AS age "
+        "FROM tiktok.last_refreshed WHERE last_answer NOT IN (SELECT unnest(?::VARCHAR[])) "
+        "AND datediff('day', last_refreshed, ?::DATE) > ? ORDER BY age DESC, username",
+        [day, list(gone_kinds), day, max_age],
+    ).fetchall()
+
+
+def members_on(conn: duckdb.DuckDBPyConnection, day: date) -> list[str]:
+    """Every user that is a member of some cohort on `day` (the latest membership recorded)."""
+    return [
+        user
+        for (user,) in conn.execute(
+            "SELECT DISTINCT username FROM tiktok.cohort_members WHERE snapshot_date = "
+            "(SELECT max(snapshot_date) FROM tiktok.cohort_members WHERE snapshot_date <= ?)",
+            [day],
+        ).fetchall()
+    ]

@@ -96,6 +96,17 @@ def check_user_info(
     sustainable = None if plan is None or plan.feasible else plan.sustainable_cadence_days
     stale = stale_members(conn, day, cohorts, sustainable_days=sustainable) if day else []
     too_old = stale_members(conn, day, cohorts, max_data_age_days) if day else []
+    # Anyone else the warehouse holds data of (members removed from their cohort, cohorts
+    # removed): the terms reach them too.
+    current = set(queries.members_on(conn, day)) if day else set()
+    outside = [
+        ("(no cohort)", user, age)
+        for user, age in (
+            queries.live_data_older_than(conn, day, max_data_age_days, GONE_KINDS) if day else []
+        )
+        if user not in current
+    ]
+    too_old += outside
     return [
         AssetCheckResult(
             check_name="unique_users",
@@ -130,7 +141,8 @@ def check_user_info(
             passed=not too_old,
             metadata={
                 "max_age_days": max_data_age_days,
-                "members_too_old": len(too_old),
+                "members_too_old": len(too_old) - len(outside),
+                "former_members_too_old": len(outside),
                 "oldest": ", ".join(f"{c}/{u} ({a} days)" for c, u, a in too_old[:10]),
             },
         ),
