@@ -7,7 +7,6 @@ Files are read as a stream, so a million-line file costs its unique usernames, n
 """
 
 import csv
-import hashlib
 import re
 import tomllib
 from collections.abc import Iterator
@@ -53,11 +52,6 @@ class Cohort:
     problems: list[LineProblem] = field(default_factory=list)
     problem_count: int = 0
     duplicate_count: int = 0
-
-    @property
-    def content_hash(self) -> str:
-        """Changes when the set of users changes; the sensor uses it to report edited cohorts."""
-        return hashlib.sha256("\n".join(self.usernames).encode()).hexdigest()[:16]
 
     def report(self, limit: int = 20) -> str:
         lines = [

@@ -8,4 +8,3 @@ WRITER_TAG = {"research_pipeline/duckdb_writer": "true"}
 # Steps that open the DuckDB file share this pool (one slot: see dagster.yaml).
 WAREHOUSE_POOL = "duckdb_warehouse"
 SNAPSHOT_RETRIES = 3
-SNAPSHOT_JOB = "snapshot_job"

@@ -264,11 +264,6 @@ class RateLimitTracker:
         self._probe_out = False
         self.waited_for_reset = False
 
-    @property
-    def limited(self) -> bool:
-        with self._lock:
-            return self._first is not None
-
     def expect_quota(self) -> None:
         """Today already ended in 429s (the ledger says so): the next send is one probe, and a
         429 to it is the daily quota at once, without probing for another minute."""

@@ -10,7 +10,7 @@ import pandas as pd
 from research_pipeline.warehouse import answers
 from research_pipeline.warehouse.derivation import DERIVED_TABLES
 from research_pipeline.warehouse.forget import PROFILE_COLUMNS
-from research_pipeline.warehouse.raw import Key, keys_frame, members_frame
+from research_pipeline.warehouse.raw import Key, keys_frame
 from research_pipeline.warehouse.transactions import registered
 
 _RAW_ROWS = "SELECT u.* FROM tiktok.user_info u SEMI JOIN keys USING (snapshot_date, cohort)"
@@ -38,14 +38,13 @@ class RawCheckCounts:
     rows_with_negative_counts: int
     rows: int
     error_rows: int
-    missing: list[tuple[str, str]]  # (cohort, username) of members without a row
 
 
 def raw_check_counts(
     conn: duckdb.DuckDBPyConnection, members: dict[Key, Sequence[str]]
 ) -> RawCheckCounts:
     """What the checks on `tiktok/user_info` look at, over the given partitions."""
-    with registered(conn, keys=keys_frame(members), members=members_frame(members)):
+    with registered(conn, keys=keys_frame(members)):
         duplicates, negatives, total, errors = conn.execute(f"""
             SELECT count(*) - count(DISTINCT (snapshot_date, cohort, username)),
                    count(*) FILTER (WHERE follower_count < 0 OR following_count < 0
@@ -54,12 +53,7 @@ def raw_check_counts(
                    count(*) FILTER (WHERE status <> 'ok')
             FROM ({_RAW_ROWS})
         """).fetchall()[0]  # noqa: S608 - fixed SQL, no values interpolated
-        missing = conn.execute(f"""
-            SELECT m.cohort, m.username FROM members m
-            ANTI JOIN ({_RAW_ROWS}) r USING (snapshot_date, cohort, username)
-            ORDER BY 1, 2
-        """).fetchall()  # noqa: S608 - fixed SQL, no values interpolated
-    return RawCheckCounts(duplicates, negatives, total, errors, missing)
+    return RawCheckCounts(duplicates, negatives, total, errors)
 
 
 def summary_numbers(conn: duckdb.DuckDBPyConnection, key: Key) -> dict[str, float | None]:
