@@ -21,10 +21,11 @@ LOCK_WAIT_SECONDS = 60.0
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
 
 
-def published_path_of(database: str) -> Path:
-    from research_pipeline.warehouse.published import published_path  # it imports us
-
-    return published_path(database)
+def published_path(database: str | Path) -> Path:
+    """Where researchers read the warehouse `database`: the copy the pipeline publishes beside
+    it after every run (research_pipeline.warehouse.published)."""
+    database = Path(database)
+    return database.with_name(f"{database.stem}.published{database.suffix or '.duckdb'}")
 
 
 def open_with_lock_wait(
@@ -71,7 +72,7 @@ def connect(
                 f"cannot open the warehouse {database}: process {pid} ({Path(program).name}) "
                 f"holds it open, and DuckDB lets no one write while any connection is open, even "
                 f"a read-only one. Close that connection (a notebook: conn.close()), and read "
-                f"{published_path_of(database)} instead: the copy the pipeline publishes after "
+                f"{published_path(database)} instead: the copy the pipeline publishes after "
                 "every run and never locks"
             ) from None
         raise WarehouseError(

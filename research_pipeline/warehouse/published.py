@@ -14,13 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from research_pipeline.warehouse.connection import connect
-
-
-def published_path(database: str | Path) -> Path:
-    """Where researchers read the warehouse `database` (beside it)."""
-    database = Path(database)
-    return database.with_name(f"{database.stem}.published{database.suffix or '.duckdb'}")
+from research_pipeline.warehouse.connection import connect, published_path
 
 
 def publish(database: str | Path) -> Path:
