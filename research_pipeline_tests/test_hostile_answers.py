@@ -208,3 +208,25 @@ def test_a_claims_file_that_is_not_sqlite_is_moved_aside_and_made_anew(tmp_path)
     finally:
         fresh.close()
     assert (tmp_path / "new.claims").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_secret_echoed_by_the_token_endpoint_is_in_no_file_of_a_real_run(pipeline, tmp_path):
+    def echo(handler, body) -> None:
+        text = body.decode()
+        send_json(handler, 400, {"error": SECRET, "error_description": f"got {text}"})
+
+    stub = Stub(echo)
+    pipeline.write_cohort("c1", ["someone"])
+    with stub_server(stub) as url:
+        pipeline.configure(base_url=url, client_secret=SECRET)
+        from research_pipeline.orchestration.runs import run_snapshot
+
+        [result] = run_snapshot(
+            pipeline.defs, pipeline.instance, pipeline.api.clock.today(), ["c1"], None
+        )
+    assert not result.success and stub.counts["/v2/oauth/token/"] >= 1
+    forms = [f.encode() for f in (SECRET, quote(SECRET, safe=""), quote_plus(SECRET))]
+    blobs = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
+    blobs += [str(e).encode() for e in pipeline.instance.all_logs(result.run_id)]
+    leaks = [form for form in forms for blob in blobs if form in blob]
+    assert leaks == []
