@@ -399,6 +399,31 @@ def test_a_declared_shortfall_does_not_fail_the_cadence_check_every_day(pipeline
     assert all(r["plan_completed"].passed for r in results)
 
 
+def assert_figures_match_files(out, manifest, other_cohort: str) -> None:
+    """Every figure of manifest.json and METHODS.md equals pandas on the exported files."""
+    rows = pd.read_parquet(out / "user_info.parquet")
+    ledger = pd.read_parquet(out / "api_requests.parquet")
+    summary = pd.read_parquet(out / "cohort_summary.parquet")
+    answered = ledger[~ledger.status.isin(["rate_limit_exceeded", "daily_quota_limit_exceeded"])]
+    # Provenance: every answer of the cohort has the request that paid for it, even when that
+    # request was made for journalists (a shared user is asked once a day, credited to the
+    # first cohort asking).
+    paid = set(zip(ledger.snapshot_date, ledger.username, strict=True))
+    fetched = rows[rows.is_final]
+    assert set(zip(fetched.snapshot_date, fetched.username, strict=True)) <= paid
+    assert (ledger.cohort == other_cohort).any()  # some were paid for by the other cohort
+    assert manifest["requests_spent"] == len(answered)
+    assert manifest["answers_ok"] == int((rows.status == "ok").sum())
+    assert manifest["accounts_ever"] == rows.username.nunique()
+    assert str(manifest["first_day"]) == str(rows.snapshot_date.min())
+    shares = (summary.fresh / summary.members).tolist()
+    assert manifest["mean_fresh_share"] == pytest.approx(sum(shares) / len(shares))
+    methods = (out / "METHODS.md").read_text()
+    assert f"In all, {len(answered):,} API requests were answered" in methods
+    assert f"({int((rows.status == 'ok').sum()):,} with data)" in methods
+    assert f"We followed {rows.username.nunique():,} TikTok accounts" in methods
+
+
 def test_every_figure_of_a_dataset_equals_a_recomputation_from_its_own_files(pipeline, tmp_path):
     """Cohorts that share members, a shortfall (rotation) and an account that goes: the
     manifest and METHODS.md say what pandas finds in the exported Parquet files."""
@@ -411,27 +436,7 @@ def test_every_figure_of_a_dataset_equals_a_recomputation_from_its_own_files(pip
     out = tmp_path / "politicians"
     with warehouse.connect(pipeline.database, read_only=True) as conn:
         manifest = export_dataset(conn, "politicians", out)
-    rows = pd.read_parquet(out / "user_info.parquet")
-    ledger = pd.read_parquet(out / "api_requests.parquet")
-    summary = pd.read_parquet(out / "cohort_summary.parquet")
-    answered = ledger[~ledger.status.isin(["rate_limit_exceeded", "daily_quota_limit_exceeded"])]
-    # Provenance: every answer of the cohort has the request that paid for it, even when that
-    # request was made for journalists (a shared user is asked once a day, credited to the
-    # first cohort asking).
-    paid = set(zip(ledger.snapshot_date, ledger.username, strict=True))
-    fetched = rows[rows.is_final]
-    assert set(zip(fetched.snapshot_date, fetched.username, strict=True)) <= paid
-    assert (ledger.cohort == "journalists").any()  # some were paid for by the other cohort
-    assert manifest["requests_spent"] == len(answered)
-    assert manifest["answers_ok"] == int((rows.status == "ok").sum())
-    assert manifest["accounts_ever"] == rows.username.nunique()
-    assert str(manifest["first_day"]) == str(rows.snapshot_date.min())
-    shares = (summary.fresh / summary.members).tolist()
-    assert manifest["mean_fresh_share"] == pytest.approx(sum(shares) / len(shares))
-    methods = (out / "METHODS.md").read_text()
-    assert f"In all, {len(answered):,} API requests were answered" in methods
-    assert f"({int((rows.status == 'ok').sum()):,} with data)" in methods
-    assert f"We followed {rows.username.nunique():,} TikTok accounts" in methods
+    assert_figures_match_files(out, manifest, other_cohort="journalists")
 
 
 def test_forgetting_an_account_re_derives_every_past_summary_it_counted_in(pipeline):
@@ -485,3 +490,37 @@ def test_the_terms_check_covers_data_of_members_removed_from_their_cohort(pipeli
     assert not check.passed
     assert check.metadata["former_members_too_old"].value == 1
     assert f"{users[0]} (17 days)" in check.metadata["oldest"].value
+
+
+def test_the_figures_hold_over_edits_a_cadence_change_and_an_account_that_comes_back(
+    pipeline, tmp_path
+):
+    for name in ("private_share", "banned_share", "unknown_share"):
+        setattr(pipeline.api.config, name, 0.0)
+    active = find_usernames(pipeline.api, "active", 9)
+    back = active[0]  # private on day 2, public again on day 4, re-checked a week later
+    start = pipeline.api.clock.today() - timedelta(days=9)
+    pipeline.api.config.lifecycle = {
+        back: [[(start + timedelta(days=1)).isoformat(), "private"],
+               [(start + timedelta(days=3)).isoformat(), "active"]]
+    }  # fmt: skip
+    pipeline.write_cohort("journalists", active[4:])
+    pipeline.write_cohort("politicians", active[:6])  # 2 shared
+    pipeline.configure(daily_quota=5)  # 9 users, 5 a day: rotation
+    for offset in range(10):
+        day = start + timedelta(days=offset)
+        if offset == 4:
+            pipeline.write_cohort("politicians", active[:5])  # one member removed
+        if offset == 5:
+            (pipeline.cohorts / "cohorts.toml").write_text("[politicians]\ncadence_days = 2\n")
+        pipeline.api.clock.set_date(day)
+        assert pipeline.run(["journalists", "politicians"], day=day)[0].success
+    kinds = pipeline.query(
+        "SELECT error_kind FROM tiktok.user_info WHERE username = ? ORDER BY snapshot_date",
+        [back],
+    )
+    assert ("refused",) in kinds and kinds[-1] == (None,)  # gone, then back in the panel
+    out = tmp_path / "politicians"
+    with warehouse.connect(pipeline.database, read_only=True) as conn:
+        manifest = export_dataset(conn, "politicians", out)
+    assert_figures_match_files(out, manifest, other_cohort="journalists")
