@@ -99,6 +99,13 @@ def test_an_account_gone_private_is_forgotten_everywhere_and_leaves_a_tombstone(
     )  # drawn from the summaries without it
     stored = pipeline.database.read_bytes()
     assert name.encode() not in stored
+    # Nor anywhere else we keep: the published copy, exports, charts, Dagster's home and runs.
+    everywhere = [p for p in pipeline.database.parents[1].rglob("*") if p.is_file()]
+    assert [p for p in everywhere if name.encode() in p.read_bytes()] == []
+    events = [
+        str(e) for r in pipeline.instance.get_runs() for e in pipeline.instance.all_logs(r.run_id)
+    ]
+    assert [e for e in events if name in e] == []
     materialized = {
         e.asset_key.to_user_string(): e.materialization.metadata
         for e in result.get_asset_materialization_events()
