@@ -44,6 +44,7 @@ def demo(days: int) -> int:
     from research_pipeline.definitions import load_project_defs
     from research_pipeline.emulator import EmulatorConfig, EmulatorServer
     from research_pipeline.orchestration.instance import dagster_instance
+    from research_pipeline.warehouse.connection import published_path
 
     config = EmulatorConfig(latency_seconds=0.01)
     root = project_dir()
@@ -79,5 +80,5 @@ def demo(days: int) -> int:
                     return 1
         print_summary(database, today)
         click.echo(f"\nemulator: {api.stats()['user_info_requests']} user-info requests served")
-    click.echo(NEXT_STEPS.format(root=root, database=database))
+    click.echo(NEXT_STEPS.format(root=root, database=published_path(database)))
     return 0

@@ -83,7 +83,7 @@ def cohort_trajectories(conn: duckdb.DuckDBPyConnection, cohort: str, until: dat
 
 def cohort_summary_on(conn: duckdb.DuckDBPyConnection, snapshot_date: date) -> pd.DataFrame:
     return conn.execute(
-        "SELECT cohort, members, fetched, ok, errors, fresh, stale, never_fetched AS never, "
+        "SELECT cohort, members, fetched, ok, errors, fresh, stale, gone, never_fetched AS never, "
         "max_age_days, median_followers, total_followers, "
         "round(median_follower_growth_per_day, 2) AS median_growth_per_day "
         "FROM tiktok.cohort_summary WHERE snapshot_date = ? ORDER BY cohort",
