@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dagster import DagsterInstance, DagsterRunStatus
 
 from research_pipeline.orchestration.names import WAREHOUSE_POOL
+from research_pipeline.warehouse.claims import process_alive
 
 PID_TAG = "research_pipeline/pid"
 HOST_TAG = "research_pipeline/host"
@@ -28,22 +29,12 @@ def owner_tags() -> dict[str, str]:
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _process_gone(run) -> int | None:
     """The pid of an in-process run whose process has ended on this host, else None."""
     pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
     if not pid or host != socket.gethostname() or not pid.isdigit():
         return None
-    return None if _alive(int(pid)) or int(pid) == os.getpid() else int(pid)
+    return None if process_alive(int(pid)) or int(pid) == os.getpid() else int(pid)
 
 
 def recover_dead_runs(instance: DagsterInstance) -> list[str]:

@@ -32,7 +32,8 @@ def _days_ago(days: int) -> str:
     return datetime.fromtimestamp(datetime.now(UTC).timestamp() - days * 86400, UTC).isoformat()
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this host still runs (another user's counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -112,7 +113,7 @@ class UserClaims:
                     if row:
                         host, pid = row[0]
                         mine = host == self.host and pid == self.pid
-                        if not mine and (host != self.host or _alive(pid)):
+                        if not mine and (host != self.host or process_alive(pid)):
                             self.skipped.append((username, pid))
                             continue
                     conn.execute(
@@ -166,7 +167,7 @@ class UserClaims:
         totals: dict[tuple[str, str], list] = {}
         live: set[tuple[str, str]] = set()
         for day, username, host, pid, count, first in rows:
-            if host != self.host or pid == self.pid or _alive(pid):
+            if host != self.host or pid == self.pid or process_alive(pid):
                 live.add((day, username))
             entry = totals.setdefault((day, username), [0, first])
             entry[0] += count
