@@ -25,6 +25,6 @@ lint: $(STAMP)
 ui: $(STAMP)
 	DAGSTER_HOME=$(CURDIR) $(VENV)/bin/dagster dev
 
-# The demo's runs and warehouse live apart from real ones, under demo/.
+# The demo's runs, warehouse and emulator, apart from real ones (under demo/).
 demo-ui: $(STAMP)
-	DAGSTER_HOME=$(CURDIR)/demo/dagster_home RESEARCH_PIPELINE_DUCKDB=$(CURDIR)/demo/research.duckdb RESEARCH_PIPELINE_COHORTS_DIR=$(CURDIR)/demo/cohorts $(VENV)/bin/dagster dev
+	$(VENV)/bin/research-pipeline demo-ui

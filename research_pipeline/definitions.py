@@ -6,9 +6,13 @@ from pathlib import Path
 
 from dagster import Definitions, definitions, load_from_defs_folder
 
+from research_pipeline.env_file import load_env_file
+
 
 def load_project_defs() -> Definitions:
-    """The project's definitions, built now from the current environment."""
+    """The project's definitions, built now from the current environment (and the
+    installation's .env, for what the environment does not set: env_file.py)."""
+    load_env_file()
     return load_from_defs_folder(path_within_project=Path(__file__).parent)
 
 

@@ -17,6 +17,7 @@ from research_pipeline.tiktok.constants import DAILY_QUOTA
 from research_pipeline.tiktok.settings import check_range, parse_limit, parse_number
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_SNAPSHOT_CRON = "15 */4 * * *"
 
 
 def project_dir() -> Path:
@@ -63,8 +64,16 @@ class PipelineSettings:
     # Requests one user may cost in an API day, across every run and retry of that day: a user
     # that always fails (or an outage) cannot drain the day through repeated runs.
     tries_per_user_per_day: int = 5
+    # When the daily schedule ticks (UTC cron): the first tick does the day's work, the later
+    # ones catch a quota that came back late. A test or a rehearsal may tick every minute.
+    snapshot_cron: str = DEFAULT_SNAPSHOT_CRON
 
     def __post_init__(self) -> None:
+        if len(self.snapshot_cron.split()) != 5:
+            raise ConfigurationError(
+                f"RESEARCH_PIPELINE_SNAPSHOT_CRON={self.snapshot_cron!r}: use five cron fields "
+                f"(minute hour day month weekday, UTC), e.g. {DEFAULT_SNAPSHOT_CRON!r}"
+            )
         for variable, value, low, high, strict in (
             ("RESEARCH_PIPELINE_RETRY_DELAY_SECONDS", self.retry_delay_seconds, 0, 86_400, False),
             ("RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS", self.run_deadline_seconds, 0, 604_800, True),
@@ -123,6 +132,7 @@ class PipelineSettings:
             spill_dir=Path(env["RESEARCH_PIPELINE_SPILL_DIR"])
             if env.get("RESEARCH_PIPELINE_SPILL_DIR")
             else None,
+            snapshot_cron=env.get("RESEARCH_PIPELINE_SNAPSHOT_CRON") or DEFAULT_SNAPSHOT_CRON,
         )
 
 

@@ -13,6 +13,10 @@ from research_pipeline.emulator import EmulatorConfig, EmulatorServer
 from research_pipeline.tiktok import ResearchApiClient
 from research_pipeline_tests.helpers import EMULATOR_SECRET, Pipeline, client_settings
 
+# A developer's own .env (real credentials, perhaps) never reaches a test or its children; the
+# tests of the env file name their own.
+os.environ["RESEARCH_PIPELINE_ENV_FILE"] = "none"
+
 
 @pytest.fixture
 def emulator():

@@ -106,6 +106,7 @@ def pipeline_environment(
     env = {
         "RESEARCH_PIPELINE_COHORTS_DIR": str(cohorts),
         "RESEARCH_PIPELINE_DUCKDB": str(database),
+        "RESEARCH_PIPELINE_ENV_FILE": "none",  # a developer's own .env never reaches a test
     }
     for name, value in values.items():
         variable = ENVIRONMENT.get(name) or _PIPELINE_VARIABLES[name]

@@ -153,7 +153,7 @@ def test_expected_failures_are_one_line_on_stderr_with_no_traceback(env, tmp_pat
     assert "http://127.0.0.1:9/v2/oauth/token/" in unreachable.stderr
     no_secret, _ = _cli({**env, "TIKTOK_CLIENT_SECRET": ""}, "snapshot")
     assert no_secret.returncode == 2 and "Traceback" not in no_secret.stderr
-    assert "TIKTOK_CLIENT_SECRET must be set" in no_secret.stderr
+    assert "TIKTOK_CLIENT_SECRET are not set" in no_secret.stderr
     missing, _ = _cli({**env, "RESEARCH_PIPELINE_DUCKDB": str(tmp_path / "none.duckdb")},
                       "export", "user_info", "--out", str(tmp_path / "x.csv"))  # fmt: skip
     assert missing.returncode == 2 and "no warehouse at" in missing.stderr

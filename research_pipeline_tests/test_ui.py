@@ -3,7 +3,9 @@ headless Chromium (Debian's) through Playwright; and a two-cohort backfill throu
 
 import os
 import shutil
+import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,7 +20,7 @@ from research_pipeline_tests.helpers import (
     find_usernames,
     pipeline_environment,
 )
-from research_pipeline_tests.services import CHROMIUM, dagster_dev
+from research_pipeline_tests.services import CHROMIUM, dagster_dev, free_port, spawn, stop
 
 pytestmark = pytest.mark.slow
 
@@ -149,12 +151,7 @@ def test_asset_graph_partitions_and_a_graphql_backfill(ui, tmp_path):
     }
     launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    deadline, runs = time.monotonic() + 240, []
-    while time.monotonic() < deadline:
-        runs = graphql(url, BACKFILL_RUNS, {"id": launched["backfillId"]})["runsOrError"]["results"]
-        if runs and all(run["status"] in FINISHED for run in runs):
-            break
-        time.sleep(0.5)
+    runs = wait_for_backfill(url, launched["backfillId"])
     assert [run["status"] for run in runs] == ["SUCCESS"], runs  # one run for both cohorts
     with duckdb.connect(str(database), read_only=True) as conn:
         cohorts = conn.execute(
@@ -195,3 +192,89 @@ def test_asset_graph_partitions_and_a_graphql_backfill(ui, tmp_path):
         assert image.evaluate("img => img.naturalWidth") == 600  # the PNG's own size
         page.screenshot(path=str(shots / "chart.png"), animations="disabled")
         browser.close()
+
+
+def test_make_demo_ui_runs_a_two_cohort_backfill_launched_from_the_ui(tmp_path):
+    """The README's tour: `make demo-ui` and a backfill of both sample cohorts, with nothing
+    exported by hand: the UI's runs reach the demo's own emulator (no `make demo` first, so
+    every row comes from the UI's run)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/ensure-test-services)")
+    from playwright.sync_api import sync_playwright
+
+    demo = tmp_path / "demo"
+    env = {**os.environ, "RESEARCH_PIPELINE_DEMO_DIR": str(demo), "HOME": str(tmp_path)}
+    for name in [n for n in env if n.startswith(("TIKTOK_", "DAGSTER_"))]:
+        del env[name]  # nothing set by hand
+    command = [sys.executable, "-m", "research_pipeline.cli"]
+    port = free_port()
+    log = open(tmp_path / "demo-ui.log", "w")  # noqa: SIM115
+    process = spawn([*command, "demo-ui", "--port", str(port)], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_server(url, process, tmp_path / "demo-ui.log")
+        with sync_playwright() as playwright:  # what the newcomer sees first: the asset graph
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            page = new_page(browser)
+            page.goto(f"{url}/asset-groups/tiktok", wait_until="domcontentloaded")
+            page.get_by_text("user_info", exact=True).first.wait_for(timeout=60_000)
+            browser.close()
+        today = datetime.now(UTC).date()
+        cohorts = sorted(p.stem for p in (REPO / "examples" / "cohorts").iterdir())
+        wait_for_partitions(demo / "dagster_home", cohorts)  # the cohort sensor registers them
+        params = {
+            "partitionNames": [f"{cohort}|{today}" for cohort in cohorts],
+            "assetSelection": [{"path": p} for p in ASSETS],
+            "fromFailure": False,
+            "title": "the demo's tour",
+        }
+        launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        runs = wait_for_backfill(url, launched["backfillId"])
+        assert [run["status"] for run in runs] == ["SUCCESS"], (runs, log_tail(demo))
+    finally:
+        stop(process, grace_seconds=5.0)
+        log.close()
+    with duckdb.connect(str(demo / "research.duckdb"), read_only=True) as conn:
+        rows = conn.execute(
+            "SELECT cohort, count(*) FROM tiktok.cohort_summary WHERE snapshot_date = ? "
+            "GROUP BY ALL ORDER BY 1",
+            [today],
+        ).fetchall()
+    assert [cohort for cohort, _ in rows] == cohorts
+
+
+def wait_for_server(url: str, process, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(url + "/server_info", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the UI did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.25)
+
+
+def wait_for_partitions(home: Path, cohorts: list[str]) -> None:
+    deadline = time.monotonic() + 180
+    with DagsterInstance.from_config(str(home)) as instance:
+        while sorted(instance.get_dynamic_partitions("cohorts")) != cohorts:
+            assert time.monotonic() < deadline, "the cohort sensor never registered the cohorts"
+            time.sleep(1)
+
+
+def wait_for_backfill(url: str, backfill_id: str) -> list[dict]:
+    deadline, runs = time.monotonic() + 240, []
+    while time.monotonic() < deadline:
+        runs = graphql(url, BACKFILL_RUNS, {"id": backfill_id})["runsOrError"]["results"]
+        if runs and all(run["status"] in FINISHED for run in runs):
+            break
+        time.sleep(0.5)
+    return runs
+
+
+def log_tail(demo: Path) -> str:
+    logs = sorted((demo / "dagster_home").rglob("*.err"))
+    return logs[-1].read_text()[-2000:] if logs else ""

@@ -14,6 +14,7 @@ import traceback
 
 import click
 
+from research_pipeline.env_file import load_env_file
 from research_pipeline.errors import ResearchPipelineError
 
 COMMANDS = {
@@ -24,6 +25,7 @@ COMMANDS = {
     "export-dataset": "research_pipeline.cli.export_dataset_cmd:export_dataset_command",
     "emulator": "research_pipeline.cli.emulator_cmd:emulator",
     "demo": "research_pipeline.cli.demo_cmd:demo",
+    "demo-ui": "research_pipeline.cli.demo_ui_cmd:demo_ui",
 }
 
 
@@ -58,6 +60,13 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     `research-pipeline cohorts add NAME FILE` and run `research-pipeline snapshot`.
     """
     ctx.ensure_object(dict)["verbose"] = verbose
+    if ctx.invoked_subcommand not in UNCONFIGURED:
+        load_env_file()  # the same .env that Dagster's services read
+
+
+# The emulator and the demo never read the installation's .env: a researcher's real
+# credentials and settings must not reach them.
+UNCONFIGURED = ("emulator", "demo", "demo-ui")
 
 
 def run() -> None:

@@ -19,21 +19,47 @@ from research_pipeline.settings import project_dir
 
 NEXT_STEPS = """
 Open the Dagster UI on these runs:
-  cd {root} && make demo-ui   (DAGSTER_HOME=demo/dagster_home .venv/bin/dagster dev)
+  cd {root} && make demo-ui   (.venv/bin/research-pipeline demo-ui: an emulator for its runs too)
 Query the data:
   .venv/bin/python -c "import duckdb; c = duckdb.connect('{database}', read_only=True); print(c.execute('from tiktok.follower_snapshots order by snapshot_date desc limit 10').df())"
 """  # noqa: E501 - one line, so it can be pasted
 
 
+def demo_dir(root: Path) -> Path:
+    """Where the demo keeps everything: demo/ in the project (RESEARCH_PIPELINE_DEMO_DIR moves
+    it, for the tests of the demo itself)."""
+    return Path(os.environ.get("RESEARCH_PIPELINE_DEMO_DIR") or root / "demo")
+
+
 def _demo_cohorts(root: Path) -> Path:
     """The demo's own copy of the sample cohorts (examples/cohorts): it never reads or registers
     the researcher's cohorts, and what a researcher adds never joins the demo."""
-    folder = root / "demo" / "cohorts"
+    folder = demo_dir(root) / "cohorts"
     folder.mkdir(parents=True, exist_ok=True)
     for sample in (root / "examples" / "cohorts").iterdir():
         if sample.is_file():
             shutil.copyfile(sample, folder / sample.name)
     return folder
+
+
+def demo_environment(root: Path, api) -> dict[str, str]:
+    """The settings of every demo process: the demo emulator, and the demo's own Dagster home,
+    warehouse, exports and cohorts under demo/. No .env is read (env_file.py)."""
+    folder = demo_dir(root)
+    home = folder / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    if (root / "dagster.yaml").exists():
+        shutil.copyfile(root / "dagster.yaml", home / "dagster.yaml")
+    return {
+        "TIKTOK_API_BASE_URL": api.url,
+        "TIKTOK_CLIENT_KEY": api.config.client_key,
+        "TIKTOK_CLIENT_SECRET": api.config.client_secret,
+        "DAGSTER_HOME": str(home),
+        "RESEARCH_PIPELINE_DUCKDB": str(folder / "research.duckdb"),
+        "RESEARCH_PIPELINE_EXPORTS_DIR": str(folder / "exports"),
+        "RESEARCH_PIPELINE_COHORTS_DIR": str(_demo_cohorts(root)),
+        "RESEARCH_PIPELINE_ENV_FILE": "none",
+    }
 
 
 @click.command()
@@ -48,22 +74,8 @@ def demo(days: int) -> int:
 
     config = EmulatorConfig(latency_seconds=0.01)
     root = project_dir()
-    home = root / "demo" / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    if (root / "dagster.yaml").exists():
-        shutil.copyfile(root / "dagster.yaml", home / "dagster.yaml")
     with EmulatorServer(config) as api:
-        os.environ.update(
-            {
-                "TIKTOK_API_BASE_URL": api.url,
-                "TIKTOK_CLIENT_KEY": config.client_key,
-                "TIKTOK_CLIENT_SECRET": config.client_secret,
-                "DAGSTER_HOME": str(home),
-                "RESEARCH_PIPELINE_DUCKDB": str(root / "demo" / "research.duckdb"),
-                "RESEARCH_PIPELINE_EXPORTS_DIR": str(root / "demo" / "exports"),
-                "RESEARCH_PIPELINE_COHORTS_DIR": str(_demo_cohorts(root)),
-            }
-        )
+        os.environ.update(demo_environment(root, api))
         today = api.clock.today()
         with dagster_instance() as instance:
             defs = load_project_defs()  # loading reads the instance's definitions state

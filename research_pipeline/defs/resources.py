@@ -6,6 +6,7 @@ credentials are `EnvVar`s (the UI shows their names, not values); every other cl
 read by `ClientSettings.from_env` when a run starts, the one reading of `TIKTOK_*`.
 """
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -18,10 +19,12 @@ from pydantic import Field
 
 from research_pipeline import warehouse
 from research_pipeline.cohorts import Cohort, cohort_files, find_cohort, read_cohort
-from research_pipeline.settings import PipelineSettings
+from research_pipeline.notify import AlertChannels
+from research_pipeline.settings import PipelineSettings, parse_flag
 from research_pipeline.snapshot import SideFiles
 from research_pipeline.spill import AnswerSpill
 from research_pipeline.tiktok import ClientSettings
+from research_pipeline.tiktok.settings import parse_number
 
 
 class ResearchApiResource(ConfigurableResource):
@@ -134,17 +137,62 @@ class Warehouse(DuckDBResource):
             yield conn
 
 
+class AlertsResource(ConfigurableResource):
+    """Where the alerts of a failed day go (defs/tiktok/alerts.py): a Slack-compatible webhook
+    and/or email. Every field empty: no alert is sent (the sensors say so in their ticks)."""
+
+    webhook_url: str = Field(default="", description="RESEARCH_PIPELINE_ALERT_WEBHOOK_URL.")
+    email_to: str = Field(default="", description="RESEARCH_PIPELINE_ALERT_EMAIL_TO (a, b).")
+    email_from: str = Field(default="", description="RESEARCH_PIPELINE_ALERT_EMAIL_FROM.")
+    smtp_host: str = Field(default="", description="RESEARCH_PIPELINE_SMTP_HOST.")
+    smtp_port: int = Field(default=587, description="RESEARCH_PIPELINE_SMTP_PORT.")
+    smtp_user: str = Field(default="", description="RESEARCH_PIPELINE_SMTP_USER.")
+    smtp_password: str = Field(default="", description="RESEARCH_PIPELINE_SMTP_PASSWORD.")
+    smtp_starttls: bool = Field(
+        default=True, description="RESEARCH_PIPELINE_SMTP_STARTTLS: 0 for a server without TLS."
+    )
+    ui_url: str = Field(
+        default="", description="RESEARCH_PIPELINE_UI_URL: the UI's address, for links to runs."
+    )
+
+    def channels(self) -> AlertChannels:
+        return AlertChannels(**self.model_dump())
+
+
+def _alerts_resource(env=os.environ) -> AlertsResource:
+    prefix = "RESEARCH_PIPELINE_"
+    return AlertsResource(
+        webhook_url=_secret(prefix + "ALERT_WEBHOOK_URL"),  # its path is its token
+        email_to=env.get(prefix + "ALERT_EMAIL_TO", ""),
+        email_from=env.get(prefix + "ALERT_EMAIL_FROM", ""),
+        smtp_host=env.get(prefix + "SMTP_HOST", ""),
+        smtp_port=int(parse_number(env.get(prefix + "SMTP_PORT"), 587, prefix + "SMTP_PORT")),
+        smtp_user=env.get(prefix + "SMTP_USER", ""),
+        smtp_password=_secret(prefix + "SMTP_PASSWORD"),
+        smtp_starttls=parse_flag(env.get(prefix + "SMTP_STARTTLS") or "1", prefix + "STARTTLS"),
+        ui_url=env.get(prefix + "UI_URL", ""),
+    )
+
+
+def _secret(variable: str) -> EnvVar | str:
+    """The variable by name (the UI shows the name, never the value); when it is not set, an
+    empty value, so a run fails in one line that says where credentials go (ClientSettings)
+    instead of a Dagster config error and its stack trace."""
+    return EnvVar(variable) if os.environ.get(variable) else ""
+
+
 def build_resources(settings: PipelineSettings) -> dict:
     return {
         "research_api": ResearchApiResource(
-            client_key=EnvVar("TIKTOK_CLIENT_KEY"),
-            client_secret=EnvVar("TIKTOK_CLIENT_SECRET"),
+            client_key=_secret("TIKTOK_CLIENT_KEY"),
+            client_secret=_secret("TIKTOK_CLIENT_SECRET"),
             retry_delay_seconds=settings.retry_delay_seconds,
             daily_budget=settings.daily_budget,
             run_deadline_seconds=settings.run_deadline_seconds,
             tries_per_user_per_day=settings.tries_per_user_per_day,
         ),
         "cohort_folder": CohortFolder(path=str(settings.cohorts_dir)),
+        "alerts": _alerts_resource(),
         "warehouse": Warehouse(
             database=settings.duckdb_path,
             keep_counts_of_gone_accounts=settings.keep_counts_of_gone_accounts,

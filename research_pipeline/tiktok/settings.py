@@ -134,8 +134,9 @@ class ClientSettings:
             )
         if not self.client_key or not self.client_secret:
             raise ConfigurationError(
-                "TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET must be set (for the emulator, any "
-                "values it was started with; see README)"
+                "TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET are not set: put them in the .env "
+                "file next to workspace.yaml (README, 'Running it every day'), or for the "
+                "emulator the values it was started with"
             )
 
     @classmethod

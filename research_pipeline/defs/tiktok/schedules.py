@@ -1,8 +1,9 @@
 """The daily snapshot: one run that carries out the day's plan for every cohort.
 
-It ticks every 4 hours from 00:15 UTC: the first tick does the day's work; the later ones find
-nothing due and skip, unless the quota came back late after midnight (seen for hours from the
-real API) or ran out, in which case they carry out what is still due."""
+It ticks every 4 hours from 00:15 UTC (RESEARCH_PIPELINE_SNAPSHOT_CRON, read when the code
+location loads, changes it): the first tick does the day's work; the later ones find nothing
+due and skip, unless the quota came back late after midnight (seen for hours from the real API)
+or ran out, in which case they carry out what is still due."""
 
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from research_pipeline.orchestration.partitions import cohort_partitions
 from research_pipeline.orchestration.recovery import recover_dead_runs
 from research_pipeline.orchestration.runs import partition_range_tags
 from research_pipeline.planner import Plan
+from research_pipeline.settings import PipelineSettings
 
 
 def todays_plan(
@@ -40,7 +42,11 @@ def todays_plan(
         return panels.plan_for(None, specs, day, daily_quota=quota)
 
 
-@schedule(job=snapshot_job, cron_schedule="15 */4 * * *", execution_timezone="UTC")
+@schedule(
+    job=snapshot_job,
+    cron_schedule=PipelineSettings.from_env().snapshot_cron,
+    execution_timezone="UTC",
+)
 def daily_snapshot_schedule(
     context: ScheduleEvaluationContext,
     research_api: ResearchApiResource,

@@ -1,0 +1,170 @@
+"""Someone is told when a day fails: Dagster's own run-failure and run-status sensors, run by
+the daemon, turn a failed run, or a run whose plan was not finished or whose data breaks the
+15-day terms, into one alert a day per cause (research_pipeline.notify delivers it).
+
+A lab server runs unattended for months and the API serves today only: a day found missing
+weeks later in a chart is lost for good. The alert names the cohorts, the API day, what failed
+and what to do; a later tick failing the same day for the same cause sends nothing more (the
+day's alerts already sent are kept in Dagster's run storage, beside the sensors' cursors).
+"""
+
+from datetime import date
+
+from dagster import (
+    AssetCheckEvaluation,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunStatusSensorContext,
+    SkipReason,
+    run_failure_sensor,
+    run_status_sensor,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
+
+from research_pipeline.defs.resources import AlertsResource
+from research_pipeline.notify import Alert
+from research_pipeline.orchestration.partitions import cohort_partitions, split_key
+
+# The checks of user_info that mean a day went wrong (the others are about the data's shape).
+DAY_CHECKS = {
+    "plan_completed": (
+        "planned members were not fetched",
+        "nothing, if the reason above is an outage or a late quota reset: the next tick asks "
+        "for the members still due. If others in the lab spent the quota, agree on each one's "
+        "share (RESEARCH_PIPELINE_DAILY_BUDGET); `research-pipeline plan` shows who is due",
+    ),
+    "refreshed_within_terms": (
+        "data older than TikTok's 15 days is held",
+        "run `research-pipeline plan` to see who is overdue; refresh them (a snapshot) or "
+        "remove them from their cohort so their data is deleted",
+    ),
+}
+
+
+def run_scope(instance: DagsterInstance, run: DagsterRun) -> tuple[date | None, list[str]]:
+    """The API day and cohorts a run was for, from its partition tags."""
+    single = run.tags.get(PARTITION_NAME_TAG)
+    start, end = (
+        run.tags.get(ASSET_PARTITION_RANGE_START_TAG),
+        run.tags.get(ASSET_PARTITION_RANGE_END_TAG),
+    )
+    if single:
+        day, cohort = split_key(single)
+        return day, [cohort]
+    if not (start and end):
+        return None, []
+    (day, first), (_, last) = split_key(start), split_key(end)
+    registered = instance.get_dynamic_partitions(cohort_partitions.name)
+    if first in registered and last in registered:
+        return day, registered[registered.index(first) : registered.index(last) + 1]
+    return day, [first, last]
+
+
+def _deliver(context, alerts: AlertsResource, day, cause: str, alert: Alert):
+    """Sends `alert` unless this day's alert for `cause` went out already."""
+    channels = alerts.channels()
+    if not channels.configured:
+        return SkipReason(
+            "no alert channel configured (RESEARCH_PIPELINE_ALERT_WEBHOOK_URL or "
+            f"RESEARCH_PIPELINE_ALERT_EMAIL_TO): not sent: {alert.subject}"
+        )
+    key = f"research_pipeline/alert_sent/{day}/{cause}"
+    storage = context.instance.run_storage
+    if storage.get_cursor_values({key}).get(key):
+        return SkipReason(f"already told today: {alert.subject}")
+    used = channels.send(alert)  # a failure fails the tick: Dagster shows it and tries again
+    storage.set_cursor_values({key: context.dagster_run.run_id})
+    context.log.info(f"alert sent by {', '.join(used)}: {alert.subject}")
+    return None
+
+
+def _where(run: DagsterRun, alerts: AlertsResource) -> str:
+    base = alerts.ui_url.rstrip("/")
+    return f"{base}/runs/{run.run_id}" if base else f"run {run.run_id} in the Dagster UI"
+
+
+def _step_failures(context: RunFailureSensorContext) -> list[str]:
+    reasons = []
+    for event in context.get_step_failure_events():
+        data = event.step_failure_data
+        described = data.user_failure_data.description if data.user_failure_data else None
+        text = described or (data.error.message if data.error else event.message) or ""
+        reasons.append(f"{event.step_key}: {text.strip().splitlines()[0] if text else '?'}")
+    return reasons
+
+
+@run_failure_sensor(default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=30)
+def failed_day_alert(context: RunFailureSensorContext, alerts: AlertsResource):
+    """A snapshot run failed: the day's data may be incomplete."""
+    run = context.dagster_run
+    day, cohorts = run_scope(context.instance, run)
+    reasons = _step_failures(context) or [context.failure_event.message or "the run failed"]
+    alert = Alert(
+        subject=f"research-pipeline: the snapshot of {day or 'a day'} failed",
+        text="\n".join(
+            [
+                f"API day: {day or 'unknown'}; cohorts: {', '.join(cohorts) or 'unknown'}.",
+                "What failed: " + "; ".join(reasons),
+                "What to do: the line above says it where it can. The API serves today only: "
+                "fix it before the day ends (00:00 UTC); the next tick, or "
+                "`research-pipeline snapshot`, fetches only what is still missing.",
+                f"Details: {_where(run, alerts)}",
+            ]
+        ),
+    )
+    return _deliver(context, alerts, day, "failed", alert)
+
+
+@run_status_sensor(
+    run_status=DagsterRunStatus.SUCCESS,
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+def unfinished_day_alert(context: RunStatusSensorContext, alerts: AlertsResource):
+    """A snapshot run ended, but its plan was not finished or the terms check failed."""
+    run = context.dagster_run
+    records = context.instance.get_records_for_run(
+        run_id=run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    failed = [
+        evaluation
+        for record in records
+        if isinstance(
+            evaluation := record.event_log_entry.dagster_event.event_specific_data,
+            AssetCheckEvaluation,
+        )
+        and evaluation.check_name in DAY_CHECKS
+        and not evaluation.passed
+    ]
+    if not failed:
+        return SkipReason("the day's plan was carried out and the data is within the terms")
+    day, cohorts = run_scope(context.instance, run)
+    skipped = None
+    for evaluation in failed:
+        what, todo = DAY_CHECKS[evaluation.check_name]
+        facts = ", ".join(
+            f"{name} {value.value}"
+            for name, value in evaluation.metadata.items()
+            if getattr(value, "value", "") not in ("", None)
+        )
+        alert = Alert(
+            subject=f"research-pipeline: {day}: {what}",
+            text="\n".join(
+                [
+                    f"API day: {day}; cohorts: {', '.join(cohorts) or 'unknown'}.",
+                    f"What failed: the check {evaluation.check_name}: {facts}.",
+                    f"What to do: {todo}.",
+                    f"Details: {_where(run, alerts)}",
+                ]
+            ),
+        )
+        skipped = _deliver(context, alerts, day, evaluation.check_name, alert) or skipped
+    return skipped

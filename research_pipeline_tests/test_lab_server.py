@@ -1,0 +1,192 @@
+"""A lab server run unattended: credentials in one place (.env next to workspace.yaml), a run
+without them fails in one line, the schedule's time is configurable."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from dagster import DagsterEventType, build_run_status_sensor_context
+
+from research_pipeline.definitions import load_project_defs
+from research_pipeline.defs.tiktok.alerts import failed_day_alert, unfinished_day_alert
+from research_pipeline_tests.helpers import (
+    EMULATOR_SECRET,
+    cli_process_environment,
+    find_usernames,
+)
+from research_pipeline_tests.services import free_port
+from research_pipeline_tests.test_pipeline import failure_messages
+
+
+def test_a_run_without_credentials_fails_in_one_line_that_says_where_they_go(pipeline):
+    pipeline.write_cohort("alpha", ["someone"])
+    pipeline.monkeypatch.delenv("TIKTOK_CLIENT_KEY")
+    pipeline.monkeypatch.delenv("TIKTOK_CLIENT_SECRET")
+    pipeline.defs = load_project_defs()  # as a UI's code location on a server without them
+    [result] = pipeline.run(["alpha"])
+    assert not result.success
+    [message] = failure_messages(result)
+    assert "TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET are not set" in message
+    assert ".env file next to workspace.yaml" in message
+    assert "\n" not in message.strip() and "DagsterInvalidConfigError" not in message
+    assert pipeline.api.stats()["user_info_requests"] == 0
+
+
+def test_the_env_file_gives_the_cli_its_credentials_and_never_overrides_the_environment(
+    tmp_path, emulator
+):
+    env = cli_process_environment(tmp_path, emulator)
+    secret, key = env.pop("TIKTOK_CLIENT_SECRET"), env.pop("TIKTOK_CLIENT_KEY")
+    assert secret == EMULATOR_SECRET
+    env_file = tmp_path / ".env"
+    # A value already in the environment wins: the file's quota of 1 would leave one user out.
+    env_file.write_text(
+        f"TIKTOK_CLIENT_KEY={key}\nTIKTOK_CLIENT_SECRET='{secret}'\nTIKTOK_DAILY_QUOTA=1\n"
+    )
+    env["RESEARCH_PIPELINE_ENV_FILE"] = str(env_file)
+    (tmp_path / "cohorts" / "alpha.txt").write_text("someone\nsomeone_else\n")
+    command = [sys.executable, "-m", "research_pipeline.cli"]
+    done = subprocess.run(
+        [*command, "snapshot", "--cohort", "alpha"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert emulator.stats()["user_info_requests"] == 2
+    assert secret not in done.stdout + done.stderr
+    # A file named but missing is a typo, not "no credentials": one line, nothing spent.
+    env["RESEARCH_PIPELINE_ENV_FILE"] = str(tmp_path / "missing.env")
+    done = subprocess.run([*command, "plan"], env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: RESEARCH_PIPELINE_ENV_FILE={tmp_path / 'missing.env'}: no such file; create it "
+        "or unset the variable"
+    ]
+    assert os.environ["RESEARCH_PIPELINE_ENV_FILE"] == "none"  # the tests' own setting held
+
+
+@pytest.fixture
+def mailbox():
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) keeping what it receives."""
+    from aiosmtpd.controller import Controller
+
+    class Keep:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+            self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+            return "250 OK"
+
+    handler = Keep()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller, handler.messages
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def chat_webhook():
+    """A Slack-compatible incoming webhook on 127.0.0.1: keeps each posted JSON, answers 'ok'."""
+    posts = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/services/T0/B0/secret", posts
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def evaluate(sensor, pipeline, result, failed: bool):
+    """Runs a run-status sensor on a finished run, as the daemon does."""
+    run = pipeline.instance.get_run_by_id(result.run_id)
+    event_type = DagsterEventType.RUN_FAILURE if failed else DagsterEventType.RUN_SUCCESS
+    [record] = pipeline.instance.get_records_for_run(result.run_id, of_type=event_type).records
+    context = build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_instance=pipeline.instance,
+        dagster_run=run,
+        dagster_event=record.event_log_entry.dagster_event,
+        resources={"alerts": pipeline.defs.resources["alerts"]},
+    )
+    if failed:
+        context = context.for_run_failure()
+    return sensor(context)
+
+
+def test_someone_is_told_once_per_failed_day_with_its_cause(pipeline, mailbox, chat_webhook):
+    (controller, mails), (webhook_url, posts) = mailbox, chat_webhook
+    users = find_usernames(pipeline.api, "active", 4)
+    pipeline.write_cohort("alpha", users[:2])
+    pipeline.write_cohort("beta", users[2:])
+    for name, value in {
+        "RESEARCH_PIPELINE_ALERT_WEBHOOK_URL": webhook_url,
+        "RESEARCH_PIPELINE_ALERT_EMAIL_TO": "pi@lab.example",
+        "RESEARCH_PIPELINE_SMTP_HOST": controller.hostname,
+        "RESEARCH_PIPELINE_SMTP_PORT": str(controller.port),
+        "RESEARCH_PIPELINE_SMTP_STARTTLS": "0",
+        "RESEARCH_PIPELINE_UI_URL": "http://lab-server:3000",
+    }.items():
+        pipeline.monkeypatch.setenv(name, value)
+    day1 = pipeline.api.clock.today() - timedelta(days=2)  # three API days up to today
+    pipeline.api.clock.set_date(day1)
+
+    # Day 1: the credentials are gone. Two ticks fail; one message on each channel.
+    pipeline.monkeypatch.delenv("TIKTOK_CLIENT_SECRET")
+    pipeline.defs = load_project_defs()
+    runs = []
+    for _ in range(2):
+        [result] = pipeline.run(["alpha", "beta"])
+        assert not result.success
+        evaluate(failed_day_alert, pipeline, result, failed=True)
+        runs.append(result.run_id)
+    assert len(posts) == 1 and len(mails) == 1
+    text = posts[0]["text"]
+    assert f"the snapshot of {day1} failed" in text and mails[0]["Subject"] in text
+    assert "cohorts: alpha, beta" in text
+    assert "TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET are not set" in text  # the cause
+    assert "What to do" in text and f"http://lab-server:3000/runs/{runs[0]}" in text
+    assert mails[0]["To"] == "pi@lab.example"
+    mailed = [line.strip() for line in mails[0].get_content().strip().splitlines()]
+    assert mailed == text.split("\n")[1:]  # the same text as the chat's, below its subject
+
+    # Day 2: an outage; the run ends, the plan is not finished: one message, its cause named.
+    pipeline.monkeypatch.setenv("TIKTOK_CLIENT_SECRET", EMULATOR_SECRET)
+    pipeline.defs = load_project_defs()
+    pipeline.api.clock.set_date(day1 + timedelta(days=1))
+    pipeline.api.config.outage_requests = 100_000
+    [result] = pipeline.run(["alpha", "beta"])
+    evaluate(unfinished_day_alert, pipeline, result, failed=not result.success)
+    assert len(posts) == 2 and len(mails) == 2
+    text = posts[1]["text"]
+    assert f"{day1 + timedelta(days=1)}: planned members were not fetched" in text
+    assert "plan_completed" in text and "not_reached" in text and "outage" in text.lower()
+
+    # Day 3: all well: nothing is sent.
+    pipeline.api.config.outage_requests = 0
+    pipeline.api.clock.set_date(day1 + timedelta(days=2))
+    [result] = pipeline.run(["alpha", "beta"])
+    assert result.success
+    skipped = evaluate(unfinished_day_alert, pipeline, result, failed=False)
+    assert "carried out" in skipped.skip_message
+    assert len(posts) == 2 and len(mails) == 2
+    assert webhook_url not in str(pipeline.instance.get_runs())  # the webhook's token stays put
