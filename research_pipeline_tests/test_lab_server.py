@@ -3,15 +3,27 @@ without them fails in one line, the schedule's time is configurable."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
+import time
+from contextlib import contextmanager
 from datetime import timedelta
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import duckdb
 import pytest
-from dagster import DagsterEventType, build_run_status_sensor_context
+import requests
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    RunsFilter,
+    build_run_status_sensor_context,
+)
 
 from research_pipeline.definitions import load_project_defs
 from research_pipeline.defs.tiktok.alerts import failed_day_alert, unfinished_day_alert
@@ -19,9 +31,12 @@ from research_pipeline_tests.helpers import (
     EMULATOR_SECRET,
     cli_process_environment,
     find_usernames,
+    pipeline_environment,
 )
-from research_pipeline_tests.services import free_port
+from research_pipeline_tests.services import free_port, postgres_server, spawn, stop
 from research_pipeline_tests.test_pipeline import failure_messages
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_a_run_without_credentials_fails_in_one_line_that_says_where_they_go(pipeline):
@@ -190,3 +205,105 @@ def test_someone_is_told_once_per_failed_day_with_its_cause(pipeline, mailbox, c
     assert "carried out" in skipped.skip_message
     assert len(posts) == 2 and len(mails) == 2
     assert webhook_url not in str(pipeline.instance.get_runs())  # the webhook's token stays put
+
+
+@pytest.mark.slow
+def test_the_daemon_fires_the_schedule_by_itself_on_postgres_with_the_env_file(tmp_path, emulator):
+    """A lab server as docs/deploy.md sets it up: dagster-webserver and dagster-daemon as two
+    long-running processes started in the project folder, Dagster's storage on PostgreSQL,
+    every setting in the .env there; the schedule (on, ticking every minute for the test) runs
+    the day's snapshot with nobody at the keyboard."""
+    srv = tmp_path / "srv"
+    home, cohorts, database = srv / "dagster_home", srv / "cohorts", srv / "data" / "r.duckdb"
+    home.mkdir(parents=True)
+    cohorts.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "workspace.yaml", srv / "workspace.yaml")
+    users = find_usernames(emulator, "active", 3)
+    (cohorts / "alpha.txt").write_text("\n".join(users) + "\n")
+    with postgres_server() as pg:
+        settings = {
+            **pipeline_environment(emulator, cohorts, database),
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_PG_HOST": pg["host"],
+            "DAGSTER_PG_PORT": str(pg["port"]),
+            "DAGSTER_PG_DB": pg["db"],
+            "DAGSTER_PG_USERNAME": pg["user"],
+            "DAGSTER_PG_PASSWORD": "trust-auth",
+            "RESEARCH_PIPELINE_SNAPSHOT_CRON": "* * * * *",
+        }
+        del settings["RESEARCH_PIPELINE_ENV_FILE"]
+        (srv / ".env").write_text("".join(f"{k}='{v}'\n" for k, v in settings.items()))
+        # Only what systemd would give (PATH, HOME) and the file's place: the rest is in .env.
+        env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "RESEARCH_PIPELINE_ENV_FILE": str(srv / ".env"),
+        }
+        bin_dir = Path(sys.executable).parent
+        port = free_port()
+        logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("webserver", "daemon")}  # noqa: SIM115
+        commands = {
+            "webserver": [bin_dir / "dagster-webserver", "-w", "workspace.yaml", "-h",
+                          "127.0.0.1", "-p", str(port)],
+            "daemon": [bin_dir / "dagster-daemon", "run", "-w", "workspace.yaml"],
+        }  # fmt: skip
+        processes = [
+            spawn([str(part) for part in command], cwd=srv, env=env, stdout=logs[name],
+                  stderr=subprocess.STDOUT)
+            for name, command in commands.items()
+        ]  # fmt: skip
+        try:
+            started = subprocess.run(
+                [str(bin_dir / "dagster"), "schedule", "start", "daily_snapshot_schedule", "-w",
+                 "workspace.yaml"],
+                cwd=srv, env=env, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert started.returncode == 0, started.stdout + started.stderr
+            status = wait_for_scheduled_run(home, settings, processes, tmp_path)
+            assert status == DagsterRunStatus.SUCCESS, read_logs(tmp_path)
+            assert requests.get(f"http://127.0.0.1:{port}/server_info", timeout=10).ok
+        finally:
+            for process in processes:
+                stop(process, grace_seconds=5.0)
+            for log in logs.values():
+                log.close()
+    with duckdb.connect(str(database), read_only=True) as conn:
+        stored = conn.execute(
+            "SELECT username FROM tiktok.user_info WHERE status = 'ok' ORDER BY 1"
+        ).fetchall()
+        summaries = conn.execute("SELECT count(*) FROM tiktok.cohort_summary").fetchone()[0]
+    assert [u for (u,) in stored] == sorted(users) and summaries == 1
+
+
+def wait_for_scheduled_run(home: Path, settings: dict, processes, logs: Path):
+    """The first run the schedule started, once it has ended (status), read from Postgres."""
+    deadline = time.monotonic() + 300
+    with environment(settings), DagsterInstance.from_config(str(home)) as instance:
+        while time.monotonic() < deadline:
+            assert all(p.poll() is None for p in processes), read_logs(logs)
+            runs = instance.get_runs(
+                RunsFilter(tags={"dagster/schedule_name": "daily_snapshot_schedule"})
+            )
+            if runs and runs[-1].is_finished:
+                return runs[-1].status
+            time.sleep(1)
+    raise AssertionError("no scheduled run ended within 5 minutes:\n" + read_logs(logs))
+
+
+@contextmanager
+def environment(values: dict):
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def read_logs(folder: Path) -> str:
+    return "\n".join(p.read_text()[-2000:] for p in sorted(folder.glob("*.log")))
