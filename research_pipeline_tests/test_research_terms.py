@@ -497,6 +497,52 @@ def test_the_terms_check_covers_data_of_members_removed_from_their_cohort(pipeli
     assert not check.passed
     assert check.metadata["former_members_too_old"].value == 1
     assert f"{users[0]} (17 days)" in check.metadata["oldest"].value
+    # The same run deleted that data: nobody refreshes it any more (a tombstone says so).
+    assert pipeline.query(
+        "SELECT display_name, bio_description, follower_count, forgotten_at IS NOT NULL "
+        "FROM tiktok.user_info WHERE username = ?",
+        [users[0]],
+    ) == [(None, None, None, True)]
+    assert pipeline.query("SELECT username, kind FROM tiktok.tombstones") == [(users[0], "expired")]
+    assert not pipeline.query(
+        "SELECT * FROM tiktok.follower_snapshots WHERE username = ?", [users[0]]
+    )
+    tomorrow = today + timedelta(days=1)
+    pipeline.api.clock.set_date(tomorrow)
+    [result] = pipeline.run(["panel"], day=tomorrow)
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["refreshed_within_terms"]
+    # Put back in the cohort and answered again, it is live again.
+    pipeline.write_cohort("panel", users)
+    [result] = pipeline.run(["panel"], day=tomorrow)
+    assert result.success
+    assert pipeline.query("SELECT count(*) FROM tiktok.tombstones") == [(0,)]
+
+
+def test_a_former_members_data_is_deleted_the_day_it_reaches_the_allowed_age(pipeline):
+    """Snapshots every day: the removed member's data goes on the day it reaches the allowed
+    age (15 days; 3 here, for a short test), so no day's terms check ever finds it older."""
+    for name in ("private_share", "banned_share", "unknown_share"):
+        setattr(pipeline.api.config, name, 0.0)
+    pipeline.configure(max_data_age_days=3)
+    users = find_usernames(pipeline.api, "active", 2)
+    start = pipeline.api.clock.today() - timedelta(days=4)
+    pipeline.write_cohort("panel", users)
+    pipeline.api.clock.set_date(start)
+    assert pipeline.run(["panel"], day=start)[0].success
+    pipeline.write_cohort("panel", users[1:])
+    for offset in range(1, 5):
+        day = start + timedelta(days=offset)
+        pipeline.api.clock.set_date(day)
+        [result] = pipeline.run(["panel"], day=day)
+        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        assert checks["refreshed_within_terms"], day
+        held = pipeline.query(
+            "SELECT count(*) FROM tiktok.user_info WHERE username = ? AND follower_count "
+            "IS NOT NULL",
+            [users[0]],
+        )
+        assert held == [(1 if offset < 3 else 0,)], offset
 
 
 def test_the_figures_hold_over_edits_a_cadence_change_and_an_account_that_comes_back(

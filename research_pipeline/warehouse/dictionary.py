@@ -105,7 +105,11 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "tombstones": {
         "since": ("First answer of the account's current absence", "date"),
-        "kind": ("not_found, refused, private or banned", ""),
+        "kind": (
+            "not_found, refused, private or banned: the account is gone; expired: a user "
+            "removed from every cohort whose data passed the allowed age unrefreshed",
+            "",
+        ),
         "forgotten_at": ("When its data was removed", "UTC timestamp"),
     },
     "api_requests": {

@@ -6,6 +6,13 @@ stay, redacted, so coverage and attrition remain countable, and a tombstone per 
 cohort records since when and why. An account that answers again is a new, live account: its
 tombstones go, its old rows stay redacted.
 
+The terms also say data is refreshed at least every 15 days. A user removed from every cohort
+is never asked again, so its data would age past that: on the day its last ok answer reaches
+the allowed age (after that day's checks), it is forgotten the same way (tombstone kind
+`expired`; counts removed too, whatever the counts setting says: that setting is about
+accounts gone, not about data kept unrefreshed). Put back in a cohort and answered again, it
+is live again.
+
 Deleting rows does not remove their bytes from the DuckDB file: UPDATE, DELETE, CHECKPOINT and
 VACUUM leave them in freed blocks (measured, see test_research_terms.py). `rewrite_file` copies
 the database into a new file and replaces the old one, which is the guarantee: after a pass that
@@ -14,6 +21,7 @@ operating system or a backup kept elsewhere are outside it.)
 """
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -21,6 +29,7 @@ from pathlib import Path
 import duckdb
 
 from research_pipeline.errors import WarehouseError
+from research_pipeline.planner import TERMS_MAX_DAYS
 from research_pipeline.tiktok.error_kinds import USER_GONE_KINDS
 from research_pipeline.warehouse.answers import refold_changed
 from research_pipeline.warehouse.connection import open_with_lock_wait
@@ -29,6 +38,7 @@ from research_pipeline.warehouse.transactions import transaction
 
 GONE_KINDS = USER_GONE_KINDS  # the one list (tiktok.error_kinds)
 # What TikTok's terms have us forget of an account that is gone (and what previews never show).
+EXPIRED = "expired"  # tombstone kind: a former member's data, past the allowed age unrefreshed
 PROFILE_COLUMNS = ("display_name", "bio_description", "avatar_url", "bio_url", "extra_fields")
 _PROFILE = (*PROFILE_COLUMNS, "is_verified")
 _COUNTS = ("follower_count", "following_count", "likes_count", "video_count")
@@ -67,18 +77,34 @@ JOIN answers a ON a.username = l.username AND a.kind IN {GONE_KINDS}
      AND a.snapshot_date > coalesce(o.last_ok, DATE '1900-01-01')
 WHERE l.kind IN {GONE_KINDS}
 GROUP BY ALL
+UNION ALL
+SELECT l.username, '{EXPIRED}', o.last_ok + $max_age
+FROM latest l JOIN last_ok o USING (username)
+WHERE $expire AND l.kind NOT IN {GONE_KINDS}
+  AND o.last_ok <= (SELECT max(snapshot_date) FROM answers) - $max_age
+  AND l.username NOT IN (SELECT unnest($members::VARCHAR[]))
 """  # noqa: S608 - constants of this module
 
 
 def forget_gone_accounts(
-    conn: duckdb.DuckDBPyConnection, keep_counts: bool = False
+    conn: duckdb.DuckDBPyConnection,
+    keep_counts: bool = False,
+    members: Collection[str] | None = None,
+    max_age_days: int = TERMS_MAX_DAYS,
 ) -> ForgetReport:
-    """Redact every account whose latest answer says it is gone; idempotent."""
+    """Redact every account whose latest answer says it is gone, and, when today's `members`
+    (of every cohort) are given, the data of users outside them older than `max_age_days`
+    (counted back from the latest API day stored); idempotent."""
     report = ForgetReport()
-    redact = _PROFILE if keep_counts else _PROFILE + _COUNTS
-    assignments = ", ".join(f"{column} = NULL" for column in redact)
     with transaction(conn):
-        conn.execute(_GONE)
+        conn.execute(
+            _GONE,
+            {
+                "expire": members is not None,
+                "members": sorted(members or ()),
+                "max_age": max_age_days,
+            },
+        )
         report.returned = conn.execute(
             "DELETE FROM tiktok.tombstones WHERE username NOT IN (SELECT username FROM gone)"
         ).fetchall()[0][0]
@@ -98,9 +124,10 @@ def forget_gone_accounts(
               AND (forgotten_at IS NULL OR display_name IS NOT NULL
                    OR bio_description IS NOT NULL OR avatar_url IS NOT NULL
                    OR bio_url IS NOT NULL OR extra_fields IS NOT NULL
-                   OR (NOT $keep AND follower_count IS NOT NULL))
+                   OR ((NOT $keep OR username IN (SELECT username FROM gone WHERE kind = $x))
+                       AND follower_count IS NOT NULL))
             """,
-            {"keep": keep_counts},
+            {"keep": keep_counts, "x": EXPIRED},
         )
         # Every summary the accounts counted in: not only the days they have a row, but every
         # later day of their cohorts (a summary aggregates each member's latest answer, which
@@ -117,18 +144,25 @@ def forget_gone_accounts(
         report.accounts = conn.execute(
             "SELECT username, kind, since FROM gone SEMI JOIN todo USING (username) ORDER BY 1"
         ).fetchall()
-        report.rows_redacted = conn.execute(
-            f"UPDATE tiktok.user_info SET {assignments}, "  # noqa: S608 - constant column names
-            "forgotten_at = coalesce(forgotten_at, now()::TIMESTAMP) "
-            "WHERE rowid IN (SELECT id FROM todo)"
-        ).fetchall()[0][0]
+        for columns, which in (
+            (_PROFILE if keep_counts else _PROFILE + _COUNTS, "kind <> $x"),
+            (_PROFILE + _COUNTS, "kind = $x"),
+        ):
+            report.rows_redacted += conn.execute(
+                f"UPDATE tiktok.user_info SET {', '.join(f'{c} = NULL' for c in columns)}, "  # noqa: S608 - constant column names
+                "forgotten_at = coalesce(forgotten_at, now()::TIMESTAMP) "
+                "WHERE rowid IN (SELECT id FROM todo) "
+                f"AND username IN (SELECT username FROM gone WHERE {which})",
+                {"x": EXPIRED},
+            ).fetchall()[0][0]
         refold_changed(conn, "todo")
-        if not keep_counts:
-            for table in ("follower_snapshots", "engagement_snapshots"):
-                report.derived_rows_deleted += conn.execute(
-                    f"DELETE FROM tiktok.{table} "  # noqa: S608 - constant table names
-                    "WHERE username IN (SELECT username FROM gone)"
-                ).fetchall()[0][0]
+        deleted_for = "" if not keep_counts else "WHERE kind = $x"
+        for table in ("follower_snapshots", "engagement_snapshots"):
+            report.derived_rows_deleted += conn.execute(
+                f"DELETE FROM tiktok.{table} "  # noqa: S608 - constant table names
+                f"WHERE username IN (SELECT username FROM gone {deleted_for})",
+                {"x": EXPIRED} if keep_counts else {},
+            ).fetchall()[0][0]
         report.tombstones = conn.execute("SELECT count(*) FROM tiktok.tombstones").fetchall()[0][0]
         conn.execute("DROP TABLE gone")
         conn.execute("DROP TABLE todo")

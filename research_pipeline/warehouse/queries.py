@@ -173,10 +173,12 @@ def live_data_older_than(
 ) -> list[tuple[str, int]]:
     """(username, age in days) of every user whose data the warehouse holds, member of a
     cohort today or not, last answered more than `max_age` days before `day` and not gone
-    (their data is forgotten): TikTok's terms reach all the data we keep."""
+    (their data is forgotten) nor already forgotten as expired (a tombstone): TikTok's terms
+    reach all the data we keep."""
     return conn.execute(
         "SELECT username, datediff('day', last_refreshed, ?::DATE) AS age "
         "FROM tiktok.last_refreshed WHERE last_answer NOT IN (SELECT unnest(?::VARCHAR[])) "
+        "AND username NOT IN (SELECT username FROM tiktok.tombstones) "
         "AND datediff('day', last_refreshed, ?::DATE) > ? ORDER BY age DESC, username",
         [day, list(gone_kinds), day, max_age],
     ).fetchall()

@@ -3,7 +3,9 @@
 Accounts whose latest answer says they are gone (not found, private, banned) lose what the API
 returned about them, everywhere the project keeps it: `user_info`, the derived tables, the
 cohort summaries (derived again without them), the charts (deleted, drawn again by the next
-summary) and the project's exports folder; a tombstone per account and cohort remains. Then the
+summary) and the project's exports folder; a tombstone per account and cohort remains. Users
+removed from every cohort are forgotten the same way once their data is older than the terms'
+15 days (nobody refreshes it any more). Then the
 DuckDB file is rewritten so the removed values are not left in its freed blocks
 (research_pipeline.warehouse.forget)."""
 
@@ -17,14 +19,16 @@ from dagster import (
     asset,
 )
 
+from research_pipeline import panels
 from research_pipeline.charts import withdraw_cohort_charts
 from research_pipeline.datasets import withdraw_exports
-from research_pipeline.defs.resources import Warehouse
+from research_pipeline.defs.resources import CohortFolder, Warehouse
 from research_pipeline.defs.tiktok.common import WAREHOUSE_ASSET, table_metadata
 from research_pipeline.defs.tiktok.user_info import user_info
-from research_pipeline.errors import WarehouseError
+from research_pipeline.errors import CohortError, WarehouseError
 from research_pipeline.warehouse import derive
 from research_pipeline.warehouse.forget import (
+    EXPIRED,
     forget_gone_accounts,
     mark_rewrite_needed,
     rewrite_file,
@@ -34,7 +38,9 @@ from research_pipeline.warehouse.forget import (
 
 
 @asset(deps=[user_info], **WAREHOUSE_ASSET)
-def gone_accounts(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+def gone_accounts(
+    context: AssetExecutionContext, warehouse: Warehouse, cohort_folder: CohortFolder
+) -> MaterializeResult:
     """Tombstones of accounts no longer available; their data removed everywhere (TikTok's
     terms). Idempotent: a second pass finds nothing left to remove."""
     keep = warehouse.keep_counts_of_gone_accounts
@@ -43,7 +49,14 @@ def gone_accounts(context: AssetExecutionContext, warehouse: Warehouse) -> Mater
     if on_file:
         mark_rewrite_needed(warehouse.database)  # before the redaction commits
     with warehouse.session() as conn:
-        report = forget_gone_accounts(conn, keep_counts=keep)
+        try:
+            specs = panels.cohort_specs(Path(cohort_folder.path))
+        except CohortError as exc:  # nobody's data is expired on the word of a broken file
+            raise Failure(str(exc), allow_retries=False) from None
+        members = {user for spec in specs for user in spec.members}
+        report = forget_gone_accounts(
+            conn, keep_counts=keep, members=members, max_age_days=warehouse.max_data_age_days
+        )
         if report.partitions:
             derive(conn, "cohort_summary", report.partitions)
             withdraw_cohort_charts(
@@ -69,16 +82,23 @@ def gone_accounts(context: AssetExecutionContext, warehouse: Warehouse) -> Mater
             context.log.warning("finished the file rewrite an earlier forgetting pass left")
     elif on_file:
         rewrite_marker(warehouse.database).unlink(missing_ok=True)  # nothing was removed
-    if report.accounts:
+    expired = [name for name, kind, _ in report.accounts if kind == EXPIRED]
+    if expired:
         context.log.info(
-            f"forgot {len(report.accounts)} account(s) no longer available "
+            f"deleted the data of {len(expired)} former member(s), unrefreshed for more than "
+            f"{warehouse.max_data_age_days} days (TikTok's terms): {', '.join(expired[:10])}"
+        )
+    if len(report.accounts) > len(expired):
+        context.log.info(
+            f"forgot {len(report.accounts) - len(expired)} account(s) no longer available "
             f"({report.rows_redacted} rows redacted, {report.derived_rows_deleted} derived rows "
             f"deleted{', counts kept by setting' if keep else ''}); the warehouse file was "
             "rewritten so no removed value stays in it"
         )
     metadata.update(
         {
-            "accounts_forgotten_now": MetadataValue.int(len(report.accounts)),
+            "accounts_forgotten_now": MetadataValue.int(len(report.accounts) - len(expired)),
+            "former_members_expired_now": MetadataValue.int(len(expired)),
             "rows_redacted": MetadataValue.int(report.rows_redacted),
             "derived_rows_deleted": MetadataValue.int(report.derived_rows_deleted),
             "accounts_back": MetadataValue.int(report.returned),
