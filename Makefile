@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint ui demo-ui
+.PHONY: demo test check lint ui demo-ui
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	scripts/ensure-test-services
 	$(VENV)/bin/python -m pytest
+
+# The fast tier, for while you work: everything but the end-to-end runs through Dagster or the
+# CLI and the real services (`make test` runs those too).
+check: $(STAMP)
+	$(VENV)/bin/python -m pytest -m 'not e2e' -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

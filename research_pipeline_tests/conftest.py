@@ -90,7 +90,17 @@ def small_disk(tmp_path):
 _LONG_FIRST = ("test_ui.py", "test_panels.py::test_thirty_days", "test_scale_out.py")
 
 
+# The end-to-end tier: tests that run the pipeline through Dagster (the `pipeline` fixture) or
+# the CLI, seconds each. `make check` leaves them out (the fast tier, about a minute); `make test`
+# runs everything. A test of the tier elsewhere says so with @pytest.mark.e2e.
+_END_TO_END_FIXTURES = {"pipeline"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _END_TO_END_FIXTURES & set(item.fixturenames) or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.e2e)
+
     def rank(item: pytest.Item) -> int:
         return next((i for i, name in enumerate(_LONG_FIRST) if name in item.nodeid), 99)
 

@@ -9,6 +9,9 @@ from research_pipeline.cli import main
 from research_pipeline.warehouse.published import published_path
 from research_pipeline_tests.helpers import EMULATOR_SECRET, cli_environment, find_usernames
 
+# End to end: the pipeline through Dagster or the CLI (`make check` leaves these out).
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def env(tmp_path, emulator, monkeypatch):

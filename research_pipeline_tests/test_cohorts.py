@@ -47,6 +47,7 @@ def test_csv_without_username_column_is_refused(tmp_path):
         read_cohort(path)
 
 
+@pytest.mark.e2e
 def test_a_million_lines_are_streamed(tmp_path):
     path = tmp_path / "big.txt"
     with path.open("w") as handle:

@@ -21,6 +21,9 @@ from research_pipeline_tests.helpers import (
 )
 from research_pipeline_tests.services import stop
 
+# End to end: the pipeline through Dagster or the CLI (`make check` leaves these out).
+pytestmark = pytest.mark.e2e
+
 PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
 

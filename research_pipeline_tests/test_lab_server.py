@@ -37,6 +37,8 @@ from research_pipeline_tests.services import free_port, postgres_server, spawn, 
 from research_pipeline_tests.test_pipeline import failure_messages
 
 REPO = Path(__file__).resolve().parent.parent
+# End to end: the pipeline through Dagster or the CLI (`make check` leaves these out).
+pytestmark = pytest.mark.e2e
 
 
 def test_a_run_without_credentials_fails_in_one_line_that_says_where_they_go(pipeline):

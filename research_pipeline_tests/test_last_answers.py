@@ -122,6 +122,7 @@ def _from_whole_history(tmp_path, conn, name):
         return tables
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("seed", [1, 2])
 def test_kept_answers_derive_exactly_what_the_whole_history_derives(tmp_path, seed):
     with wh.connect(tmp_path / "w.duckdb") as conn:
@@ -149,6 +150,7 @@ def test_kept_answers_derive_exactly_what_the_whole_history_derives(tmp_path, se
         assert _tables(conn) == _from_whole_history(tmp_path, conn, "forgotten")
 
 
+@pytest.mark.e2e
 def test_the_planner_and_the_refresh_view_read_the_same_as_the_whole_history(tmp_path):
     with wh.connect(tmp_path / "w.duckdb") as conn:
         for day, per_cohort in _history(7):

@@ -69,6 +69,7 @@ def panel(emulator, tmp_path):
     return Panel(emulator, tmp_path / "w.duckdb", overlapping_cohorts(), quota=100)
 
 
+@pytest.mark.e2e
 def test_thirty_days_of_overlapping_cohorts_refresh_every_live_member_within_its_cadence(panel):
     for offset in range(30):
         panel.run_day(START + timedelta(days=offset))
@@ -101,6 +102,7 @@ def test_thirty_days_of_overlapping_cohorts_refresh_every_live_member_within_its
     assert late == []
 
 
+@pytest.mark.e2e
 def test_infeasible_demand_keeps_every_gap_within_users_over_budget(emulator, tmp_path):
     users = [f"member{i}" for i in range(50)]  # demand 50 a day, budget 20: 2.5x
     panel = Panel(emulator, tmp_path / "w.duckdb", [CohortSpec("big", users, 1)], quota=20)
@@ -170,6 +172,7 @@ FROM tiktok.cohort_summary ORDER BY ALL
 """
 
 
+@pytest.mark.e2e
 def test_derived_tables_match_an_independent_sql_across_a_skipped_and_a_partial_day(panel):
     for offset in range(12):
         if offset == 6:

@@ -23,6 +23,9 @@ from research_pipeline.defs.tiktok.sensors import cohort_files_sensor
 from research_pipeline.orchestration.runs import contiguous_blocks
 from research_pipeline_tests.helpers import find_usernames
 
+# End to end: the pipeline through Dagster or the CLI (`make check` leaves these out).
+pytestmark = pytest.mark.e2e
+
 
 def failure_messages(result) -> list[str]:
     return [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]

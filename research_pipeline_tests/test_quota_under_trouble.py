@@ -28,6 +28,9 @@ from research_pipeline_tests.helpers import (
 )
 from research_pipeline_tests.services import dagster_dev
 
+# End to end: the pipeline through Dagster or the CLI (`make check` leaves these out).
+pytestmark = pytest.mark.e2e
+
 REPO = Path(__file__).resolve().parent.parent
 
 

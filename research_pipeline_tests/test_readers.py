@@ -11,6 +11,9 @@ from research_pipeline.errors import WarehouseError
 from research_pipeline.warehouse.published import published_path
 from research_pipeline_tests.helpers import find_usernames
 
+# End to end: the pipeline through Dagster or the CLI (`make check` leaves these out).
+pytestmark = pytest.mark.e2e
+
 READER = """
 import duckdb, sys
 conn = duckdb.connect(sys.argv[1], read_only=True)

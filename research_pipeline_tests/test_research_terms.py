@@ -28,6 +28,9 @@ from research_pipeline.warehouse.forget import (
 )
 from research_pipeline_tests.helpers import find_usernames
 
+# End to end: the pipeline through Dagster or the CLI (`make check` leaves these out).
+pytestmark = pytest.mark.e2e
+
 REPO = Path(__file__).resolve().parent.parent
 
 
