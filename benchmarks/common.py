@@ -40,6 +40,21 @@ def start_emulator(*options: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("emulator did not start")
 
 
+def public_client(url: str, max_rate_limit_retries: int = 1):
+    """tiktok-research-api-helper 0.1.3 (CybersecurityForDemocracy's public client, a dev
+    dependency) pointed at the emulator at `url` (it hard-codes TikTok's host)."""
+    import tiktok_research_api_helper.api_client as helper
+
+    from research_pipeline.emulator.redirect import session_to_emulator
+
+    return helper.TikTokApiRequestClient(
+        credentials=helper.TikTokCredentials(client_secret=SECRET, client_key=KEY),
+        access_token_fetcher_session=session_to_emulator(url),
+        api_request_session=session_to_emulator(url),
+        max_api_rate_limit_retries=max_rate_limit_retries,
+    )
+
+
 def stats(url: str) -> dict:
     return requests.get(url + "/emulator/stats", timeout=30).json()
 

@@ -16,14 +16,12 @@ Usage: .venv/bin/python -m benchmarks.fetch_throughput [--users 1000] [--latency
 import argparse
 import statistics
 import time
-from types import SimpleNamespace
 
 import requests
 import tiktok_research_api_helper.api_client as helper
 
-from benchmarks.common import KEY, SECRET, start_emulator
+from benchmarks.common import KEY, SECRET, public_client, start_emulator
 from research_pipeline.tiktok import ClientSettings, ResearchApiClient
-from research_pipeline_tests.test_conformance import public_client
 
 FIELDS = (
     "display_name,bio_description,avatar_url,is_verified,follower_count,following_count,"
@@ -69,7 +67,7 @@ def keep_alive_loop(url: str, usernames: list[str]) -> float:
 
 
 def public_wrapper(url: str, usernames: list[str]) -> float:
-    client = public_client(SimpleNamespace(url=url), secret=SECRET)
+    client = public_client(url)
     _ask(client, usernames[0])  # its token
     started = time.perf_counter()
     for name in usernames:

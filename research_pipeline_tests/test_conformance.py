@@ -4,10 +4,9 @@ its answers and errors must come out as that client expects. It hard-codes TikTo
 sessions are given a transport adapter that sends those URLs to the emulator on 127.0.0.1."""
 
 import pytest
-import requests
 import tiktok_research_api_helper.api_client as api_client
-from requests.adapters import HTTPAdapter
 
+from research_pipeline.emulator.redirect import session_to_emulator
 from research_pipeline.tiktok import ResearchApiClient
 from research_pipeline_tests.helpers import (
     EMULATOR_KEY,
@@ -16,29 +15,12 @@ from research_pipeline_tests.helpers import (
     find_usernames,
 )
 
-TIKTOK = "https://open.tiktokapis.com"
-
-
-class ToEmulator(HTTPAdapter):
-    def __init__(self, base_url: str):
-        super().__init__()
-        self.base_url = base_url
-
-    def send(self, request, **kwargs):
-        request.url = request.url.replace(TIKTOK, self.base_url, 1)
-        return super().send(request, **kwargs)
-
 
 def public_client(emulator, secret: str = EMULATOR_SECRET):
-    sessions = []
-    for _ in range(2):
-        session = requests.Session()
-        session.mount(TIKTOK, ToEmulator(emulator.url))
-        sessions.append(session)
     return api_client.TikTokApiRequestClient(
         credentials=api_client.TikTokCredentials(client_secret=secret, client_key=EMULATOR_KEY),
-        access_token_fetcher_session=sessions[0],
-        api_request_session=sessions[1],
+        access_token_fetcher_session=session_to_emulator(emulator.url),
+        api_request_session=session_to_emulator(emulator.url),
         max_api_rate_limit_retries=1,
     )
 

@@ -85,14 +85,14 @@ def replay_server(replay: Replay):
         server.server_close()
 
 
-def client_for(url: str, **overrides) -> ResearchApiClient:
+def client_for(url: str, on_request=None, **overrides) -> ResearchApiClient:
     values = dict(
         client_key="k", client_secret="s3cr3t-value", base_url=url, rate_limit_per_minute=None,
         daily_quota=None, backoff_base_seconds=0.001, backoff_max_seconds=0.002,
         rate_limit_window_seconds=0.2, reset_wait_seconds=0, max_attempts=3,
     )  # fmt: skip
     values.update(overrides)
-    return ResearchApiClient(ClientSettings(**values))
+    return ResearchApiClient(ClientSettings(**values), on_request=on_request)
 
 
 def test_documented_user_info_answers_are_read_as_the_docs_mean_them():
@@ -200,9 +200,7 @@ def test_an_error_page_echoing_the_request_keeps_no_token_or_secret():
     replay = Replay(script={"someone": ["ok"]}, echo=True)
     with replay_server(replay) as url:
         settings = dict(max_attempts=2)
-        client = client_for(url, **settings)
-        client._on_request = records.append
-        with client:
+        with client_for(url, on_request=records.append, **settings) as client:
             result = client.fetch_user_info("someone")
     token = ANSWERS["token"]["ok"]["body"]["access_token"]
     stored = [result.error_message] + [r.message for r in records]
