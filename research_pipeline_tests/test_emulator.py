@@ -256,3 +256,26 @@ def test_the_quota_can_stay_spent_for_a_while_after_midnight(emulator):
     assert user_info(emulator, "alice").status_code == 429
     emulator.clock.set_time(datetime(tomorrow.year, tomorrow.month, tomorrow.day, 1, 1, tzinfo=UTC))
     assert user_info(emulator, "alice").status_code == 200
+
+
+def test_the_real_apis_pace_lognormal_latency_and_a_late_json_504_that_counts():
+    from research_pipeline.emulator.state import EmulatorState
+
+    seeded = EmulatorState(EmulatorConfig(seed=3)).random
+    draws = sorted(seeded.lognormal(0.3, 5.0) for _ in range(20_000))
+    assert 0.27 < draws[len(draws) // 2] < 0.33  # the median asked for
+    assert 4.0 < draws[int(len(draws) * 0.99)] < 6.0  # and its 99th percentile
+    config = EmulatorConfig(
+        client_secret=EMULATOR_SECRET,
+        rate_limit_per_minute=None,
+        daily_quota=2,
+        timeout_504_rate=1.0,
+        timeout_504_seconds=0.0,
+    )
+    with EmulatorServer(config) as server:
+        bearer = token(server)
+        answer = user_info(server, "alice", bearer=bearer)
+        assert answer.status_code == 504
+        assert answer.json()["error"]["code"] == "timeout"
+        user_info(server, "alice", bearer=bearer)
+        assert user_info(server, "alice", bearer=bearer).status_code == 429  # both counted

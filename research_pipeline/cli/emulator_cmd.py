@@ -39,6 +39,12 @@ _KNOBS = (
     ("--burst-429-every", "burst_429_every", int,
      "Every Nth user-info request starts a burst of 429s (default: never)."),
     ("--retry-after", "retry_after_seconds", float, "Seconds in the Retry-After of burst 429s."),
+    ("--latency-median", "latency_median_seconds", float,
+     "Median seconds of a lognormal user-info latency (the real API's pace; 0: off)."),
+    ("--latency-p99", "latency_p99_seconds", float, "Its 99th percentile, in seconds."),
+    ("--timeout-504-rate", "timeout_504_rate", float,
+     "Share (0-1) answered with a JSON 504 timeout after --timeout-504-after seconds."),
+    ("--timeout-504-after", "timeout_504_seconds", float, "Seconds before such a 504."),
 )  # fmt: skip
 
 

@@ -16,6 +16,16 @@ class EmulatorConfig:
     daily_quota: int | None = constants.DAILY_QUOTA
     token_lifetime_seconds: float = constants.TOKEN_LIFETIME_SECONDS
     latency_seconds: float = 0.0
+    # The real API's pace: answers take hundreds of milliseconds with multi-second tails. A
+    # lognormal latency with this median and 99th percentile (seconds; 0: off), on top of
+    # `latency_seconds`.
+    latency_median_seconds: float = 0.0
+    latency_p99_seconds: float = 0.0
+    # A JSON 504 `{"error": {"code": "timeout"}}` after a long wait, as public clients recorded
+    # (traktok issue 17): this share of user-info requests, answered after `timeout_504_seconds`.
+    # It counts against the quota.
+    timeout_504_rate: float = 0.0
+    timeout_504_seconds: float = 240.0
     error_rate: float = 0.0  # HTTP 500 internal_error
     # HTTP 400 invalid_params "Something went wrong. Please try again later.": about the
     # request, not the user, and gone on a retry (seen from the real API)

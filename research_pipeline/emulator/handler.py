@@ -180,6 +180,10 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
         state.count_user_info_request()
         if config.latency_seconds:
             time.sleep(config.latency_seconds)
+        if config.latency_median_seconds > 0:
+            time.sleep(
+                state.random.lognormal(config.latency_median_seconds, config.latency_p99_seconds)
+            )
         if state.random.chance(config.reset_rate):
             state.record(label, "connection_reset")
             self._reset_connection()
@@ -219,6 +223,11 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
         if state.in_outage() or username.lower() in config.failing_usernames:
             state.record(label, "outage")
             self._api_error(500, constants.INTERNAL_ERROR, "")
+            return
+        if state.random.chance(config.timeout_504_rate):
+            state.record(label, "timeout_504")
+            time.sleep(config.timeout_504_seconds)
+            self._api_error(504, "timeout", "")
             return
         if state.random.chance(config.error_rate):
             state.record(label, constants.INTERNAL_ERROR)

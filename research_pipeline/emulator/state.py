@@ -1,6 +1,7 @@
 """The emulator's state apart from HTTP: its clock, tokens, the per-minute window and daily quota,
 seeded fault decisions, and the request counts tests assert on. One lock guards them."""
 
+import math
 import random
 import threading
 import time
@@ -163,6 +164,12 @@ class _SeededRandom:
             return False
         with self._lock:
             return self._random.random() < share
+
+    def lognormal(self, median: float, p99: float) -> float:
+        """A draw with this median and 99th percentile (z of the 99th percentile: 2.326)."""
+        sigma = math.log(max(p99, median) / median) / 2.326
+        with self._lock:
+            return self._random.lognormvariate(math.log(median), sigma)
 
     def choice(self, options):
         with self._lock:
