@@ -460,10 +460,22 @@ def test_forgetting_an_account_re_derives_every_past_summary_it_counted_in(pipel
     pipeline.configure(daily_quota=3)  # 6 members, 3 a day: each answered every other day
     start = pipeline.api.clock.today() - timedelta(days=4)
     pipeline.api.config.lifecycle = {leaver: [[(start + timedelta(days=3)).isoformat(), "private"]]}
+    rederived = []
     for offset in range(5):
         day = start + timedelta(days=offset)
         pipeline.api.clock.set_date(day)
-        assert pipeline.run(["panel"], day=day)[0].success
+        [result] = pipeline.run(["panel"], day=day)
+        assert result.success
+        # Dagster's record says so: each past summary derived again is a materialization of it.
+        rederived += [
+            (offset, event.materialization.partition)
+            for event in result.get_asset_materialization_events()
+            if event.asset_key.to_user_string() == "tiktok/cohort_summary"
+            and event.step_key == "tiktok__gone_accounts"
+        ]
+    # The account went private on day 3, answered so that day: every summary from its last
+    # answer on (day 1) was derived again in that run, and said so.
+    assert rederived == [(3, f"panel|{start + timedelta(days=d)}") for d in (1, 2, 3)]
     with warehouse.connect(pipeline.database, read_only=True) as conn:
         summaries = conn.execute(
             "SELECT snapshot_date, total_followers FROM tiktok.cohort_summary ORDER BY 1"

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -26,6 +28,7 @@ from research_pipeline.defs.resources import CohortFolder, Warehouse
 from research_pipeline.defs.tiktok.common import WAREHOUSE_ASSET, table_metadata
 from research_pipeline.defs.tiktok.user_info import user_info
 from research_pipeline.errors import CohortError, WarehouseError
+from research_pipeline.orchestration.partitions import snapshot_key
 from research_pipeline.warehouse import derive
 from research_pipeline.warehouse.forget import (
     EXPIRED,
@@ -35,6 +38,21 @@ from research_pipeline.warehouse.forget import (
     rewrite_marker,
     rewrite_pending,
 )
+
+
+def _record_rederived(context: AssetExecutionContext, partitions) -> None:
+    """Each past summary derived again without the forgotten accounts is a materialization of
+    `cohort_summary` in Dagster's own record (the UI's partition history shows who changed it
+    and why), not a change behind its back."""
+    for day, cohort in partitions:
+        context.log_event(
+            AssetMaterialization(
+                asset_key=AssetKey(["tiktok", "cohort_summary"]),
+                partition=str(snapshot_key(day, cohort)),
+                description="derived again without accounts forgotten under TikTok's terms",
+                metadata={"derived_by": MetadataValue.text("tiktok/gone_accounts")},
+            )
+        )
 
 
 @asset(deps=[user_info], **WAREHOUSE_ASSET)
@@ -59,6 +77,7 @@ def gone_accounts(
         )
         if report.partitions:
             derive(conn, "cohort_summary", report.partitions)
+            _record_rederived(context, report.partitions)
             withdraw_cohort_charts(
                 Path(warehouse.database).resolve().parent / "charts",
                 sorted({cohort for _, cohort in report.partitions}),
