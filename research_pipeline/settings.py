@@ -136,10 +136,15 @@ class PipelineSettings:
         )
 
 
+def daily_budget(quota: int | None, budget: int | None) -> int | None:
+    """What this pipeline may spend a day: the project's quota, or the lab's budget below it;
+    None when neither limits it. The one place the two meet (planner, client, CLI)."""
+    caps = [c for c in (quota, budget) if c is not None]
+    return min(caps) if caps else None
+
+
 def requests_per_day(env: Mapping[str, str] | None = None) -> int | None:
-    """What this pipeline may spend a day: the project's quota (TIKTOK_DAILY_QUOTA), or the lab's
-    budget below it (RESEARCH_PIPELINE_DAILY_BUDGET); None when neither limits it."""
+    """`daily_budget` of TIKTOK_DAILY_QUOTA and RESEARCH_PIPELINE_DAILY_BUDGET."""
     env = os.environ if env is None else env
     quota = parse_limit(env.get("TIKTOK_DAILY_QUOTA"), DAILY_QUOTA, "TIKTOK_DAILY_QUOTA")
-    caps = [c for c in (quota, PipelineSettings.from_env(env).daily_budget) if c is not None]
-    return min(caps) if caps else None
+    return daily_budget(quota, PipelineSettings.from_env(env).daily_budget)

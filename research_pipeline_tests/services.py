@@ -107,6 +107,24 @@ def postgres_server() -> Iterator[dict]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def wait_for_server(url: str, process: subprocess.Popen, log) -> None:
+    """Until the Dagster webserver at `url` answers (2 minutes at most); if its process ends
+    first, the end of its `log` (an open file) in the error."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(url + "/server_info", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            log.flush()
+            raise RuntimeError(
+                f"the webserver did not start:\n{Path(log.name).read_text()[-3000:]}"
+            )
+        time.sleep(0.25)
+
+
 @contextmanager
 def dagster_dev(env: dict, cwd: Path) -> Iterator[str]:
     """`dagster dev` (webserver + daemon) on a free loopback port; yields its URL."""
@@ -130,18 +148,7 @@ def dagster_dev(env: dict, cwd: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(url + "/server_info", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                text = (Path(env["DAGSTER_HOME"]) / "dagster-dev.log").read_text()[-3000:]
-                raise RuntimeError(f"dagster dev did not start:\n{text}")
-            time.sleep(0.25)
+        wait_for_server(url, process, log)
         yield url
     finally:
         stop(process, grace_seconds=1.0)  # its storage is thrown away: no graceful shutdown

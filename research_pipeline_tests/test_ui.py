@@ -20,7 +20,14 @@ from research_pipeline_tests.helpers import (
     find_usernames,
     pipeline_environment,
 )
-from research_pipeline_tests.services import CHROMIUM, dagster_dev, free_port, spawn, stop
+from research_pipeline_tests.services import (
+    CHROMIUM,
+    dagster_dev,
+    free_port,
+    spawn,
+    stop,
+    wait_for_server,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -212,7 +219,7 @@ def test_make_demo_ui_runs_a_two_cohort_backfill_launched_from_the_ui(tmp_path):
     process = spawn([*command, "demo-ui", "--port", str(port)], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_server(url, process, tmp_path / "demo-ui.log")
+        wait_for_server(url, process, log)
         with sync_playwright() as playwright:  # what the newcomer sees first: the asset graph
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = new_page(browser)
@@ -242,19 +249,6 @@ def test_make_demo_ui_runs_a_two_cohort_backfill_launched_from_the_ui(tmp_path):
             [today],
         ).fetchall()
     assert [cohort for cohort, _ in rows] == cohorts
-
-
-def wait_for_server(url: str, process, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if requests.get(url + "/server_info", timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the UI did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.25)
 
 
 def wait_for_partitions(home: Path, cohorts: list[str]) -> None:

@@ -20,7 +20,7 @@ from pydantic import Field
 from research_pipeline import warehouse
 from research_pipeline.cohorts import Cohort, cohort_files, find_cohort, read_cohort
 from research_pipeline.notify import AlertChannels
-from research_pipeline.settings import PipelineSettings, parse_flag
+from research_pipeline.settings import PipelineSettings, daily_budget, parse_flag
 from research_pipeline.snapshot import SideFiles
 from research_pipeline.spill import AnswerSpill
 from research_pipeline.tiktok import ClientSettings
@@ -60,8 +60,9 @@ class ResearchApiResource(ConfigurableResource):
             client_key=self.client_key, client_secret=self.client_secret
         )
         if self.daily_budget is not None:  # the client then stops at the budget too
-            caps = [c for c in (settings.daily_quota, self.daily_budget) if c is not None]
-            settings = replace(settings, daily_quota=min(caps))
+            settings = replace(
+                settings, daily_quota=daily_budget(settings.daily_quota, self.daily_budget)
+            )
         return settings
 
 
