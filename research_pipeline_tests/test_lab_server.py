@@ -309,3 +309,29 @@ def environment(values: dict):
 
 def read_logs(folder: Path) -> str:
     return "\n".join(p.read_text()[-2000:] for p in sorted(folder.glob("*.log")))
+
+
+def test_a_rehearsal_days_ahead_runs_from_the_cli_with_the_days_ahead_setting(tmp_path, emulator):
+    """The README's week-long rehearsal: the emulator's clock 5 days past this machine's. The
+    CLI refuses it in one line by default and takes it with RESEARCH_PIPELINE_DAYS_AHEAD=7 (the
+    partitions, and so the UI, reach that far)."""
+    env = cli_process_environment(tmp_path, emulator)
+    (tmp_path / "cohorts" / "alpha.txt").write_text(
+        "\n".join(find_usernames(emulator, "active", 2))
+    )
+    ahead = emulator.clock.today() + timedelta(days=5)
+    emulator.clock.set_date(ahead)
+    command = [sys.executable, "-m", "research_pipeline.cli", "snapshot"]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "RESEARCH_PIPELINE_DAYS_AHEAD" in refused.stderr
+    [error] = [line for line in refused.stderr.splitlines() if not line.startswith("WARNING")]
+    assert error.startswith("error: the API's day is")
+    env["RESEARCH_PIPELINE_DAYS_AHEAD"] = "7"
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with duckdb.connect(str(tmp_path / "data" / "research.duckdb"), read_only=True) as conn:
+        days = conn.execute("SELECT DISTINCT snapshot_date FROM tiktok.user_info").fetchall()
+    assert days == [(ahead,)]
+    env["RESEARCH_PIPELINE_DAYS_AHEAD"] = "a week"
+    typo = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert typo.returncode == 2 and "RESEARCH_PIPELINE_DAYS_AHEAD='a week'" in typo.stderr

@@ -18,9 +18,23 @@ DATE_DIMENSION = "date"
 COHORT_DIMENSION = "cohort"
 
 cohort_partitions = DynamicPartitionsDefinition(name="cohorts")
-# end_offset 2: today and tomorrow (UTC) by this machine's clock, so a machine a little behind
-# the API near midnight can still take the API's day; further ahead is refused in one line.
-DAYS_AHEAD_ALLOWED = 1
+
+
+def days_ahead(value: str | None) -> int:
+    """RESEARCH_PIPELINE_DAYS_AHEAD checked: how many days past this machine's today (UTC)
+    partitions exist. 1 by default (a machine a little behind the API near midnight can still
+    take the API's day); an emulator rehearsal of a week ahead sets 7."""
+    text = (value or "1").strip()
+    if not text.isdigit() or not 1 <= int(text) <= 31:
+        raise ConfigurationError(
+            f"RESEARCH_PIPELINE_DAYS_AHEAD={value!r}: use a whole number of days from 1 to 31"
+        )
+    return int(text)
+
+
+# end_offset: today and the days ahead (UTC) by this machine's clock; further is refused in one
+# line. Read when the code location loads, as the start date is.
+DAYS_AHEAD_ALLOWED = days_ahead(os.environ.get("RESEARCH_PIPELINE_DAYS_AHEAD"))
 
 
 def start_date(value: str | None) -> str:
@@ -57,7 +71,8 @@ def check_partition_day(day: date, now: datetime | None = None) -> None:
             f"disagree by {(day - today).days} days, and Dagster has partitions up to "
             f"{today + timedelta(days=DAYS_AHEAD_ALLOWED)} only. Set this machine's clock right "
             "(NTP); to rehearse with the emulator, move its clock to a past day "
-            "(POST /emulator/clock), as `research-pipeline demo` does"
+            "(POST /emulator/clock), as `research-pipeline demo` does, or set "
+            "RESEARCH_PIPELINE_DAYS_AHEAD to the days ahead it rehearses"
         )
     if day < first:
         raise SnapshotDateError(
