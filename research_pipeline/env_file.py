@@ -6,8 +6,9 @@ day"); the `research-pipeline` CLI and the code location read the same file thro
 `load_env_file`, so every process of an installation sees one set of settings. The file is
 git-ignored; its values are never printed (Dagster logs the names it loaded, never values).
 
-What the process's own environment already says wins, as for Dagster's services started by
-systemd with the file as `EnvironmentFile=`: the file only fills in what is not set.
+Here what the process's own environment already says wins: the file only fills in what is not
+set, so a one-off `TIKTOK_DAILY_QUOTA=10 research-pipeline plan` means what it says. (Dagster's
+services load the file over their environment; under systemd both come from the same file.)
 `RESEARCH_PIPELINE_ENV_FILE` names another file, or `none` for no file at all (the demo uses it,
 so a researcher's real credentials never reach a demo run).
 """
