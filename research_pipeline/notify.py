@@ -37,7 +37,6 @@ class AlertChannels:
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_starttls: bool = True
-    ui_url: str = ""
     timeout_seconds: float = 30.0
 
     @property

@@ -7,6 +7,7 @@ runs reach the emulator and the demo's warehouse with nothing exported by hand, 
 researcher's .env, cohorts or warehouse. Ctrl-C stops both.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,6 @@ from research_pipeline.settings import project_dir
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI listens on.")
 def demo_ui(port: int, host: str) -> int:
     """Open the Dagster UI on the demo (run `research-pipeline demo` first for its history)."""
-    import os
-
     from research_pipeline.cli.demo_cmd import demo_dir, demo_environment
     from research_pipeline.emulator import EmulatorConfig, EmulatorServer
 

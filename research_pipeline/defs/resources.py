@@ -157,11 +157,11 @@ class AlertsResource(ConfigurableResource):
     )
 
     def channels(self) -> AlertChannels:
-        return AlertChannels(**self.model_dump())
+        return AlertChannels(**self.model_dump(exclude={"ui_url"}))
 
 
-def _alerts_resource(env=os.environ) -> AlertsResource:
-    prefix = "RESEARCH_PIPELINE_"
+def _alerts_resource() -> AlertsResource:
+    env, prefix = os.environ, "RESEARCH_PIPELINE_"
     return AlertsResource(
         webhook_url=_secret(prefix + "ALERT_WEBHOOK_URL"),  # its path is its token
         email_to=env.get(prefix + "ALERT_EMAIL_TO", ""),
@@ -170,7 +170,9 @@ def _alerts_resource(env=os.environ) -> AlertsResource:
         smtp_port=int(parse_number(env.get(prefix + "SMTP_PORT"), 587, prefix + "SMTP_PORT")),
         smtp_user=env.get(prefix + "SMTP_USER", ""),
         smtp_password=_secret(prefix + "SMTP_PASSWORD"),
-        smtp_starttls=parse_flag(env.get(prefix + "SMTP_STARTTLS") or "1", prefix + "STARTTLS"),
+        smtp_starttls=parse_flag(
+            env.get(prefix + "SMTP_STARTTLS") or "1", prefix + "SMTP_STARTTLS"
+        ),
         ui_url=env.get(prefix + "UI_URL", ""),
     )
 
