@@ -30,13 +30,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import TextIO
 
 import pandas as pd
 from tqdm import tqdm
 
 from research_pipeline import panels, warehouse
+from research_pipeline.coordination import Coordination, SharedDay, UserClaims
 from research_pipeline.errors import (
     ApiOutageError,
     FatalApiError,
@@ -55,7 +55,6 @@ from research_pipeline.tiktok.constants import DAILY_QUOTA_LIMIT_EXCEEDED, RATE_
 from research_pipeline.tiktok.models import RequestRecord
 from research_pipeline.tiktok.settings import source_of
 from research_pipeline.warehouse import panel, raw
-from research_pipeline.warehouse.claims import UserClaims
 
 # Answers are saved at least this often: a killed process loses at most a quarter second of
 # answers (plus the requests in flight), and the file's write lock is held only while saving.
@@ -164,17 +163,6 @@ class RequestLedger:
             self._records[:0] = records
 
 
-@dataclass(frozen=True)
-class SideFiles:
-    """The files beside the warehouse that every process of the project shares: the day's quota
-    reservations, who is asking whom, and answers the warehouse could not take. None: not
-    shared (an in-memory warehouse, a test)."""
-
-    quota: Path | None = None
-    claims: Path | None = None
-    spill: AnswerSpill | None = None
-
-
 class DailySnapshot:
     """Carries out the plan of one API day for some cohorts: recover, plan, fetch, store."""
 
@@ -184,7 +172,7 @@ class DailySnapshot:
         cohorts: Sequence[CohortSpec],
         open_warehouse: OpenWarehouse,
         *,
-        side_files: SideFiles = SideFiles(),
+        coordination: Coordination | None = None,
         allow_mixed_sources: bool = False,
         deadline_seconds: float | None = None,
         tries_per_user_per_day: int = 5,
@@ -196,7 +184,7 @@ class DailySnapshot:
         self.settings = settings
         self.cohorts = list(cohorts)
         self.open_warehouse = open_warehouse
-        self.side_files = side_files
+        self.coordination = coordination  # None: nothing shared (in-memory warehouse, tests)
         self.allow_mixed_sources = allow_mixed_sources
         self.deadline_seconds = deadline_seconds
         self.tries_per_user_per_day = tries_per_user_per_day
@@ -229,14 +217,17 @@ class DailySnapshot:
     def _run(self, day, cohorts, refetch, signals: StopSignals) -> SnapshotRun:
         by_name = {spec.name: spec for spec in self.cohorts}
         chosen = [by_name[name] for name in (cohorts or by_name) if name in by_name]
-        claims = UserClaims(self.side_files.claims) if self.side_files.claims else None
-        try:
-            return self._claimed_run(day, chosen, refetch, signals, claims)
-        finally:
-            if claims is not None:
-                claims.close()
+        if self.coordination is None:
+            return self._shared_run(day, chosen, refetch, signals, None)
+        with self.coordination.day() as shared:
+            return self._shared_run(day, chosen, refetch, signals, shared)
 
-    def _claimed_run(self, day, chosen, refetch, signals, claims) -> SnapshotRun:
+    @property
+    def spill(self) -> AnswerSpill | None:
+        return None if self.coordination is None else self.coordination.spill
+
+    def _shared_run(self, day, chosen, refetch, signals, shared: SharedDay | None) -> SnapshotRun:
+        claims = None if shared is None else shared.claims
         with self.open_warehouse() as conn:
             self._recover(conn, claims, day)
             plan = self.plan(day, conn)
@@ -260,7 +251,7 @@ class DailySnapshot:
             on_request=ledger,
             on_send=None if claims is None else partial(claims.note_sent, day),
             quota_used_today=plan.spent_today,
-            shared_quota=self.side_files.quota,
+            shared_quota=None if shared is None else shared.quota,
         )
         if len(recent) >= TRIP_AFTER and all(is_server_failure(s, h) for s, h, _ in recent):
             status, http_status, _ = recent[0]
@@ -306,7 +297,7 @@ class DailySnapshot:
     def _recover(self, conn, claims: UserClaims | None, day: date) -> None:
         """Put right what an earlier run left: answers it could not store, requests it sent
         but never recorded (killed between sending and saving)."""
-        spill = self.side_files.spill
+        spill = self.spill
         if spill is not None and spill.pending():
             answers, requests = spill.restore(conn, self.source, day, self.warn)
             self.warn(
@@ -473,7 +464,7 @@ class _Stream:
             saver.stop()
             self.save()  # whatever stopped us, keep what was paid for
             if self.storage_failure:
-                spill = self.owner.side_files.spill
+                spill = self.owner.spill
                 raise _storage_error(self.storage_failure, spill, self.rows) from None
 
     def save(self) -> None:
@@ -493,7 +484,7 @@ class _Stream:
                 cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 self.storage_failure = self.storage_failure or cause
                 self.stop.set()  # every answer now would only join the spill: ask no one new
-                if not _kept_aside(self.owner.side_files.spill, batch, requests, source):
+                if not _kept_aside(self.owner.spill, batch, requests, source):
                     self.rows = batch + self.rows  # kept in memory: the error says how many
                     self.ledger.put_back(records)
                     return

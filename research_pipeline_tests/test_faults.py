@@ -17,6 +17,7 @@ from dagster import DagsterInstance, instance_for_test
 from dagster._core.storage.event_log.schema import DynamicPartitionsTable
 
 from research_pipeline import warehouse
+from research_pipeline.coordination import Coordination
 from research_pipeline.errors import CohortError
 from research_pipeline.orchestration.partitions import split_key
 from research_pipeline.orchestration.runs import register_cohorts, run_snapshot
@@ -532,12 +533,12 @@ def test_answers_a_full_warehouse_cannot_take_are_kept_aside_and_stored_next_run
     pipeline, small_disk, tmp_path
 ):
     users = on_small_disk(pipeline, small_disk, 300)
-    # The disk fills while the run is under way: the small files beside the warehouse (quota
-    # reservations, claims) still had room, the answers' batches do not.
+    # The disk fills while the run is under way: the coordination file beside the warehouse
+    # (quota reservations, claims) still had room, the answers' batches do not.
     side = tmp_path / "side"
     side.mkdir()
-    for suffix in (".quota", ".claims"):
-        os.symlink(side / f"warehouse{suffix}", f"{pipeline.database}{suffix}")
+    coordination = Coordination.beside(pipeline.database).path
+    os.symlink(side / coordination.name, coordination)
     # The spill beside the warehouse is on the full disk: the answers go to the system's
     # temporary folder, in files named for this warehouse only.
     fallback = AnswerSpill(pipeline.database)

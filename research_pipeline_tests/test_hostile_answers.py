@@ -173,41 +173,43 @@ def test_retry_after_zero_for_ever_is_read_as_no_retry_after(emulator, make_clie
     assert emulator.stats()["user_info_requests"] <= 6
 
 
-@pytest.mark.parametrize("content", ["[]", '"abc"', "1e999", '{"2026-12-01": "x"}', "garbage"])
-def test_a_quota_file_of_the_wrong_shape_is_moved_aside_and_counting_starts_from_the_ledger(
-    tmp_path, content
+@pytest.mark.parametrize("value", ["abc", -5, 10**12, 2.5, b"\x00"])
+def test_a_quota_count_of_the_wrong_shape_is_not_trusted_and_counting_starts_from_the_ledger(
+    tmp_path, value
 ):
+    import sqlite3
     from datetime import date
 
-    from research_pipeline.tiktok.limits import SharedQuotaFile
+    from research_pipeline.coordination import Coordination
 
-    path = tmp_path / "w.duckdb.quota"
-    path.write_text(content)
-    quota = SharedQuotaFile(path)
-    assert quota.reserve(date(2026, 12, 1), limit=10, floor=3) == 4  # the ledger's 3, then ours
-    assert path.with_name(path.name + ".rejected").read_text() == content
-    assert path.stat().st_mode & 0o777 in (0o600, 0o644)  # an existing file keeps its mode
+    day = date(2026, 12, 1)
+    coordination = Coordination.beside(tmp_path / "w.duckdb")
+    with coordination.day() as shared:
+        shared.quota.reserve(day, limit=10, floor=0)  # the file and its tables
+    with sqlite3.connect(coordination.path) as conn:
+        conn.execute("UPDATE quota SET reserved = ?", [value])
+    with coordination.day() as shared:
+        assert shared.quota.reserve(day, limit=10, floor=3) == 4  # the ledger's 3, then ours
+        assert shared.quota.reserve(day, limit=10, floor=3) == 5
+    assert coordination.path.stat().st_mode & 0o777 == 0o600
 
 
-def test_a_claims_file_that_is_not_sqlite_is_moved_aside_and_made_anew(tmp_path):
+def test_a_coordination_file_that_is_not_sqlite_is_moved_aside_and_made_anew(tmp_path):
     from datetime import date
 
-    from research_pipeline.warehouse.claims import UserClaims
+    from research_pipeline.coordination import Coordination
 
-    path = tmp_path / "w.duckdb.claims"
-    path.write_bytes(b"not sqlite at all" * 100)
-    claims = UserClaims(path)
-    try:
-        assert claims.claim(date(2026, 12, 1), ["alice"]) == ["alice"]
-    finally:
-        claims.close()
-    assert path.with_name(path.name + ".rejected").exists()
-    fresh = UserClaims(tmp_path / "new.claims")
-    try:
-        fresh.claim(date(2026, 12, 1), ["bob"])
-    finally:
-        fresh.close()
-    assert (tmp_path / "new.claims").stat().st_mode & 0o777 == 0o600
+    day = date(2026, 12, 1)
+    coordination = Coordination.beside(tmp_path / "w.duckdb")
+    coordination.path.write_bytes(b"not sqlite at all" * 100)
+    with coordination.day() as shared:
+        assert shared.claims.claim(day, ["alice"]) == ["alice"]
+        assert shared.quota.reserve(day, limit=10, floor=0) == 1
+    assert coordination.path.with_name(coordination.path.name + ".rejected").exists()
+    fresh = Coordination.beside(tmp_path / "new.duckdb")
+    with fresh.day() as shared:
+        shared.claims.claim(day, ["bob"])
+    assert fresh.path.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_secret_echoed_by_the_token_endpoint_is_in_no_file_of_a_real_run(pipeline, tmp_path):

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
+from research_pipeline.coordination import Coordination
 from research_pipeline.orchestration.names import WRITER_TAG
 from research_pipeline.orchestration.partitions import snapshot_key
 from research_pipeline.orchestration.runs import register_cohorts
@@ -112,8 +113,9 @@ def test_a_429_gives_its_reservation_back_to_the_shared_quota(pipeline, tmp_path
     assert result.success and all(ok_requests(stats, u) == 1 for u in users)
     refused = stats["by_outcome"]["rate_limit_burst"]
     assert refused >= 3
-    quota_file = pipeline.database.with_name(pipeline.database.name + ".quota")
-    assert '": 40}' in quota_file.read_text()  # 40 answered, the 429s not counted
+    with Coordination.beside(pipeline.database).day() as shared:
+        reserved = shared.quota.reserved(pipeline.api.clock.today())
+    assert reserved == 40  # 40 answered, the 429s not counted
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -19,10 +19,9 @@ from pydantic import Field
 
 from research_pipeline import warehouse
 from research_pipeline.cohorts import Cohort, cohort_files, find_cohort, read_cohort
+from research_pipeline.coordination import Coordination
 from research_pipeline.notify import AlertChannels
 from research_pipeline.settings import PipelineSettings, daily_budget, parse_flag
-from research_pipeline.snapshot import SideFiles
-from research_pipeline.spill import AnswerSpill
 from research_pipeline.tiktok import ClientSettings
 from research_pipeline.tiktok.settings import parse_number
 
@@ -111,26 +110,10 @@ class Warehouse(DuckDBResource):
         "take (stored by the next run); default: spill/ beside the warehouse.",
     )
 
-    def quota_file(self) -> Path | None:
-        """Beside the warehouse: the day's quota reservations of every process using it."""
-        if self.database == ":memory:" or self.database.startswith("md:"):
-            return None
-        return Path(self.database).with_name(Path(self.database).name + ".quota")
-
-    def spill(self) -> AnswerSpill | None:
-        """Where a run keeps answers this warehouse could not take (research_pipeline.spill)."""
-        if self.quota_file() is None:
-            return None
-        return AnswerSpill(self.database, self.spill_dir or None)
-
-    def claims_file(self) -> Path | None:
-        """Beside the warehouse: which process is asking which user today (warehouse.claims)."""
-        quota = self.quota_file()
-        return None if quota is None else quota.with_name(quota.name.replace(".quota", ".claims"))
-
-    def side_files(self) -> SideFiles:
-        """The coordination files a day's run shares with every other process of the project."""
-        return SideFiles(quota=self.quota_file(), claims=self.claims_file(), spill=self.spill())
+    def coordination(self) -> Coordination | None:
+        """The side files every process using this warehouse shares (coordination.py): the
+        day's quota reservations and claims, and the spill folder; None for an in-memory one."""
+        return Coordination.beside(self.database, self.spill_dir or None)
 
     @contextmanager
     def session(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

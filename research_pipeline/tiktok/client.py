@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -40,7 +39,7 @@ from research_pipeline.tiktok.errors import (
 from research_pipeline.tiktok.limits import (
     DailyQuota,
     RateLimitTracker,
-    SharedQuotaFile,
+    SharedReservations,
     SlidingWindowLimiter,
     next_utc_midnight,
 )
@@ -84,7 +83,7 @@ class ResearchApiClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = utc_now,
-        shared_quota: Path | None = None,
+        shared_quota: SharedReservations | None = None,
     ):
         self.settings = settings
         self._on_request = on_request
@@ -109,13 +108,13 @@ class ResearchApiClient:
         self.limiter = SlidingWindowLimiter(
             settings.rate_limit_per_minute, clock=clock, sleep=sleep
         )
-        # With `shared_quota` (a file every process of the project uses), the day's count is
-        # shared across processes, keyed by the API's day.
+        # With `shared_quota` (the reservations of every process of the project), the day's
+        # count is shared across processes, keyed by the API's day.
         self.quota = DailyQuota(
             settings.daily_quota,
             used=quota_used_today,
             now=now,
-            shared=SharedQuotaFile(shared_quota) if shared_quota else None,
+            shared=shared_quota,
             api_day=lambda: self.api_now().date(),
         )
         self.rate_limits = RateLimitTracker(

@@ -4,20 +4,14 @@ Staying under the window costs nothing; hitting it costs a 429, and every reques
 not, counts against the 1,000/day quota. Clocks and sleep are injectable so tests need not wait.
 """
 
-import fcntl
-import json
-import logging
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from typing import Protocol
 
 from research_pipeline.tiktok.errors import QuotaExhaustedError
-
-log = logging.getLogger(__name__)
 
 
 class SlidingWindowLimiter:
@@ -67,81 +61,16 @@ def next_utc_midnight(now: datetime) -> datetime:
     return datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
 
 
-class SharedQuotaFile:
-    """The day's reservations in a small file every process of a project shares (beside the
-    warehouse), changed under an exclusive lock: two runs started together, whatever their
-    Dagster home or executor, can never send more than the quota between them."""
+class SharedReservations(Protocol):
+    """The day's reservations of every process of a project (research_pipeline.coordination):
+    the client needs only these two calls, not how or where they are kept."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def _open(self):
-        """The file, created 0600 (only this user's runs write it), locked for the caller."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        handle = os.fdopen(fd, "r+", encoding="utf-8")
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        return handle
-
-    def _counts(self, handle) -> dict[str, int]:
-        """The day counts as written by `_write`; anything else is moved aside, said once in
-        the log, and the count starts from the ledger (never trusted, never a crash loop)."""
-        handle.seek(0)
-        text = handle.read()
-        try:
-            counts = json.loads(text or "{}")
-            valid = isinstance(counts, dict) and all(
-                isinstance(k, str) and type(v) is int and 0 <= v <= 10_000_000
-                for k, v in counts.items()
-            )
-        except ValueError:
-            valid = False
-        if valid:
-            return counts
-        aside = self.path.with_name(self.path.name + ".rejected")
-        aside.write_text(text, encoding="utf-8")
-        log.warning(
-            "the quota file %s held %r, not day counts: moved aside to %s; counting from the "
-            "ledger",
-            self.path,
-            text[:60],
-            aside,
-        )
-        return {}
-
-    def reserve(self, day: date, limit: int, floor: int) -> int:
-        """Reserve one request of `day`; returns the day's reservations including it. `floor` is
-        what this process knows was spent (its ledger): the count never starts below it."""
-        with self._open() as handle:
-            counts = self._counts(handle)
-            used = max(int(counts.get(day.isoformat(), 0)), floor)
-            if used >= limit:
-                resets_at = next_utc_midnight(datetime(day.year, day.month, day.day, tzinfo=UTC))
-                raise QuotaExhaustedError(
-                    f"the {limit}-request daily quota is reserved in full for {day} by this "
-                    f"project's runs ({used} requests, counted across processes in {self.path}); "
-                    f"it resets at {resets_at:%Y-%m-%d %H:%M} UTC",
-                    resets_at=resets_at,
-                )
-            self._write(handle, day, used + 1)
-            return used + 1
+    def reserve(self, day: date, limit: int, floor: int) -> int | None:
+        """Reserve one request of `day` (never counting from below `floor`, what this process
+        knows was spent); the day's reservations including it, or None when it is full."""
 
     def release(self, day: date) -> None:
-        """Give back one reservation of `day`: the API refused that request (a 429) without
-        counting it, so the lab's day is not one request shorter."""
-        if not self.path.exists():
-            return
-        with self._open() as handle:
-            used = int(self._counts(handle).get(day.isoformat(), 0))
-            if used > 0:
-                self._write(handle, day, used - 1)
-
-    @staticmethod
-    def _write(handle, day: date, used: int) -> None:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({day.isoformat(): used}))
-        handle.flush()
+        """Give back one reservation of `day` (the API did not count that request)."""
 
 
 class DailyQuota:
@@ -157,7 +86,7 @@ class DailyQuota:
         limit: int | None,
         used: int = 0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        shared: SharedQuotaFile | None = None,
+        shared: SharedReservations | None = None,
         api_day: Callable[[], date] | None = None,
     ):
         self.limit = limit
@@ -190,8 +119,18 @@ class DailyQuota:
                     resets_at=resets_at,
                 )
             if self._shared is not None and self.limit is not None:
-                self._used = max(self._used, self._shared.reserve(self._api_day(), self.limit,
-                                                                  self._used))  # fmt: skip
+                day = self._api_day()
+                reserved = self._shared.reserve(day, self.limit, self._used)
+                if reserved is None:
+                    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                    resets_at = next_utc_midnight(midnight)
+                    raise QuotaExhaustedError(
+                        f"the {self.limit}-request daily quota is reserved in full for {day} by "
+                        f"this project's runs (counted across processes in {self._shared}); it "
+                        f"resets at {resets_at:%Y-%m-%d %H:%M} UTC",
+                        resets_at=resets_at,
+                    )
+                self._used = max(self._used, reserved)
             else:
                 self._used += 1
 

@@ -191,8 +191,9 @@ def record_unrecorded_requests(
 ) -> int:
     """Add to the ledger the requests that ended runs sent but never recorded (a process
     killed between sending and saving): `sent` is (API day, username, requests sent, first
-    sent_at) as noted before each request (warehouse.claims). Each missing one becomes a row
-    with status 'unrecorded', counted as spent (TikTok counted it). Returns the rows added."""
+    sent_at) as noted before each request (research_pipeline.coordination). Each missing one
+    becomes a row with status 'unrecorded', counted as spent (TikTok counted it). Returns the
+    rows added."""
     if not sent:
         return 0
     frame = pd.DataFrame(sent, columns=["snapshot_date", "username", "sent", "sent_at"])

@@ -96,7 +96,7 @@ def user_info(
             research_api.settings(),
             specs,
             warehouse.session,
-            side_files=warehouse.side_files(),
+            coordination=warehouse.coordination(),
             allow_mixed_sources=warehouse.allow_mixed_sources,
             deadline_seconds=research_api.run_deadline_seconds,
             tries_per_user_per_day=research_api.tries_per_user_per_day,
