@@ -1,6 +1,7 @@
 """Today's plan from what is on disk: the cohort files and cadences, the warehouse's history and
-the ledger's spending. The asset, the schedule and the CLI all plan through `plan_for`, so they
-agree on what a day fetches."""
+the ledger's spending. The asset plans through `plan_for` inside its run; the schedule and the
+CLI through `plan_from_warehouse`, which calls it the same way, so all agree on what a day
+fetches (the users out of tries today included)."""
 
 from collections.abc import Iterable
 from datetime import date
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import duckdb
 
+from research_pipeline import warehouse
 from research_pipeline.cohorts import DEFAULT_CADENCE_DAYS, cohort_files, read_cadences, read_cohort
+from research_pipeline.errors import WarehouseNeedsUpgradeError
 from research_pipeline.planner import CohortSpec, LastAnswer, Plan, plan_day
 from research_pipeline.warehouse import panel, raw
 
@@ -26,6 +29,26 @@ def cohort_specs(folder: Path, names: Iterable[str] | None = None) -> list[Cohor
         )
         for name in chosen
     ]
+
+
+def plan_from_warehouse(
+    database: str | Path,
+    specs: list[CohortSpec],
+    day: date,
+    *,
+    daily_quota: int | None,
+    tries_per_day: int | None,
+) -> Plan:
+    """The plan a run would make for `day`, made from outside a run (the CLI before it starts
+    one, `plan`, the schedule deciding whether to start one): the warehouse read, never
+    written. No warehouse yet, or one of an earlier release (upgraded by the run): no history."""
+    if str(database) != ":memory:" and not Path(database).exists():
+        return plan_for(None, specs, day, daily_quota=daily_quota)
+    try:
+        with warehouse.connect(database, read_only=True) as conn:
+            return plan_for(conn, specs, day, daily_quota=daily_quota, tries_per_day=tries_per_day)
+    except WarehouseNeedsUpgradeError:
+        return plan_for(None, specs, day, daily_quota=daily_quota)
 
 
 def plan_for(

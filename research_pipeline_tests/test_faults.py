@@ -17,10 +17,14 @@ from dagster import DagsterInstance, instance_for_test
 from dagster._core.storage.event_log.schema import DynamicPartitionsTable
 
 from research_pipeline import warehouse
+from research_pipeline.cli.plan_cmd import current_plan
 from research_pipeline.coordination import Coordination
+from research_pipeline.definitions import load_project_defs
+from research_pipeline.defs.tiktok.schedules import todays_plan
 from research_pipeline.errors import CohortError
 from research_pipeline.orchestration.partitions import split_key
 from research_pipeline.orchestration.runs import register_cohorts, run_snapshot
+from research_pipeline.settings import PipelineSettings, requests_per_day
 from research_pipeline.spill import AnswerSpill
 from research_pipeline.tiktok.breaker import TRIP_AFTER
 from research_pipeline_tests.helpers import (
@@ -140,6 +144,15 @@ def test_a_user_that_always_fails_costs_its_daily_tries_across_runs_and_retries(
     assert pipeline.query("SELECT count(*) FROM tiktok.api_requests WHERE username = ?", [bad]) == [
         (5,)
     ]
+    # Out of tries today: neither the plan the CLI prints nor the schedule's has it (before:
+    # the CLI's plan counted no tries and printed it as planned; the run then skipped it).
+    day = pipeline.api.clock.today()
+    cli_plan = current_plan(day, PipelineSettings.from_env(), requests_per_day())
+    resources = load_project_defs().resources
+    schedule_plan = todays_plan(
+        resources["research_api"], resources["cohort_folder"], resources["warehouse"], day
+    )
+    assert cli_plan.users == schedule_plan.users == []
 
 
 def test_garbled_answers_are_transient_and_never_crash_the_run(pipeline):

@@ -11,7 +11,6 @@ import click
 from research_pipeline.errors import (
     ConfigurationError,
     TikTokApiError,
-    WarehouseNeedsUpgradeError,
 )
 from research_pipeline.settings import PipelineSettings, requests_per_day
 
@@ -30,16 +29,15 @@ def api_today(settings: ClientSettings) -> date:
 
 
 def current_plan(day: date, pipeline: PipelineSettings, quota: int | None) -> Plan:
-    from research_pipeline import panels, warehouse
+    from research_pipeline import panels
 
-    specs = panels.cohort_specs(pipeline.cohorts_dir)
-    if not Path(pipeline.duckdb_path).exists():  # no warehouse yet: no history
-        return panels.plan_for(None, specs, day, daily_quota=quota)
-    try:
-        with warehouse.connect(pipeline.duckdb_path, read_only=True) as conn:
-            return panels.plan_for(conn, specs, day, daily_quota=quota)
-    except WarehouseNeedsUpgradeError:  # an earlier release's: no history it can read yet
-        return panels.plan_for(None, specs, day, daily_quota=quota)
+    return panels.plan_from_warehouse(
+        pipeline.duckdb_path,
+        panels.cohort_specs(pipeline.cohorts_dir),
+        day,
+        daily_quota=quota,
+        tries_per_day=pipeline.tries_per_user_per_day,
+    )
 
 
 def format_plan(plan: Plan, where: Path | None = None) -> str:

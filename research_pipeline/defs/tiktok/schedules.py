@@ -24,21 +24,21 @@ from research_pipeline.settings import PipelineSettings
 def todays_plan(
     research_api: ResearchApiResource, cohort_folder: CohortFolder, warehouse: Warehouse, day
 ) -> Plan:
-    """The plan the run will carry out (the asset plans again at run time, from the same data)."""
+    """The plan the run will carry out (the asset plans again at run time, from the same data
+    and the same way: panels.plan_from_warehouse)."""
     specs = panels.cohort_specs(Path(cohort_folder.path))
-    settings = research_api.settings()
-    quota = settings.daily_quota
+    quota = research_api.settings().daily_quota
     try:
-        with warehouse.session(read_only=True) as conn:
-            return panels.plan_for(
-                conn,
-                specs,
-                day,
-                daily_quota=quota,
-                tries_per_day=research_api.tries_per_user_per_day,
-            )
+        return panels.plan_from_warehouse(
+            warehouse.database,
+            specs,
+            day,
+            daily_quota=quota,
+            tries_per_day=research_api.tries_per_user_per_day,
+        )
     except (WarehouseError, duckdb.Error, OSError):
-        # No warehouse yet (first run) or a writer holds it: plan on an empty history.
+        # A writer holds the warehouse, or it is damaged: plan on an empty history (the run
+        # plans from the real one, or says what is wrong).
         return panels.plan_for(None, specs, day, daily_quota=quota)
 
 
