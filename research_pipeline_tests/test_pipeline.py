@@ -20,7 +20,7 @@ from research_pipeline.definitions import load_project_defs
 from research_pipeline.defs.resources import CohortFolder
 from research_pipeline.defs.tiktok.schedules import daily_snapshot_schedule
 from research_pipeline.defs.tiktok.sensors import cohort_files_sensor
-from research_pipeline.orchestration.runs import contiguous_blocks
+from research_pipeline.orchestration.runs import contiguous_blocks, run_snapshot
 from research_pipeline_tests.helpers import find_usernames
 
 # End to end: the pipeline through Dagster or the CLI (`make check` leaves these out).
@@ -278,6 +278,38 @@ def test_project_definitions_and_instance_config_load(tmp_path, monkeypatch):
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
         assert {"key": "research_pipeline/duckdb_writer", "limit": 1} in limits
+
+
+def test_every_setting_is_a_resource_field_a_run_can_override_as_the_launchpad_does(
+    pipeline, monkeypatch
+):
+    """The environment fills the resources' fields when the code location loads; a run's
+    resource config (the launchpad's) overrides them for that run only. Dagster replaces the
+    whole resource config then (fields not given take their class defaults), so the override
+    names the credentials' variables and the API as well."""
+    users = find_usernames(pipeline.api, "active", 6)
+    pipeline.write_cohort("c1", users)
+    monkeypatch.setenv("TIKTOK_CONCURRENCY", "3")
+    monkeypatch.setenv("RESEARCH_PIPELINE_MAX_DATA_AGE_DAYS", "9")
+    resources = load_project_defs().resources
+    api = resources["research_api"]
+    assert (api.concurrency, api.daily_quota, api.base_url) == (3, None, pipeline.api.url)
+    assert resources["research_terms"].max_data_age_days == 9
+    config = {
+        "client_key": {"env": "TIKTOK_CLIENT_KEY"},
+        "client_secret": {"env": "TIKTOK_CLIENT_SECRET"},
+        "base_url": pipeline.api.url,
+        "rate_limit_per_minute": None,
+        "daily_quota": 2,
+    }
+    override = {"resources": {"research_api": {"config": config}}}
+    [result] = run_snapshot(
+        pipeline.defs, pipeline.instance, pipeline.api.clock.today(), ["c1"], override
+    )
+    assert result.success
+    assert pipeline.api.stats()["user_info_requests"] == 2  # the run's quota, not "off"
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["plan_completed"].passed  # the plan was made with the run's quota too
 
 
 def test_a_user_in_several_cohorts_costs_one_request_per_day(pipeline):

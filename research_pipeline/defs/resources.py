@@ -1,15 +1,16 @@
-"""Resources: the Research API, the cohort folder and the warehouse, configured from the
-environment (README, "Configuration").
+"""Resources: the Research API, the cohort folder, the warehouse and the research terms,
+configured from the environment (README, "Configuration").
 
-The API resource hands the client nothing but settings, so the asset code never sees HTTP. Its
-credentials are `EnvVar`s (the UI shows their names, not values); every other client setting is
-read by `ClientSettings.from_env` when a run starts, the one reading of `TIKTOK_*`.
+Every setting is a resource field, so the UI's launchpad shows it and a run can override it. The
+environment is read in one place, `build_resources`, when the code location loads (in a launched
+run: when its run worker loads it). The API resource hands the client nothing but settings, so
+the asset code never sees HTTP; its credentials are `EnvVar`s (the UI shows their names, not
+values).
 """
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -23,14 +24,84 @@ from research_pipeline.coordination import Coordination
 from research_pipeline.notify import AlertChannels
 from research_pipeline.settings import PipelineSettings, daily_budget, parse_flag
 from research_pipeline.tiktok import ClientSettings
-from research_pipeline.tiktok.settings import parse_number
+from research_pipeline.tiktok.settings import ENVIRONMENT, parse_number
+
+
+def _client_default(name: str):
+    return ClientSettings.__dataclass_fields__[name].default
+
+
+def _about(name: str, text: str) -> str:
+    return f"{ENVIRONMENT[name]}: {text}"
 
 
 class ResearchApiResource(ConfigurableResource):
-    """TikTok Research API access: client-credentials token, limits and retries (TIKTOK_*)."""
+    """TikTok Research API access: client-credentials token, limits and retries. Every client
+    setting is a field (the launchpad shows and overrides them); the code location fills them
+    from `TIKTOK_*` and `RESEARCH_PIPELINE_*` when it loads (build_resources), and `settings()`
+    turns them into the client's settings, checked, with no further reading of the
+    environment."""
 
     client_key: str = Field(description="From TIKTOK_CLIENT_KEY.")
     client_secret: str = Field(description="From TIKTOK_CLIENT_SECRET; never logged.")
+    base_url: str = Field(
+        default=_client_default("base_url"),
+        description=_about("base_url", "the API, or the emulator's http://127.0.0.1:PORT."),
+    )
+    rate_limit_per_minute: int | None = Field(
+        default=_client_default("rate_limit_per_minute"),
+        description=_about("rate_limit_per_minute", "requests per sliding minute; None: off."),
+    )
+    daily_quota: int | None = Field(
+        default=_client_default("daily_quota"),
+        description=_about("daily_quota", "the project's requests per UTC day; None: off."),
+    )
+    concurrency: int = Field(
+        default=_client_default("concurrency"),
+        description=_about("concurrency", "requests in flight at once."),
+    )
+    timeout_seconds: float = Field(
+        default=_client_default("timeout_seconds"),
+        description=_about("timeout_seconds", "per read: connecting, each wait for bytes."),
+    )
+    request_deadline_seconds: float = Field(
+        default=_client_default("request_deadline_seconds"),
+        description=_about("request_deadline_seconds", "a whole answer, however it trickles."),
+    )
+    max_attempts: int = Field(
+        default=_client_default("max_attempts"),
+        description=_about("max_attempts", "tries of one user within a run (transient errors)."),
+    )
+    backoff_base_seconds: float = Field(
+        default=_client_default("backoff_base_seconds"),
+        description=_about("backoff_base_seconds", "first wait before a retry, then doubled."),
+    )
+    backoff_max_seconds: float = Field(
+        default=_client_default("backoff_max_seconds"),
+        description=_about("backoff_max_seconds", "longest wait before a retry."),
+    )
+    rate_limit_window_seconds: float = Field(
+        default=_client_default("rate_limit_window_seconds"),
+        description=_about(
+            "rate_limit_window_seconds", "a 429 outlasting this is the daily quota."
+        ),
+    )
+    reset_wait_seconds: float = Field(
+        default=_client_default("reset_wait_seconds"),
+        description=_about("reset_wait_seconds", "how long a late quota reset is waited for."),
+    )
+    reset_backoff_seconds: float = Field(
+        default=_client_default("reset_backoff_seconds"),
+        description=_about("reset_backoff_seconds", "first wait between probes of a reset."),
+    )
+    fields: list[str] = Field(
+        default=list(_client_default("fields")),
+        description=_about("fields", "user-info fields asked for."),
+    )
+    allow_any_host: bool = Field(
+        default=False,
+        description=_about("allow_any_host", "https to a host other than TikTok's (a proxy)."),
+    )
     daily_budget: int | None = Field(
         default=None,
         description="Requests a day this pipeline may spend, below the project's quota "
@@ -55,14 +126,16 @@ class ResearchApiResource(ConfigurableResource):
     )
 
     def settings(self) -> ClientSettings:
-        settings = ClientSettings.from_env(
-            client_key=self.client_key, client_secret=self.client_secret
-        )
-        if self.daily_budget is not None:  # the client then stops at the budget too
-            settings = replace(
-                settings, daily_quota=daily_budget(settings.daily_quota, self.daily_budget)
-            )
-        return settings
+        """The client's settings from these fields, checked (one line for what makes no sense);
+        the daily budget, when set, lowers the quota the client stops at."""
+        values = {name: getattr(self, name) for name in CLIENT_FIELDS}
+        values["fields"] = tuple(values["fields"])
+        values["daily_quota"] = daily_budget(values["daily_quota"], self.daily_budget)
+        return ClientSettings(**values)
+
+
+# The client settings the resource carries as fields (all of ClientSettings).
+CLIENT_FIELDS = tuple(ClientSettings.__dataclass_fields__)
 
 
 class CohortFolder(ConfigurableResource):
@@ -83,24 +156,10 @@ class CohortFolder(ConfigurableResource):
 
 
 class Warehouse(DuckDBResource):
-    """The DuckDB file (RESEARCH_PIPELINE_DUCKDB). Open it with `session()`: the warehouse
-    package's one way to connect (lock wait, schema upgrade, always closed)."""
+    """The DuckDB file (RESEARCH_PIPELINE_DUCKDB) and the folders beside it. `get_connection()`
+    (and `session()`, the same with read-only as an option) is the warehouse package's one way
+    to connect: lock wait, schema upgrade, always closed."""
 
-    keep_counts_of_gone_accounts: bool = Field(
-        default=False,
-        description="RESEARCH_PIPELINE_KEEP_COUNTS_OF_GONE_ACCOUNTS: keep the counts (never the "
-        "profile text) of accounts no longer available, where the data agreement allows it.",
-    )
-    allow_mixed_sources: bool = Field(
-        default=False,
-        description="RESEARCH_PIPELINE_ALLOW_MIXED_SOURCES: let one warehouse hold answers of "
-        "the emulator and of the real API (refused by default).",
-    )
-    max_data_age_days: int = Field(
-        default=15,
-        description="RESEARCH_PIPELINE_MAX_DATA_AGE_DAYS: the refreshed_within_terms check fails "
-        "when a live member's data is older (TikTok's terms: 15 days).",
-    )
     exports_dir: str = Field(
         default="", description="The project's own exports folder (export-dataset writes there)."
     )
@@ -109,6 +168,11 @@ class Warehouse(DuckDBResource):
         description="RESEARCH_PIPELINE_SPILL_DIR: where answers go that the warehouse could not "
         "take (stored by the next run); default: spill/ beside the warehouse.",
     )
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.session() as conn:
+            yield conn
 
     def coordination(self) -> Coordination | None:
         """The side files every process using this warehouse shares (coordination.py): the
@@ -119,6 +183,29 @@ class Warehouse(DuckDBResource):
     def session(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         with warehouse.connect(self.database, read_only=read_only) as conn:
             yield conn
+
+
+class ResearchTerms(ConfigurableResource):
+    """What TikTok's terms and the lab's data agreement ask of the data (README, "Research
+    terms"): how old live data may get, whether counts of accounts no longer available may be
+    kept, whether one warehouse may mix the emulator's answers with the real API's."""
+
+    max_data_age_days: int = Field(
+        default=15,
+        description="RESEARCH_PIPELINE_MAX_DATA_AGE_DAYS: the refreshed_within_terms check fails "
+        "when a live member's data is older (TikTok's terms: 15 days); former members' data is "
+        "deleted at that age.",
+    )
+    keep_counts_of_gone_accounts: bool = Field(
+        default=False,
+        description="RESEARCH_PIPELINE_KEEP_COUNTS_OF_GONE_ACCOUNTS: keep the counts (never the "
+        "profile text) of accounts no longer available, where the data agreement allows it.",
+    )
+    allow_mixed_sources: bool = Field(
+        default=False,
+        description="RESEARCH_PIPELINE_ALLOW_MIXED_SOURCES: let one warehouse hold answers of "
+        "the emulator and of the real API (refused by default).",
+    )
 
 
 class AlertsResource(ConfigurableResource):
@@ -167,11 +254,16 @@ def _secret(variable: str) -> EnvVar | str:
     return EnvVar(variable) if os.environ.get(variable) else ""
 
 
+def _client_fields(values: dict) -> dict:
+    return {**values, "fields": list(values["fields"])}
+
+
 def build_resources(settings: PipelineSettings) -> dict:
     return {
         "research_api": ResearchApiResource(
             client_key=_secret("TIKTOK_CLIENT_KEY"),
             client_secret=_secret("TIKTOK_CLIENT_SECRET"),
+            **_client_fields(ClientSettings.env_values()),
             retry_delay_seconds=settings.retry_delay_seconds,
             daily_budget=settings.daily_budget,
             run_deadline_seconds=settings.run_deadline_seconds,
@@ -181,11 +273,13 @@ def build_resources(settings: PipelineSettings) -> dict:
         "alerts": _alerts_resource(),
         "warehouse": Warehouse(
             database=settings.duckdb_path,
+            exports_dir=str(settings.exports_dir),
+            spill_dir=str(settings.spill_dir or ""),
+        ),
+        "research_terms": ResearchTerms(
+            max_data_age_days=settings.max_data_age_days,
             keep_counts_of_gone_accounts=settings.keep_counts_of_gone_accounts,
             allow_mixed_sources=settings.allow_mixed_sources,
-            exports_dir=str(settings.exports_dir),
-            max_data_age_days=settings.max_data_age_days,
-            spill_dir=str(settings.spill_dir or ""),
         ),
     }
 

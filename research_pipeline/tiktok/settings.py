@@ -146,8 +146,18 @@ class ClientSettings:
         values: dict = {
             "client_key": env.get("TIKTOK_CLIENT_KEY", ""),
             "client_secret": env.get("TIKTOK_CLIENT_SECRET", ""),
-            "base_url": env.get("TIKTOK_API_BASE_URL") or constants.DEFAULT_BASE_URL,
+            **cls.env_values(env),
         }
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def env_values(cls, env: Mapping[str, str] | None = None) -> dict:
+        """Every setting but the credentials, parsed from `TIKTOK_*` variables and not yet
+        checked (the settings object checks them): what a Dagster resource shows as its
+        configuration, read once when the code location loads."""
+        env = os.environ if env is None else env
+        values: dict = {"base_url": env.get("TIKTOK_API_BASE_URL") or constants.DEFAULT_BASE_URL}
         for name, variable in ENVIRONMENT.items():
             if name in ("client_key", "client_secret", "base_url"):
                 continue
@@ -163,8 +173,7 @@ class ClientSettings:
                 values[name] = int(parse_number(raw, default, variable))
             else:
                 values[name] = parse_number(raw, default, variable)
-        values.update(overrides)
-        return cls(**values)
+        return values
 
 
 # Setting -> environment variable. The README's configuration table lists the same.

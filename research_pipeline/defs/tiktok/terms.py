@@ -24,7 +24,7 @@ from dagster import (
 from research_pipeline import panels
 from research_pipeline.charts import withdraw_cohort_charts
 from research_pipeline.datasets import withdraw_exports
-from research_pipeline.defs.resources import CohortFolder, Warehouse
+from research_pipeline.defs.resources import CohortFolder, ResearchTerms, Warehouse
 from research_pipeline.defs.tiktok.common import WAREHOUSE_ASSET, table_metadata
 from research_pipeline.defs.tiktok.user_info import user_info
 from research_pipeline.errors import CohortError, WarehouseError
@@ -57,11 +57,14 @@ def _record_rederived(context: AssetExecutionContext, partitions) -> None:
 
 @asset(deps=[user_info], **WAREHOUSE_ASSET)
 def gone_accounts(
-    context: AssetExecutionContext, warehouse: Warehouse, cohort_folder: CohortFolder
+    context: AssetExecutionContext,
+    warehouse: Warehouse,
+    cohort_folder: CohortFolder,
+    research_terms: ResearchTerms,
 ) -> MaterializeResult:
     """Tombstones of accounts no longer available; their data removed everywhere (TikTok's
     terms). Idempotent: a second pass finds nothing left to remove."""
-    keep = warehouse.keep_counts_of_gone_accounts
+    keep = research_terms.keep_counts_of_gone_accounts
     on_file = warehouse.database != ":memory:"
     pending = on_file and rewrite_pending(warehouse.database)  # a crash or full disk before
     if on_file:
@@ -73,7 +76,7 @@ def gone_accounts(
             raise Failure(str(exc), allow_retries=False) from None
         members = {user for spec in specs for user in spec.members}
         report = forget_gone_accounts(
-            conn, keep_counts=keep, members=members, max_age_days=warehouse.max_data_age_days
+            conn, keep_counts=keep, members=members, max_age_days=research_terms.max_data_age_days
         )
         if report.partitions:
             derive(conn, "cohort_summary", report.partitions)
@@ -105,7 +108,7 @@ def gone_accounts(
     if expired:
         context.log.info(
             f"deleted the data of {len(expired)} former member(s), unrefreshed for more than "
-            f"{warehouse.max_data_age_days} days (TikTok's terms): {', '.join(expired[:10])}"
+            f"{research_terms.max_data_age_days} days (TikTok's terms): {', '.join(expired[:10])}"
         )
     if len(report.accounts) > len(expired):
         context.log.info(

@@ -20,7 +20,12 @@ from dagster import (
 from pydantic import Field
 
 from research_pipeline import panels
-from research_pipeline.defs.resources import CohortFolder, ResearchApiResource, Warehouse
+from research_pipeline.defs.resources import (
+    CohortFolder,
+    ResearchApiResource,
+    ResearchTerms,
+    Warehouse,
+)
 from research_pipeline.defs.tiktok.checks import (
     DEFAULT_MAX_ERROR_SHARE,
     USER_INFO_CHECKS,
@@ -78,6 +83,7 @@ def user_info(
     research_api: ResearchApiResource,
     cohort_folder: CohortFolder,
     warehouse: Warehouse,
+    research_terms: ResearchTerms,
 ) -> MaterializeResult:
     """User info of the day's planned members of each cohort, from the Research API.
 
@@ -97,7 +103,7 @@ def user_info(
             specs,
             warehouse.session,
             coordination=warehouse.coordination(),
-            allow_mixed_sources=warehouse.allow_mixed_sources,
+            allow_mixed_sources=research_terms.allow_mixed_sources,
             deadline_seconds=research_api.run_deadline_seconds,
             tries_per_user_per_day=research_api.tries_per_user_per_day,
             log=context.log.info,
@@ -136,7 +142,12 @@ def user_info(
         context.log.info(f"{report.cohort} {report.snapshot_date}: {report.statuses}")
     with warehouse.session() as conn:
         check_results = check_user_info(
-            conn, run.partitions, run, config.max_error_share, day, warehouse.max_data_age_days
+            conn,
+            run.partitions,
+            run,
+            config.max_error_share,
+            day,
+            research_terms.max_data_age_days,
         )
         kinds = queries.errors_by_kind(conn, [p.key for p in run.partitions])
         by_key = {(r.snapshot_date, r.cohort): r for r in run.reports}
