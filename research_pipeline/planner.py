@@ -157,6 +157,21 @@ def gone_recheck_days(cadence_days: int) -> int:
     return min(28, max(7, 4 * cadence_days))
 
 
+def cadence_within_terms(cadence_days: int, sustainable_days: int | None = None) -> int:
+    """A cohort's cadence as the plan and the checks use it: at least a day, at most TikTok's
+    15 days; with `sustainable_days` (a panel the budget cannot keep at its cadences), no
+    shorter than the cadence the budget sustains."""
+    return max(1, min(max(int(cadence_days), sustainable_days or 0), TERMS_MAX_DAYS))
+
+
+def allowed_age_days(cadence_days: int, gone: bool, sustainable_days: int | None = None) -> int:
+    """How old a member's last final answer may be before the member is due (the plan) or
+    stale (the refreshed_within_cadence check): its cadence within the terms, or the re-check
+    interval of an account that was gone. The one rule both follow."""
+    days = cadence_within_terms(cadence_days, sustainable_days)
+    return gone_recheck_days(days) if gone else days
+
+
 def spread_key(username: str) -> int:
     """A deterministic, well-mixed number per user (not alphabetical: that would favour 'a...')."""
     return int.from_bytes(hashlib.blake2b(username.encode(), digest_size=8).digest(), "big")
@@ -218,7 +233,7 @@ def plan_day(
     `out_of_tries`: users not to ask again today."""
     cadence: dict[str, int] = {}
     for cohort in cohorts:
-        days = max(1, min(int(cohort.cadence_days), TERMS_MAX_DAYS))
+        days = cadence_within_terms(cohort.cadence_days)
         for user in cohort.members:
             cadence[user] = min(cadence.get(user, days), days)
 
@@ -234,7 +249,7 @@ def plan_day(
     demand = 0.0
     for user, days in cadence.items():
         last = history.get(user)
-        interval = gone_recheck_days(days) if last is not None and last.gone else days
+        interval = allowed_age_days(days, gone=last is not None and last.gone)
         demand += 1 / interval
         if last is None:
             due_live.append((-math.inf, 0, spread_key(user), user))  # never answered: first
@@ -289,7 +304,7 @@ def plan_day(
             for u in members
             if u in history and not history[u].gone
         ]
-        days = max(1, min(int(cohort.cadence_days), TERMS_MAX_DAYS))
+        days = cadence_within_terms(cohort.cadence_days)
         forecast.append(
             CohortForecast(
                 cohort=cohort.name,

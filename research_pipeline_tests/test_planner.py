@@ -241,3 +241,22 @@ def test_the_recheck_share_is_small_and_only_for_due_rechecks():
     assert sum(1 for u in plan.users if u.startswith("g")) == 2  # 2% of the day, no more
     quiet = plan_day([CohortSpec("big", live, 1)], {}, DAY0, daily_quota=100)
     assert len(quiet.users) == 100 and all(u.startswith("u") for u in quiet.users)
+
+
+def test_the_plan_and_the_checks_share_one_allowed_age():
+    from research_pipeline.planner import allowed_age_days
+
+    assert allowed_age_days(3, gone=False) == 3
+    assert allowed_age_days(40, gone=False) == 15  # TikTok's terms cap every cadence
+    assert allowed_age_days(0, gone=False) == 1
+    assert allowed_age_days(3, gone=True) == 12  # a gone account: its re-check interval
+    assert allowed_age_days(1, gone=True) == 7 and allowed_age_days(15, gone=True) == 28
+    assert allowed_age_days(2, gone=False, sustainable_days=9) == 9  # a declared shortfall
+    # The plan follows it: a member answered `allowed` days ago is due, one day less is not
+    # (it may still be refreshed early when the budget has room: not counted as due).
+    for cadence, gone in ((3, False), (20, False), (2, True)):
+        allowed = allowed_age_days(cadence, gone)
+        for age, due in ((allowed, True), (allowed - 1, False)):
+            history = {"u": LastAnswer(DAY0 - timedelta(days=age), "private" if gone else "ok")}
+            plan = plan_day([CohortSpec("c", ["u"], cadence)], history, DAY0, daily_quota=None)
+            assert plan.due + plan.due_gone == int(due), (cadence, gone, age)

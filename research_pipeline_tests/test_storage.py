@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from research_pipeline import warehouse as wh
+from research_pipeline.tiktok.constants import COUNT_FIELDS
 from research_pipeline.tiktok.models import Outcome, UserInfoResult
 
 D1, D2, D3 = date(2026, 1, 1), date(2026, 1, 3), date(2026, 1, 4)
@@ -181,3 +182,25 @@ def test_extra_fields_of_an_answer_are_kept_as_json_and_bio_url_has_its_column(t
             "source FROM tiktok.user_info"
         ).fetchall()
     assert row == [("https://example.com/dora", "abc", False, "emulator")]
+
+
+@pytest.mark.parametrize("column", COUNT_FIELDS)
+def test_every_count_column_is_stored_kept_and_checked_as_the_one_list_says(warehouse, column):
+    """The count columns are listed once (tiktok.constants.COUNT_FIELDS); the tables and the
+    SQL built or written from it agree: each is a BIGINT of the raw and kept answers, read by
+    the answers' CTE, and a negative value in any of them fails counts_not_negative."""
+    from research_pipeline.warehouse import answers, queries
+
+    for table in ("user_info", "last_answers"):
+        [(kind,)] = rows(
+            warehouse,
+            "SELECT data_type FROM duckdb_columns() WHERE schema_name = 'tiktok' "
+            "AND table_name = ? AND column_name = ?",
+            [table, column],
+        )
+        assert kind == "BIGINT", (table, column)
+    assert answers.ANSWERS_CTE.count(column) == 2  # from the kept answers and from user_info
+    members = {(D3, "x"): ["a", "b", "c"]}
+    assert queries.raw_check_counts(warehouse, members).rows_with_negative_counts == 0
+    warehouse.execute(f"UPDATE tiktok.user_info SET {column} = -1 WHERE username = 'b'")  # noqa: S608
+    assert queries.raw_check_counts(warehouse, members).rows_with_negative_counts == 1

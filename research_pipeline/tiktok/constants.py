@@ -22,6 +22,12 @@ USER_INFO_FIELDS = (
     "bio_url",
 )
 
+# The counts among them: whole numbers >= 0, checked before storing (tiktok.validation), kept
+# when the data agreement allows it for accounts no longer available (warehouse.forget), the
+# numbers every derived table is made of. The one list; the SQL is built from it or tested
+# against it (research_pipeline_tests/test_storage.py).
+COUNT_FIELDS = ("follower_count", "following_count", "likes_count", "video_count")
+
 DEFAULT_BASE_URL = "https://open.tiktokapis.com"
 
 # https://developers.tiktok.com/doc/tiktok-api-v2-error-handling

@@ -6,7 +6,8 @@ that loses every other paid answer."""
 from collections.abc import Iterable
 from typing import Any
 
-COUNT_FIELDS = ("follower_count", "following_count", "likes_count", "video_count")
+from research_pipeline.tiktok.constants import COUNT_FIELDS
+
 FLAG_FIELDS = ("is_verified",)
 MAX_COUNT = 2**63 - 1  # BIGINT
 # TikTok's own limits are far shorter (a bio of 80 characters, a name of 30, a signed avatar URL

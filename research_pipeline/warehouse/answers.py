@@ -21,10 +21,10 @@ from datetime import date
 
 import duckdb
 
+from research_pipeline.tiktok.constants import COUNT_FIELDS
 from research_pipeline.warehouse import sql
 
-_COLUMNS = ("username", "snapshot_date", "status", "error_kind", "follower_count",
-            "following_count", "likes_count", "video_count")  # fmt: skip
+_COLUMNS = ("username", "snapshot_date", "status", "error_kind", *COUNT_FIELDS)
 _COLUMN_LIST = ", ".join(_COLUMNS)
 _BEGINNING = date(1, 1, 1)
 

@@ -30,6 +30,7 @@ import duckdb
 
 from research_pipeline.errors import WarehouseError
 from research_pipeline.planner import TERMS_MAX_DAYS
+from research_pipeline.tiktok.constants import COUNT_FIELDS
 from research_pipeline.tiktok.error_kinds import USER_GONE_KINDS
 from research_pipeline.warehouse.answers import refold_changed
 from research_pipeline.warehouse.connection import open_with_lock_wait
@@ -41,7 +42,7 @@ GONE_KINDS = USER_GONE_KINDS  # the one list (tiktok.error_kinds)
 EXPIRED = "expired"  # tombstone kind: a former member's data, past the allowed age unrefreshed
 PROFILE_COLUMNS = ("display_name", "bio_description", "avatar_url", "bio_url", "extra_fields")
 _PROFILE = (*PROFILE_COLUMNS, "is_verified")
-_COUNTS = ("follower_count", "following_count", "likes_count", "video_count")
+_COUNTS = COUNT_FIELDS
 
 
 @dataclass

@@ -7,6 +7,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
+from research_pipeline.tiktok.constants import COUNT_FIELDS
 from research_pipeline.warehouse import answers
 from research_pipeline.warehouse.derivation import DERIVED_TABLES
 from research_pipeline.warehouse.forget import PROFILE_COLUMNS
@@ -40,6 +41,9 @@ class RawCheckCounts:
     error_rows: int
 
 
+_ANY_NEGATIVE_COUNT = " OR ".join(f"{column} < 0" for column in COUNT_FIELDS)
+
+
 def raw_check_counts(
     conn: duckdb.DuckDBPyConnection, members: dict[Key, Sequence[str]]
 ) -> RawCheckCounts:
@@ -47,8 +51,7 @@ def raw_check_counts(
     with registered(conn, keys=keys_frame(members)):
         duplicates, negatives, total, errors = conn.execute(f"""
             SELECT count(*) - count(DISTINCT (snapshot_date, cohort, username)),
-                   count(*) FILTER (WHERE follower_count < 0 OR following_count < 0
-                                    OR likes_count < 0 OR video_count < 0),
+                   count(*) FILTER (WHERE {_ANY_NEGATIVE_COUNT}),
                    count(*),
                    count(*) FILTER (WHERE status <> 'ok')
             FROM ({_RAW_ROWS})

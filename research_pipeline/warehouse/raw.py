@@ -16,6 +16,7 @@ import pandas as pd
 from research_pipeline.errors import WarehouseError
 from research_pipeline.tiktok.constants import (
     ACCESS_TOKEN_INVALID,
+    COUNT_FIELDS,
     RATE_LIMIT_STATUSES,
     USER_INFO_FIELDS,
 )
@@ -36,7 +37,6 @@ REQUEST_COLUMNS = (
     "error_kind", "log_id", "source", "message",
 )  # fmt: skip
 
-_COUNT_COLUMNS = ("follower_count", "following_count", "likes_count", "video_count")
 
 # Column lists are constants of this module: nothing from outside is interpolated.
 _INSERT_USER_INFO = "INSERT INTO tiktok.user_info ({0}) SELECT {0} FROM batch".format(  # noqa: S608
@@ -127,7 +127,7 @@ def user_info_frame(rows: Sequence[tuple[date, str, UserInfoResult]], source: st
         for snapshot_date, cohort, r in rows
     ]
     frame = pd.DataFrame.from_records(records, columns=USER_INFO_COLUMNS)
-    for column in _COUNT_COLUMNS:
+    for column in COUNT_FIELDS:
         frame[column] = frame[column].astype("Int64")
     frame["is_verified"] = frame["is_verified"].astype("boolean")
     frame["served_at"] = pd.to_datetime(frame["served_at"])

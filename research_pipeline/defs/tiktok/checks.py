@@ -5,7 +5,7 @@ from datetime import date
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
 
-from research_pipeline.planner import GONE_KINDS, TERMS_MAX_DAYS, gone_recheck_days
+from research_pipeline.planner import GONE_KINDS, TERMS_MAX_DAYS, allowed_age_days
 from research_pipeline.snapshot import Partition, SnapshotRun
 from research_pipeline.warehouse import queries
 
@@ -71,9 +71,7 @@ def stale_members(
             if kind not in GONE_KINDS and age is not None and age > max_age:
                 stale.append((cohort, user, age))
             continue
-        allowed = min(max(cadence, sustainable_days or 0), TERMS_MAX_DAYS)
-        if kind in GONE_KINDS:
-            allowed = gone_recheck_days(allowed)
+        allowed = allowed_age_days(cadence, kind in GONE_KINDS, sustainable_days)
         if age is None or age > allowed:
             stale.append((cohort, user, age))
     return sorted(stale, key=lambda s: (s[2] is not None, -(s[2] or 0), s[0], s[1]))
