@@ -98,11 +98,12 @@ def user_info(
     day = _one_day(keys)
     try:
         specs = panels.cohort_specs(Path(cohort_folder.path))
+        coordination = warehouse.coordination()  # shared with every process of the project
         daily = DailySnapshot(
             research_api.settings(),
             specs,
             warehouse.session,
-            coordination=warehouse.coordination(),
+            coordination=coordination,
             allow_mixed_sources=research_terms.allow_mixed_sources,
             deadline_seconds=research_api.run_deadline_seconds,
             tries_per_user_per_day=research_api.tries_per_user_per_day,
