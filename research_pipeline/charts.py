@@ -11,6 +11,7 @@ rotation, a quota cut short) looks it. The last value of each curve is written o
 """
 
 import base64
+import hashlib
 import io
 import math
 from datetime import date, timedelta
@@ -116,18 +117,30 @@ def chart_markdown(cohort: str, png: bytes) -> str:
 
 def write_cohort_chart(conn, cohort: str, until: date, out_dir: Path) -> tuple[Path, bytes] | None:
     """Write `<out_dir>/<cohort>.png`; returns its path and bytes, or None when the cohort has
-    no summary with data yet."""
+    no summary with data yet. A chart whose data and drawing code are those it was last drawn
+    from is kept as it is (a later tick or a re-run that changed nothing of this cohort costs
+    no matplotlib: 0.7 s to import, 0.25 s to draw): `<cohort>.png.source` holds their hash."""
     rows = cohort_trajectories(conn, cohort, until)
     if not rows:
         return None
+    path = out_dir / f"{cohort}.png"
+    source = path.with_name(path.name + ".source")
+    drawn_from = hashlib.sha256(_DRAWING + repr((cohort, rows)).encode()).hexdigest()
+    if path.is_file() and source.is_file() and source.read_text().strip() == drawn_from:
+        return path, path.read_bytes()
     png = render_cohort_chart(cohort, rows)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{cohort}.png"
+    source.unlink(missing_ok=True)  # never a hash beside a chart it was not drawn from
     partial = path.with_suffix(".png.partial")
     partial.write_bytes(png)
     partial.replace(path)
+    source.write_text(drawn_from + "\n")
     (out_dir / f"{cohort}.html").unlink(missing_ok=True)  # the hand-drawn page of earlier releases
     return path, png
+
+
+# The drawing code itself: a release that draws differently draws every chart again.
+_DRAWING = Path(__file__).read_bytes()
 
 
 def withdraw_cohort_charts(out_dir: Path, cohorts: list[str]) -> None:
@@ -135,5 +148,5 @@ def withdraw_cohort_charts(out_dir: Path, cohorts: list[str]) -> None:
     drawn again from the new summaries by the cohort's next `cohort_summary` step, in the same
     run when the cohort is part of it. Cheaper than drawing them here only to draw them again."""
     for cohort in cohorts:
-        for name in (f"{cohort}.png", f"{cohort}.html"):
+        for name in (f"{cohort}.png", f"{cohort}.png.source", f"{cohort}.html"):
             (out_dir / name).unlink(missing_ok=True)
