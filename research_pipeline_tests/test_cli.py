@@ -150,8 +150,8 @@ def _cli(env: dict, *args: str, timeout: float = 60):
 
 def test_expected_failures_are_one_line_on_stderr_with_no_traceback(env, tmp_path):
     (tmp_path / "cohorts" / "c1.txt").write_text("someone\n")
-    unreachable, seconds = _cli({**env, "TIKTOK_API_BASE_URL": "http://127.0.0.1:9"}, "snapshot")
-    assert unreachable.returncode == 2 and seconds < 20
+    unreachable, _ = _cli({**env, "TIKTOK_API_BASE_URL": "http://127.0.0.1:9"}, "snapshot")
+    assert unreachable.returncode == 2
     assert "Traceback" not in unreachable.stderr
     assert "http://127.0.0.1:9/v2/oauth/token/" in unreachable.stderr
     no_secret, _ = _cli({**env, "TIKTOK_CLIENT_SECRET": ""}, "snapshot")
