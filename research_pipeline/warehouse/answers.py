@@ -30,6 +30,8 @@ _BEGINNING = date(1, 1, 1)
 
 # The answers that can matter for dates >= $since (a CTE named `answers`, then a comma).
 ANSWERS_CTE = sql.load("answers")
+# What an answer says of its user: 'ok', or the kind of its error ('private', 'not_found', ...).
+ANSWER_KIND = "CASE WHEN status = 'ok' THEN 'ok' ELSE coalesce(error_kind, 'other') END"
 
 # For each user of `pool`, its last final answer and its last ok answer with counts (one row
 # when they are the same answer), among those dated before $until. Follows a CTE `pool`.
@@ -65,13 +67,17 @@ def kept_as_of(conn: duckdb.DuckDBPyConnection) -> date | None:
     return rows[0][0]
 
 
+# Every final answer ever stored: for questions the kept last answers cannot answer.
+WHOLE_HISTORY = AnswerSource(since=_BEGINNING, use_state=False)
+
+
 def source_for(conn: duckdb.DuckDBPyConnection, earliest: date) -> AnswerSource:
     """Where to read answers for questions about dates >= `earliest`: the kept answers when
     they are dated before it, the whole history otherwise."""
     as_of = kept_as_of(conn)
     if as_of is not None and as_of <= earliest:
         return AnswerSource(since=as_of, use_state=True)
-    return AnswerSource(since=_BEGINNING, use_state=False)
+    return WHOLE_HISTORY
 
 
 def advance(conn: duckdb.DuckDBPyConnection, until: date) -> None:

@@ -32,7 +32,12 @@ from research_pipeline.errors import WarehouseError
 from research_pipeline.planner import TERMS_MAX_DAYS
 from research_pipeline.tiktok.constants import COUNT_FIELDS
 from research_pipeline.tiktok.error_kinds import USER_GONE_KINDS
-from research_pipeline.warehouse.answers import refold_changed
+from research_pipeline.warehouse.answers import (
+    ANSWER_KIND,
+    ANSWERS_CTE,
+    WHOLE_HISTORY,
+    refold_changed,
+)
 from research_pipeline.warehouse.connection import open_with_lock_wait
 from research_pipeline.warehouse.raw import Key
 from research_pipeline.warehouse.transactions import transaction
@@ -59,22 +64,21 @@ class ForgetReport:
         return bool(self.rows_redacted or self.derived_rows_deleted)
 
 
+# Who is gone, and since when: the first gone answer after the last ok one, so the whole history
+# of final answers (answers.WHOLE_HISTORY), not only the kept last ones.
 _GONE = f"""
 CREATE OR REPLACE TEMP TABLE gone AS
-WITH answers AS (
-    SELECT username, snapshot_date,
-           CASE WHEN status = 'ok' THEN 'ok' ELSE coalesce(error_kind, 'other') END AS kind
-    FROM tiktok.user_info WHERE is_final
-),
+{ANSWERS_CTE}
+kinds AS (SELECT username, snapshot_date, {ANSWER_KIND} AS kind FROM answers),
 latest AS (
-    SELECT username, arg_max(kind, snapshot_date) AS kind FROM answers GROUP BY username
+    SELECT username, arg_max(kind, snapshot_date) AS kind FROM kinds GROUP BY username
 ),
 last_ok AS (
-    SELECT username, max(snapshot_date) AS last_ok FROM answers WHERE kind = 'ok' GROUP BY 1
+    SELECT username, max(snapshot_date) AS last_ok FROM kinds WHERE kind = 'ok' GROUP BY 1
 )
 SELECT l.username, l.kind, min(a.snapshot_date) AS since
 FROM latest l LEFT JOIN last_ok o USING (username)
-JOIN answers a ON a.username = l.username AND a.kind IN {GONE_KINDS}
+JOIN kinds a ON a.username = l.username AND a.kind IN {GONE_KINDS}
      AND a.snapshot_date > coalesce(o.last_ok, DATE '1900-01-01')
 WHERE l.kind IN {GONE_KINDS}
 GROUP BY ALL
@@ -82,7 +86,7 @@ UNION ALL
 SELECT l.username, '{EXPIRED}', o.last_ok + $max_age
 FROM latest l JOIN last_ok o USING (username)
 WHERE $expire AND l.kind NOT IN {GONE_KINDS}
-  AND o.last_ok <= (SELECT max(snapshot_date) FROM answers) - $max_age
+  AND o.last_ok <= (SELECT max(snapshot_date) FROM kinds) - $max_age
   AND l.username NOT IN (SELECT unnest($members::VARCHAR[]))
 """  # noqa: S608 - constants of this module
 
@@ -101,6 +105,7 @@ def forget_gone_accounts(
         conn.execute(
             _GONE,
             {
+                **WHOLE_HISTORY.parameters,
                 "expire": members is not None,
                 "members": sorted(members or ()),
                 "max_age": max_age_days,

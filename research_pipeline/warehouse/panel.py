@@ -10,24 +10,21 @@ import pandas as pd
 from research_pipeline.warehouse import answers
 from research_pipeline.warehouse.transactions import registered, transaction
 
+_LAST_FINAL = f"""{answers.ANSWERS_CTE}
+latest AS (
+    SELECT username, max(snapshot_date) AS day,
+           arg_max({answers.ANSWER_KIND}, snapshot_date) AS kind
+    FROM answers WHERE snapshot_date <= $up_to GROUP BY username
+)
+SELECT username, day, kind FROM latest
+"""  # noqa: S608 - constants of the answers module
+
 
 def last_final_answers(conn: duckdb.DuckDBPyConnection, up_to: date) -> dict[str, tuple]:
     """username -> (API day, 'ok' or error kind) of the user's last final answer on or before
     `up_to`, whichever cohort it was asked for (from the kept last answers when they allow)."""
     source = answers.source_for(conn, up_to)
-    rows = conn.execute(
-        answers.ANSWERS_CTE  # noqa: S608 - constant SQL
-        + """
-        latest AS (
-            SELECT username, max(snapshot_date) AS day,
-                   arg_max(CASE WHEN status = 'ok' THEN 'ok'
-                                ELSE coalesce(error_kind, 'other') END, snapshot_date) AS kind
-            FROM answers WHERE snapshot_date <= $up_to GROUP BY username
-        )
-        SELECT username, day, kind FROM latest
-        """,
-        {**source.parameters, "up_to": up_to},
-    ).fetchall()
+    rows = conn.execute(_LAST_FINAL, {**source.parameters, "up_to": up_to}).fetchall()
     return {username: (day, kind) for username, day, kind in rows}
 
 

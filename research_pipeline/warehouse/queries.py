@@ -111,6 +111,24 @@ def table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str
     ).fetchall()
 
 
+_MEMBER_LAST_ANSWERS = f"""{answers.ANSWERS_CTE}
+members AS (
+    SELECT cohort, username, cadence_days FROM tiktok.cohort_members
+    WHERE snapshot_date = $day AND cohort IN (SELECT cohort FROM cohorts)
+),
+last AS (
+    SELECT username, max(snapshot_date) AS last_day,
+           arg_max({answers.ANSWER_KIND}, snapshot_date) AS kind
+    FROM answers
+    WHERE snapshot_date <= $day AND username IN (SELECT username FROM members)
+    GROUP BY username
+)
+SELECT m.cohort, m.username, m.cadence_days, l.last_day, l.kind
+FROM members m LEFT JOIN last l USING (username)
+ORDER BY m.cohort, m.username
+"""  # noqa: S608 - constants of the answers module
+
+
 def member_last_answers(
     conn: duckdb.DuckDBPyConnection, day: date, cohorts: Sequence[str]
 ) -> list[tuple]:
@@ -119,24 +137,7 @@ def member_last_answers(
     source = answers.source_for(conn, day)
     with registered(conn, cohorts=pd.DataFrame({"cohort": list(cohorts)})):
         return conn.execute(
-            answers.ANSWERS_CTE  # noqa: S608 - constant SQL
-            + """
-            members AS (
-                SELECT cohort, username, cadence_days FROM tiktok.cohort_members
-                WHERE snapshot_date = $day AND cohort IN (SELECT cohort FROM cohorts)
-            ),
-            last AS (
-                SELECT username, max(snapshot_date) AS last_day,
-                       arg_max(CASE WHEN status = 'ok' THEN 'ok'
-                                    ELSE coalesce(error_kind, 'other') END, snapshot_date) AS kind
-                FROM answers
-                WHERE snapshot_date <= $day AND username IN (SELECT username FROM members)
-                GROUP BY username
-            )
-            SELECT m.cohort, m.username, m.cadence_days, l.last_day, l.kind
-            FROM members m LEFT JOIN last l USING (username)
-            ORDER BY m.cohort, m.username
-            """,
+            _MEMBER_LAST_ANSWERS,
             {**source.parameters, "day": day},
         ).fetchall()
 
