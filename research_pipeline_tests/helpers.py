@@ -15,6 +15,7 @@ import pytest
 from dagster import DagsterInstance, Definitions
 
 from research_pipeline.definitions import load_project_defs
+from research_pipeline.defs.resources import build_resources
 from research_pipeline.emulator import EmulatorServer
 from research_pipeline.emulator.population import Population
 from research_pipeline.orchestration.runs import run_snapshot
@@ -168,7 +169,9 @@ def snapshot_process(env: dict, *cohorts: str) -> subprocess.Popen:
 
 @dataclass
 class Pipeline:
-    """The project's definitions on a test instance, configured through the environment."""
+    """The project's definitions on a test instance, their resources built from the test's own
+    settings and passed in (the process's environment untouched; `use_environment` for the
+    tests of that path)."""
 
     instance: DagsterInstance
     api: EmulatorServer
@@ -176,16 +179,24 @@ class Pipeline:
     database: Path
     monkeypatch: pytest.MonkeyPatch
     defs: Definitions = field(init=False)
+    env: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.configure()
 
     def configure(self, **options) -> None:
-        """Set the environment (settings by name, see `pipeline_environment`), reload defs."""
-        env = pipeline_environment(self.api, self.cohorts, self.database, **options)
-        for name, value in env.items():
+        """Settings by name (see `pipeline_environment`), as the resources of the definitions:
+        built from them over the process's environment, as the code location would."""
+        self.env = pipeline_environment(self.api, self.cohorts, self.database, **options)
+        for secret in ("TIKTOK_CLIENT_KEY", "TIKTOK_CLIENT_SECRET"):  # EnvVars, by design: in
+            self.monkeypatch.setenv(secret, self.env[secret])  # no definition or run record
+        self.defs = load_project_defs(resources=build_resources({**os.environ, **self.env}))
+
+    def use_environment(self) -> None:
+        """Put the settings in the process's environment, where a server's code location reads
+        them (tests of that path: credentials taken away, alerts set by variables)."""
+        for name, value in self.env.items():
             self.monkeypatch.setenv(name, value)
-        self.defs = load_project_defs()
 
     def write_cohort(self, name: str, usernames: list[str]) -> None:
         (self.cohorts / f"{name}.txt").write_text("\n".join(usernames) + "\n")

@@ -19,7 +19,6 @@ from dagster._core.storage.event_log.schema import DynamicPartitionsTable
 from research_pipeline import warehouse
 from research_pipeline.cli.plan_cmd import current_plan
 from research_pipeline.coordination import Coordination
-from research_pipeline.definitions import load_project_defs
 from research_pipeline.defs.tiktok.schedules import todays_plan
 from research_pipeline.errors import CohortError
 from research_pipeline.orchestration.partitions import split_key
@@ -147,8 +146,9 @@ def test_a_user_that_always_fails_costs_its_daily_tries_across_runs_and_retries(
     # Out of tries today: neither the plan the CLI prints nor the schedule's has it (before:
     # the CLI's plan counted no tries and printed it as planned; the run then skipped it).
     day = pipeline.api.clock.today()
-    cli_plan = current_plan(day, PipelineSettings.from_env(), requests_per_day())
-    resources = load_project_defs().resources
+    env = {**os.environ, **pipeline.env}
+    cli_plan = current_plan(day, PipelineSettings.from_env(env), requests_per_day(env))
+    resources = pipeline.defs.resources
     schedule_plan = todays_plan(
         resources["research_api"], resources["cohort_folder"], resources["warehouse"], day
     )

@@ -43,6 +43,7 @@ pytestmark = pytest.mark.e2e
 
 def test_a_run_without_credentials_fails_in_one_line_that_says_where_they_go(pipeline):
     pipeline.write_cohort("alpha", ["someone"])
+    pipeline.use_environment()
     pipeline.monkeypatch.delenv("TIKTOK_CLIENT_KEY")
     pipeline.monkeypatch.delenv("TIKTOK_CLIENT_SECRET")
     pipeline.defs = load_project_defs()  # as a UI's code location on a server without them
@@ -155,6 +156,7 @@ def test_someone_is_told_once_per_failed_day_with_its_cause(pipeline, mailbox, c
     users = find_usernames(pipeline.api, "active", 4)
     pipeline.write_cohort("alpha", users[:2])
     pipeline.write_cohort("beta", users[2:])
+    pipeline.use_environment()
     for name, value in {
         "RESEARCH_PIPELINE_ALERT_WEBHOOK_URL": webhook_url,
         "RESEARCH_PIPELINE_ALERT_EMAIL_TO": "pi@lab.example",

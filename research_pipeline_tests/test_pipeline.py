@@ -289,6 +289,7 @@ def test_every_setting_is_a_resource_field_a_run_can_override_as_the_launchpad_d
     names the credentials' variables and the API as well."""
     users = find_usernames(pipeline.api, "active", 6)
     pipeline.write_cohort("c1", users)
+    pipeline.use_environment()  # the code location's path: settings from the environment
     monkeypatch.setenv("TIKTOK_CONCURRENCY", "3")
     monkeypatch.setenv("RESEARCH_PIPELINE_MAX_DATA_AGE_DAYS", "9")
     resources = load_project_defs().resources

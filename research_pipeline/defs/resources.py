@@ -9,7 +9,7 @@ values).
 """
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -230,16 +230,16 @@ class AlertsResource(ConfigurableResource):
         return AlertChannels(**self.model_dump(exclude={"ui_url"}))
 
 
-def _alerts_resource() -> AlertsResource:
-    env, prefix = os.environ, "RESEARCH_PIPELINE_"
+def _alerts_resource(env: Mapping[str, str]) -> AlertsResource:
+    prefix = "RESEARCH_PIPELINE_"
     return AlertsResource(
-        webhook_url=_secret(prefix + "ALERT_WEBHOOK_URL"),  # its path is its token
+        webhook_url=_secret(env, prefix + "ALERT_WEBHOOK_URL"),  # its path is its token
         email_to=env.get(prefix + "ALERT_EMAIL_TO", ""),
         email_from=env.get(prefix + "ALERT_EMAIL_FROM", ""),
         smtp_host=env.get(prefix + "SMTP_HOST", ""),
         smtp_port=int(parse_number(env.get(prefix + "SMTP_PORT"), 587, prefix + "SMTP_PORT")),
         smtp_user=env.get(prefix + "SMTP_USER", ""),
-        smtp_password=_secret(prefix + "SMTP_PASSWORD"),
+        smtp_password=_secret(env, prefix + "SMTP_PASSWORD"),
         smtp_starttls=parse_flag(
             env.get(prefix + "SMTP_STARTTLS") or "1", prefix + "SMTP_STARTTLS"
         ),
@@ -247,30 +247,40 @@ def _alerts_resource() -> AlertsResource:
     )
 
 
-def _secret(variable: str) -> EnvVar | str:
-    """The variable by name (the UI shows the name, never the value); when it is not set, an
-    empty value, so a run fails in one line that says where credentials go (ClientSettings)
-    instead of a Dagster config error and its stack trace."""
-    return EnvVar(variable) if os.environ.get(variable) else ""
+def _secret(env: Mapping[str, str], variable: str) -> EnvVar | str:
+    """The variable by name when the process's environment holds this value (the UI shows the
+    name, never the value, and no run record holds it); else the value of the mapping given (a
+    notebook's own settings). Not set: an empty value,
+    so a run fails in one line that says where credentials go (ClientSettings) instead of a
+    Dagster config error and its stack trace."""
+    value = env.get(variable)
+    if not value:
+        return ""
+    return EnvVar(variable) if os.environ.get(variable) == value else value
 
 
 def _client_fields(values: dict) -> dict:
     return {**values, "fields": list(values["fields"])}
 
 
-def build_resources(settings: PipelineSettings) -> dict:
+def build_resources(env: Mapping[str, str] | None = None) -> dict:
+    """Every resource, its fields read from `env` (default: the process's environment): the one
+    reading of the settings, when the code location loads. A test passes its own mapping and
+    hands the result to `load_project_defs(resources=...)`, the environment untouched."""
+    env = os.environ if env is None else env
+    settings = PipelineSettings.from_env(env)
     return {
         "research_api": ResearchApiResource(
-            client_key=_secret("TIKTOK_CLIENT_KEY"),
-            client_secret=_secret("TIKTOK_CLIENT_SECRET"),
-            **_client_fields(ClientSettings.env_values()),
+            client_key=_secret(env, "TIKTOK_CLIENT_KEY"),
+            client_secret=_secret(env, "TIKTOK_CLIENT_SECRET"),
+            **_client_fields(ClientSettings.env_values(env)),
             retry_delay_seconds=settings.retry_delay_seconds,
             daily_budget=settings.daily_budget,
             run_deadline_seconds=settings.run_deadline_seconds,
             tries_per_user_per_day=settings.tries_per_user_per_day,
         ),
         "cohort_folder": CohortFolder(path=str(settings.cohorts_dir)),
-        "alerts": _alerts_resource(),
+        "alerts": _alerts_resource(env),
         "warehouse": Warehouse(
             database=settings.duckdb_path,
             exports_dir=str(settings.exports_dir),
@@ -286,4 +296,4 @@ def build_resources(settings: PipelineSettings) -> dict:
 
 @definitions
 def resources() -> Definitions:
-    return Definitions(resources=build_resources(PipelineSettings.from_env()))
+    return Definitions(resources=build_resources())
