@@ -150,15 +150,7 @@ def test_asset_graph_partitions_and_a_graphql_backfill(ui, tmp_path):
     assert (shots / "asset-graph.png").stat().st_size > 10_000
 
     keys = [f"{cohort}|{today}" for cohort in ("beta", "gamma")]
-    params = {
-        "partitionNames": keys,
-        "assetSelection": [{"path": p} for p in ASSETS],
-        "fromFailure": False,
-        "title": "two cohorts from the test",
-    }
-    launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    runs = wait_for_backfill(url, launched["backfillId"])
+    runs = backfill(url, keys, "two cohorts from the test")
     assert [run["status"] for run in runs] == ["SUCCESS"], runs  # one run for both cohorts
     with duckdb.connect(str(database), read_only=True) as conn:
         cohorts = conn.execute(
@@ -229,15 +221,7 @@ def test_make_demo_ui_runs_a_two_cohort_backfill_launched_from_the_ui(tmp_path):
         today = datetime.now(UTC).date()
         cohorts = sorted(p.stem for p in (REPO / "examples" / "cohorts").iterdir())
         wait_for_partitions(demo / "dagster_home", cohorts)  # the cohort sensor registers them
-        params = {
-            "partitionNames": [f"{cohort}|{today}" for cohort in cohorts],
-            "assetSelection": [{"path": p} for p in ASSETS],
-            "fromFailure": False,
-            "title": "the demo's tour",
-        }
-        launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
-        assert launched["__typename"] == "LaunchBackfillSuccess", launched
-        runs = wait_for_backfill(url, launched["backfillId"])
+        runs = backfill(url, [f"{cohort}|{today}" for cohort in cohorts], "the demo's tour")
         assert [run["status"] for run in runs] == ["SUCCESS"], (runs, log_tail(demo))
     finally:
         stop(process, grace_seconds=5.0)
@@ -257,6 +241,20 @@ def wait_for_partitions(home: Path, cohorts: list[str]) -> None:
         while sorted(instance.get_dynamic_partitions("cohorts")) != cohorts:
             assert time.monotonic() < deadline, "the cohort sensor never registered the cohorts"
             time.sleep(1)
+
+
+def backfill(url: str, partition_keys: list[str], title: str) -> list[dict]:
+    """Launch a backfill of every asset over `partition_keys` through the UI's own GraphQL (what
+    its Materialize dialog sends), and wait for its runs."""
+    params = {
+        "partitionNames": partition_keys,
+        "assetSelection": [{"path": p} for p in ASSETS],
+        "fromFailure": False,
+        "title": title,
+    }
+    launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    return wait_for_backfill(url, launched["backfillId"])
 
 
 def wait_for_backfill(url: str, backfill_id: str) -> list[dict]:

@@ -27,12 +27,13 @@ from research_pipeline.tiktok import ClientSettings
 from research_pipeline.tiktok.settings import ENVIRONMENT, parse_number
 
 
-def _client_default(name: str):
-    return ClientSettings.__dataclass_fields__[name].default
-
-
-def _about(name: str, text: str) -> str:
-    return f"{ENVIRONMENT[name]}: {text}"
+def _client_field(name: str, text: str):
+    """A field for the client setting `name`: ClientSettings' default, the variable it is read
+    from, and what it means."""
+    default = ClientSettings.__dataclass_fields__[name].default
+    if isinstance(default, tuple):  # Dagster's config has lists, not tuples
+        default = list(default)
+    return Field(default=default, description=f"{ENVIRONMENT[name]}: {text}")
 
 
 class ResearchApiResource(ConfigurableResource):
@@ -44,63 +45,41 @@ class ResearchApiResource(ConfigurableResource):
 
     client_key: str = Field(description="From TIKTOK_CLIENT_KEY.")
     client_secret: str = Field(description="From TIKTOK_CLIENT_SECRET; never logged.")
-    base_url: str = Field(
-        default=_client_default("base_url"),
-        description=_about("base_url", "the API, or the emulator's http://127.0.0.1:PORT."),
+    base_url: str = _client_field("base_url", "the API, or the emulator's http://127.0.0.1:PORT.")
+    rate_limit_per_minute: int | None = _client_field(
+        "rate_limit_per_minute", "requests per sliding minute; None: off."
     )
-    rate_limit_per_minute: int | None = Field(
-        default=_client_default("rate_limit_per_minute"),
-        description=_about("rate_limit_per_minute", "requests per sliding minute; None: off."),
+    daily_quota: int | None = _client_field(
+        "daily_quota", "the project's requests per UTC day; None: off."
     )
-    daily_quota: int | None = Field(
-        default=_client_default("daily_quota"),
-        description=_about("daily_quota", "the project's requests per UTC day; None: off."),
+    concurrency: int = _client_field("concurrency", "requests in flight at once.")
+    timeout_seconds: float = _client_field(
+        "timeout_seconds", "per read: connecting, each wait for bytes."
     )
-    concurrency: int = Field(
-        default=_client_default("concurrency"),
-        description=_about("concurrency", "requests in flight at once."),
+    request_deadline_seconds: float = _client_field(
+        "request_deadline_seconds", "a whole answer, however it trickles."
     )
-    timeout_seconds: float = Field(
-        default=_client_default("timeout_seconds"),
-        description=_about("timeout_seconds", "per read: connecting, each wait for bytes."),
+    max_attempts: int = _client_field(
+        "max_attempts", "tries of one user within a run (transient errors)."
     )
-    request_deadline_seconds: float = Field(
-        default=_client_default("request_deadline_seconds"),
-        description=_about("request_deadline_seconds", "a whole answer, however it trickles."),
+    backoff_base_seconds: float = _client_field(
+        "backoff_base_seconds", "first wait before a retry, then doubled."
     )
-    max_attempts: int = Field(
-        default=_client_default("max_attempts"),
-        description=_about("max_attempts", "tries of one user within a run (transient errors)."),
+    backoff_max_seconds: float = _client_field(
+        "backoff_max_seconds", "longest wait before a retry."
     )
-    backoff_base_seconds: float = Field(
-        default=_client_default("backoff_base_seconds"),
-        description=_about("backoff_base_seconds", "first wait before a retry, then doubled."),
+    rate_limit_window_seconds: float = _client_field(
+        "rate_limit_window_seconds", "a 429 outlasting this is the daily quota."
     )
-    backoff_max_seconds: float = Field(
-        default=_client_default("backoff_max_seconds"),
-        description=_about("backoff_max_seconds", "longest wait before a retry."),
+    reset_wait_seconds: float = _client_field(
+        "reset_wait_seconds", "how long a late quota reset is waited for."
     )
-    rate_limit_window_seconds: float = Field(
-        default=_client_default("rate_limit_window_seconds"),
-        description=_about(
-            "rate_limit_window_seconds", "a 429 outlasting this is the daily quota."
-        ),
+    reset_backoff_seconds: float = _client_field(
+        "reset_backoff_seconds", "first wait between probes of a reset."
     )
-    reset_wait_seconds: float = Field(
-        default=_client_default("reset_wait_seconds"),
-        description=_about("reset_wait_seconds", "how long a late quota reset is waited for."),
-    )
-    reset_backoff_seconds: float = Field(
-        default=_client_default("reset_backoff_seconds"),
-        description=_about("reset_backoff_seconds", "first wait between probes of a reset."),
-    )
-    fields: list[str] = Field(
-        default=list(_client_default("fields")),
-        description=_about("fields", "user-info fields asked for."),
-    )
-    allow_any_host: bool = Field(
-        default=False,
-        description=_about("allow_any_host", "https to a host other than TikTok's (a proxy)."),
+    fields: list[str] = _client_field("fields", "user-info fields asked for.")
+    allow_any_host: bool = _client_field(
+        "allow_any_host", "https to a host other than TikTok's (a proxy)."
     )
     daily_budget: int | None = Field(
         default=None,

@@ -47,7 +47,6 @@ GONE_KINDS = USER_GONE_KINDS  # the one list (tiktok.error_kinds)
 EXPIRED = "expired"  # tombstone kind: a former member's data, past the allowed age unrefreshed
 PROFILE_COLUMNS = ("display_name", "bio_description", "avatar_url", "bio_url", "extra_fields")
 _PROFILE = (*PROFILE_COLUMNS, "is_verified")
-_COUNTS = COUNT_FIELDS
 
 
 @dataclass
@@ -151,8 +150,8 @@ def forget_gone_accounts(
             "SELECT username, kind, since FROM gone SEMI JOIN todo USING (username) ORDER BY 1"
         ).fetchall()
         for columns, which in (
-            (_PROFILE if keep_counts else _PROFILE + _COUNTS, "kind <> $x"),
-            (_PROFILE + _COUNTS, "kind = $x"),
+            (_PROFILE if keep_counts else _PROFILE + COUNT_FIELDS, "kind <> $x"),
+            (_PROFILE + COUNT_FIELDS, "kind = $x"),
         ):
             report.rows_redacted += conn.execute(
                 f"UPDATE tiktok.user_info SET {', '.join(f'{c} = NULL' for c in columns)}, "  # noqa: S608 - constant column names
