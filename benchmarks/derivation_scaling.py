@@ -29,7 +29,7 @@ import pandas as pd
 
 from research_pipeline import warehouse
 from research_pipeline.warehouse import answers, panel, queries
-from research_pipeline.warehouse.transactions import registered, transaction
+from research_pipeline.warehouse.transactions import transaction
 
 COHORT = "bench"
 LAST_DAY = date(2026, 11, 24)
@@ -192,7 +192,10 @@ def derive_pandas(conn) -> float:
         "errors_by_kind": day_rows[day_rows.status != "ok"].error_kind.value_counts().to_json(),
     }])  # fmt: skip
     # the same writes
-    with transaction(conn), registered(conn, f=followers, e=engagement, s=summary, k=new_kept):
+    frames = {"f": followers, "e": engagement, "s": summary, "k": new_kept}
+    for name, frame in frames.items():  # pandas frames, as a pandas derivation would write them
+        conn.register(name, frame)
+    with transaction(conn):
         for table, frame in (("follower_snapshots", "f"), ("engagement_snapshots", "e"),
                              ("cohort_summary", "s")):  # fmt: skip
             conn.execute(

@@ -136,6 +136,8 @@ def main() -> None:
     ours = ", ".join(f"{new / old:.2f}x" for old, new, _ in pairs)
     floors = ", ".join(f"{bare / old:.2f}x" for old, _, bare in pairs)
     print(f"per run, {daily}: this / release {ours}; floor / release {floors}")
+    over = ", ".join(f"+{new - bare:.2f} s" for _, new, bare in pairs)
+    print(f"per run, {daily} minus Dagster's floor of the same pass: {over}")
 
 
 def _mmm(values: list[float]) -> str:

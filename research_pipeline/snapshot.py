@@ -32,7 +32,6 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TextIO
 
-import pandas as pd
 from tqdm import tqdm
 
 from research_pipeline import panels, warehouse
@@ -344,9 +343,7 @@ class DailySnapshot:
             ]
             copied_rows: set[tuple[date, str, str]] = set()
             if wanted and not refetch:
-                copied_rows = raw.copy_answers_from_other_cohorts(
-                    conn, pd.DataFrame(wanted, columns=["snapshot_date", "cohort", "username"])
-                )
+                copied_rows = raw.copy_answers_from_other_cohorts(conn, wanted)
         for snapshot_date, cohort, username in wanted:
             if (snapshot_date, cohort, username) in copied_rows:
                 reports[(snapshot_date, cohort)].copied += 1

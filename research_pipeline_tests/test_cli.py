@@ -214,6 +214,30 @@ def test_no_command_loads_pandas_or_dagster_to_parse_its_arguments():
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
+def test_a_snapshot_loads_no_data_frame_library(env, emulator, tmp_path):
+    """The warehouse's writes and the run's previews and summary need no data frames: a
+    snapshot that imported pandas (and with it pyarrow) paid 0.4 s of a 10-user run for
+    them (docs/benchmarks.md, "Fixed cost"). Seen from Python's own import log."""
+    import subprocess
+    import sys
+
+    (tmp_path / "cohorts" / "c1.txt").write_text("\n".join(find_usernames(emulator, "active", 3)))
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "research_pipeline.cli", "snapshot"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert {"dagster", "duckdb", "requests"} <= imported  # the log is the snapshot's
+    assert imported & {"pandas", "pyarrow", "tabulate"} == set()
+    with duckdb.connect(env["RESEARCH_PIPELINE_DUCKDB"], read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM tiktok.user_info").fetchall() == [(3,)]
+
+
 def test_an_api_a_day_ahead_of_this_machine_is_snapshotted_and_further_is_refused(
     env, emulator, tmp_path, capsys
 ):

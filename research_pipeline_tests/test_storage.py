@@ -204,3 +204,41 @@ def test_every_count_column_is_stored_kept_and_checked_as_the_one_list_says(ware
     assert queries.raw_check_counts(warehouse, members).rows_with_negative_counts == 0
     warehouse.execute(f"UPDATE tiktok.user_info SET {column} = -1 WHERE username = 'b'")  # noqa: S608
     assert queries.raw_check_counts(warehouse, members).rows_with_negative_counts == 1
+
+
+@pytest.mark.parametrize(
+    ("table", "declared"),
+    [
+        ("user_info", "USER_INFO_TYPES"),
+        ("api_requests", "REQUEST_TYPES"),
+    ],
+)
+def test_the_types_rows_are_written_with_are_the_tables_own(warehouse, table, declared):
+    """Rows reach SQL as typed lists (transactions.registered): the types the raw module
+    declares for them are those of the schema, column for column."""
+    from research_pipeline.warehouse import raw
+
+    types = dict(
+        rows(
+            warehouse,
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'tiktok' "
+            "AND table_name = ?",
+            [table],
+        )
+    )
+    assert {name: types[name] for name, _ in getattr(raw, declared)} == dict(getattr(raw, declared))
+
+
+@pytest.mark.parametrize(
+    "text", ['it\'s "quoted"', "two\nlines", "NUL\x00inside", "عربي 🎉", "", "x" * 5000]
+)
+def test_text_is_stored_as_the_api_sent_it(warehouse, text):
+    """Profile text goes to DuckDB as list parameters, never spliced into SQL: quotes, new
+    lines, NUL bytes and any script come back as they were sent."""
+    answer = ok("textual", 1, 2, 3)
+    answer.fields["bio_description"] = text
+    wh.save_fetched(warehouse, [(D3, "x", answer)], [], "emulator")
+    assert rows(
+        warehouse,
+        "SELECT bio_description FROM tiktok.user_info WHERE username = 'textual'",
+    ) == [(text,)]

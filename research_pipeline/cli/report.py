@@ -109,8 +109,8 @@ def print_summary(database: str, snapshot_date: date) -> None:
         summary = queries.cohort_summary_on(conn, snapshot_date)
         history = queries.followers_gained_by_day(conn)
     click.echo(f"\ncohort summary for {snapshot_date} (tiktok.cohort_summary):")
-    click.echo(summary.to_string(index=False))
+    click.echo(summary.text())
     click.echo(
         "\nfollowers gained since each user's previous snapshot (tiktok.follower_snapshots):"
     )
-    click.echo(history.to_string(index=False))
+    click.echo(history.text())

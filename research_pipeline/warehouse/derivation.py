@@ -14,7 +14,7 @@ import duckdb
 
 from research_pipeline.tiktok.error_kinds import USER_GONE_KINDS
 from research_pipeline.warehouse import answers, sql
-from research_pipeline.warehouse.raw import Key, keys_frame
+from research_pipeline.warehouse.raw import Key, key_rows
 from research_pipeline.warehouse.transactions import registered, transaction
 
 DERIVED_TABLES = ("follower_snapshots", "engagement_snapshots", "cohort_summary")
@@ -49,7 +49,7 @@ def derive(conn: duckdb.DuckDBPyConnection, table: str, keys: Sequence[Key]) -> 
     if not keys:
         return {}
     earliest = min(day for day, _ in keys)
-    with registered(conn, keys=keys_frame(keys)), transaction(conn):
+    with registered(conn, keys=key_rows(keys)), transaction(conn):
         answers.advance(conn, earliest)
         source = answers.source_for(conn, earliest)
         conn.execute(

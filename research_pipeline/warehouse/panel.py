@@ -5,10 +5,9 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 
 import duckdb
-import pandas as pd
 
 from research_pipeline.warehouse import answers
-from research_pipeline.warehouse.transactions import registered, transaction
+from research_pipeline.warehouse.transactions import Rows, registered, transaction
 
 _LAST_FINAL = f"""{answers.ANSWERS_CTE}
 latest AS (
@@ -28,6 +27,12 @@ def last_final_answers(conn: duckdb.DuckDBPyConnection, up_to: date) -> dict[str
     return {username: (day, kind) for username, day, kind in rows}
 
 
+_MEMBERSHIP_TYPES = (
+    ("snapshot_date", "DATE"), ("cohort", "VARCHAR"), ("username", "VARCHAR"),
+    ("cadence_days", "INTEGER"),
+)  # fmt: skip
+
+
 def record_members(
     conn: duckdb.DuckDBPyConnection,
     day: date,
@@ -36,11 +41,11 @@ def record_members(
 ) -> None:
     """Replace the membership of each cohort on `day` (the cohort files as they were then) with
     the cohort's cadence, against which its coverage counts a member fresh or stale."""
-    frame = pd.DataFrame(
+    frame = Rows(
+        _MEMBERSHIP_TYPES,
         [(day, c, u, cadence_days[c]) for c, names in members.items() for u in names],
-        columns=["snapshot_date", "cohort", "username", "cadence_days"],
     )
-    cohorts = pd.DataFrame({"cohort": list(members)})
+    cohorts = Rows([("cohort", "VARCHAR")], [(c,) for c in members])
     with registered(conn, frame=frame, cohorts=cohorts), transaction(conn):
         conn.execute(
             "DELETE FROM tiktok.cohort_members WHERE snapshot_date = ? "

@@ -5,32 +5,39 @@ from dataclasses import dataclass
 from datetime import date
 
 import duckdb
-import pandas as pd
 
+from research_pipeline.tables import Table
 from research_pipeline.tiktok.constants import COUNT_FIELDS
 from research_pipeline.warehouse import answers
 from research_pipeline.warehouse.derivation import DERIVED_TABLES
 from research_pipeline.warehouse.forget import PROFILE_COLUMNS
-from research_pipeline.warehouse.raw import Key, keys_frame
-from research_pipeline.warehouse.transactions import registered
+from research_pipeline.warehouse.raw import Key, key_rows
+from research_pipeline.warehouse.transactions import Rows, registered
 
 _RAW_ROWS = "SELECT u.* FROM tiktok.user_info u SEMI JOIN keys USING (snapshot_date, cohort)"
 
 
 def preview(
     conn: duckdb.DuckDBPyConnection, table: str, snapshot_date: date, cohort: str, limit: int = 10
-) -> pd.DataFrame:
+) -> Table:
     """The first rows of one partition of a table, for the UI. Never the profile text: a
     preview is kept in Dagster's event log, where no later forgetting pass can reach it
     (TikTok's terms): usernames, statuses and counts only."""
     if table not in DERIVED_TABLES + ("user_info",):
         raise ValueError(f"unknown table {table!r}")
     columns = "* EXCLUDE (" + ", ".join(PROFILE_COLUMNS) + ")" if table == "user_info" else "*"
-    return conn.execute(
-        f"SELECT {columns} FROM tiktok.{table} WHERE snapshot_date = ? AND cohort = ? "  # noqa: S608
-        "ORDER BY 3 LIMIT ?",
-        [snapshot_date, cohort, limit],
-    ).df()
+    return _table(
+        conn.execute(
+            f"SELECT {columns} FROM tiktok.{table} WHERE snapshot_date = ? AND cohort = ? "  # noqa: S608
+            "ORDER BY 3 LIMIT ?",
+            [snapshot_date, cohort, limit],
+        )
+    )
+
+
+def _table(result: duckdb.DuckDBPyConnection) -> Table:
+    rows = result.fetchall()
+    return Table([column[0] for column in result.description], rows)
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ def raw_check_counts(
     conn: duckdb.DuckDBPyConnection, members: dict[Key, Sequence[str]]
 ) -> RawCheckCounts:
     """What the checks on `tiktok/user_info` look at, over the given partitions."""
-    with registered(conn, keys=keys_frame(members)):
+    with registered(conn, keys=key_rows(members)):
         duplicates, negatives, total, errors = conn.execute(f"""
             SELECT count(*) - count(DISTINCT (snapshot_date, cohort, username)),
                    count(*) FILTER (WHERE {_ANY_NEGATIVE_COUNT}),
@@ -84,22 +91,26 @@ def cohort_trajectories(conn: duckdb.DuckDBPyConnection, cohort: str, until: dat
     ).fetchall()
 
 
-def cohort_summary_on(conn: duckdb.DuckDBPyConnection, snapshot_date: date) -> pd.DataFrame:
-    return conn.execute(
-        "SELECT cohort, members, fetched, ok, errors, fresh, stale, gone, never_fetched AS never, "
-        "max_age_days, median_followers, total_followers, "
-        "round(median_follower_growth_per_day, 2) AS median_growth_per_day "
-        "FROM tiktok.cohort_summary WHERE snapshot_date = ? ORDER BY cohort",
-        [snapshot_date],
-    ).df()
+def cohort_summary_on(conn: duckdb.DuckDBPyConnection, snapshot_date: date) -> Table:
+    return _table(
+        conn.execute(
+            "SELECT cohort, members, fetched, ok, errors, fresh, stale, gone, "
+            "never_fetched AS never, max_age_days, median_followers, total_followers, "
+            "round(median_follower_growth_per_day, 2) AS median_growth_per_day "
+            "FROM tiktok.cohort_summary WHERE snapshot_date = ? ORDER BY cohort",
+            [snapshot_date],
+        )
+    )
 
 
-def followers_gained_by_day(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    return conn.execute(
-        "SELECT snapshot_date, cohort, sum(follower_delta) AS followers_gained, "
-        "count(previous_snapshot_date) AS users_with_previous "
-        "FROM tiktok.follower_snapshots GROUP BY ALL ORDER BY 1, 2"
-    ).df()
+def followers_gained_by_day(conn: duckdb.DuckDBPyConnection) -> Table:
+    return _table(
+        conn.execute(
+            "SELECT snapshot_date, cohort, sum(follower_delta) AS followers_gained, "
+            "count(previous_snapshot_date) AS users_with_previous "
+            "FROM tiktok.follower_snapshots GROUP BY ALL ORDER BY 1, 2"
+        )
+    )
 
 
 def table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
@@ -135,7 +146,7 @@ def member_last_answers(
     """Per member of `cohorts` on `day`: (cohort, username, cohort cadence, day of the user's
     last final answer on or before `day` or None, 'ok' or its error kind or None)."""
     source = answers.source_for(conn, day)
-    with registered(conn, cohorts=pd.DataFrame({"cohort": list(cohorts)})):
+    with registered(conn, cohorts=Rows([("cohort", "VARCHAR")], [(c,) for c in cohorts])):
         return conn.execute(
             _MEMBER_LAST_ANSWERS,
             {**source.parameters, "day": day},
@@ -144,7 +155,7 @@ def member_last_answers(
 
 def errors_by_kind(conn: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> dict[Key, dict]:
     """Per partition: error rows by kind (not_found, private, ...)."""
-    with registered(conn, keys=keys_frame(keys)):
+    with registered(conn, keys=key_rows(keys)):
         rows = conn.execute(
             "SELECT snapshot_date, cohort, coalesce(error_kind, 'other'), count(*) "
             "FROM tiktok.user_info SEMI JOIN keys USING (snapshot_date, cohort) "

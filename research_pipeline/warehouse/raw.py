@@ -2,8 +2,9 @@
 record of finished partitions (`tiktok.snapshots`).
 
 Writes are idempotent: a row is keyed by (snapshot_date, cohort, username) and replaced (delete,
-then insert, in one transaction), never duplicated. Frames reach SQL through `conn.register`
-under a name of this module's choosing, never through a Python variable DuckDB finds by name.
+then insert, in one transaction), never duplicated. Rows reach SQL as temporary tables under a
+name of this module's choosing (`transactions.registered`), never through a Python variable
+DuckDB finds by name.
 """
 
 import json
@@ -11,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 
 import duckdb
-import pandas as pd
 
 from research_pipeline.errors import WarehouseError
 from research_pipeline.tiktok.constants import (
@@ -22,20 +22,36 @@ from research_pipeline.tiktok.constants import (
 )
 from research_pipeline.tiktok.models import RequestRecord, UserInfoResult
 from research_pipeline.warehouse.answers import refold_changed
-from research_pipeline.warehouse.transactions import registered, transaction
+from research_pipeline.warehouse.transactions import Rows, registered, transaction
 
 Key = tuple[date, str]  # (snapshot_date, cohort): one partition
 
-USER_INFO_COLUMNS = (
-    "snapshot_date", "cohort", "username", "fetched_at", "status", "error_kind",
-    "error_message", "log_id", *USER_INFO_FIELDS, "is_final", "source", "served_at",
-    "extra_fields",
-)  # fmt: skip
 
-REQUEST_COLUMNS = (
-    "requested_at", "snapshot_date", "cohort", "username", "http_status", "status",
-    "error_kind", "log_id", "source", "message",
+def _field_type(name: str) -> str:
+    return "BOOLEAN" if name == "is_verified" else "BIGINT" if name in COUNT_FIELDS else "VARCHAR"
+
+
+# The columns this module writes, with their types in the schema (a test holds them equal).
+USER_INFO_TYPES = (
+    ("snapshot_date", "DATE"), ("cohort", "VARCHAR"), ("username", "VARCHAR"),
+    ("fetched_at", "TIMESTAMP"), ("status", "VARCHAR"), ("error_kind", "VARCHAR"),
+    ("error_message", "VARCHAR"), ("log_id", "VARCHAR"),
+    *((name, _field_type(name)) for name in USER_INFO_FIELDS),
+    ("is_final", "BOOLEAN"), ("source", "VARCHAR"), ("served_at", "TIMESTAMP"),
+    ("extra_fields", "JSON"),
 )  # fmt: skip
+USER_INFO_COLUMNS = tuple(name for name, _ in USER_INFO_TYPES)
+
+REQUEST_TYPES = (
+    ("requested_at", "TIMESTAMP"), ("snapshot_date", "DATE"), ("cohort", "VARCHAR"),
+    ("username", "VARCHAR"), ("http_status", "INTEGER"), ("status", "VARCHAR"),
+    ("error_kind", "VARCHAR"), ("log_id", "VARCHAR"), ("source", "VARCHAR"),
+    ("message", "VARCHAR"),
+)  # fmt: skip
+REQUEST_COLUMNS = tuple(name for name, _ in REQUEST_TYPES)
+
+KEY_TYPES = (("snapshot_date", "DATE"), ("cohort", "VARCHAR"))
+MEMBER_TYPES = (*KEY_TYPES, ("username", "VARCHAR"))
 
 
 # Column lists are constants of this module: nothing from outside is interpolated.
@@ -56,20 +72,17 @@ def naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def keys_frame(keys: Iterable[Key]) -> pd.DataFrame:
-    return pd.DataFrame(list(keys), columns=["snapshot_date", "cohort"])
+def key_rows(keys: Iterable[Key]) -> Rows:
+    return Rows(KEY_TYPES, list(keys))
 
 
-def members_frame(members: dict[Key, Sequence[str]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [(d, c, u) for (d, c), names in members.items() for u in names],
-        columns=["snapshot_date", "cohort", "username"],
-    )
+def member_rows(members: dict[Key, Sequence[str]]) -> Rows:
+    return Rows(MEMBER_TYPES, [(d, c, u) for (d, c), names in members.items() for u in names])
 
 
 def final_usernames(conn: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> dict[Key, set[str]]:
     """Users already answered for each snapshot: a resumed run spends no quota on them."""
-    with registered(conn, wanted=keys_frame(keys)):
+    with registered(conn, wanted=key_rows(keys)):
         rows = conn.execute(
             "SELECT snapshot_date, cohort, username FROM tiktok.user_info "
             "SEMI JOIN wanted USING (snapshot_date, cohort) WHERE is_final"
@@ -81,13 +94,13 @@ def final_usernames(conn: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> dic
 
 
 def copy_answers_from_other_cohorts(
-    conn: duckdb.DuckDBPyConnection, wanted: pd.DataFrame
+    conn: duckdb.DuckDBPyConnection, wanted: Sequence[tuple[date, str, str]]
 ) -> set[tuple[date, str, str]]:
-    """Fill (snapshot_date, cohort, username) rows from another cohort's answer for the same
-    user on the same date: one API answer serves every cohort the user is in. Returns the rows
-    that were filled."""
+    """Fill the `wanted` (snapshot_date, cohort, username) rows from another cohort's answer
+    for the same user on the same date: one API answer serves every cohort the user is in.
+    Returns the rows that were filled."""
     columns = ", ".join(USER_INFO_COLUMNS)
-    with registered(conn, wanted=wanted), transaction(conn):
+    with registered(conn, wanted=Rows(MEMBER_TYPES, wanted)), transaction(conn):
         conn.execute(f"""
             CREATE OR REPLACE TEMP TABLE copied AS
             SELECT w.snapshot_date, w.cohort, a.* EXCLUDE (snapshot_date, cohort)
@@ -107,7 +120,7 @@ def copy_answers_from_other_cohorts(
     return filled
 
 
-def user_info_frame(rows: Sequence[tuple[date, str, UserInfoResult]], source: str) -> pd.DataFrame:
+def user_info_rows(rows: Sequence[tuple[date, str, UserInfoResult]], source: str) -> Rows:
     records = [
         (
             snapshot_date,
@@ -126,16 +139,12 @@ def user_info_frame(rows: Sequence[tuple[date, str, UserInfoResult]], source: st
         )
         for snapshot_date, cohort, r in rows
     ]
-    frame = pd.DataFrame.from_records(records, columns=USER_INFO_COLUMNS)
-    for column in COUNT_FIELDS:
-        frame[column] = frame[column].astype("Int64")
-    frame["is_verified"] = frame["is_verified"].astype("boolean")
-    frame["served_at"] = pd.to_datetime(frame["served_at"])
-    return frame
+    return Rows(USER_INFO_TYPES, records)
 
 
-def requests_frame(requests: Sequence[tuple[date, str, RequestRecord]], source: str):
-    frame = pd.DataFrame.from_records(
+def request_rows(requests: Sequence[tuple[date, str, RequestRecord]], source: str) -> Rows:
+    return Rows(
+        REQUEST_TYPES,
         [
             (
                 naive_utc(r.requested_at),
@@ -151,10 +160,7 @@ def requests_frame(requests: Sequence[tuple[date, str, RequestRecord]], source: 
             )
             for snapshot_date, cohort, r in requests
         ],
-        columns=REQUEST_COLUMNS,
     )
-    frame["http_status"] = frame["http_status"].astype("Int64")
-    return frame
 
 
 def save_fetched(
@@ -172,7 +178,7 @@ def save_fetched(
     source = source or None
     with transaction(conn):
         if rows:
-            with registered(conn, batch=user_info_frame(rows, source)):
+            with registered(conn, batch=user_info_rows(rows, source)):
                 conn.execute(
                     "DELETE FROM tiktok.user_info u USING batch b WHERE u.snapshot_date = "
                     "b.snapshot_date AND u.cohort = b.cohort AND u.username = b.username"
@@ -180,10 +186,18 @@ def save_fetched(
                 conn.execute(_INSERT_USER_INFO)
                 refold_changed(conn, "batch")
         if requests:
-            with registered(conn, ledger=requests_frame(requests, source)):
+            with registered(conn, ledger=request_rows(requests, source)):
                 conn.execute(
                     _INSERT_UNRECORDED_REQUESTS if skip_recorded_requests else _INSERT_REQUESTS
                 )
+
+
+_SENT_TYPES = (
+    ("snapshot_date", "DATE"),
+    ("username", "VARCHAR"),
+    ("sent", "BIGINT"),
+    ("sent_at", "TIMESTAMP"),
+)
 
 
 def record_unrecorded_requests(
@@ -196,10 +210,11 @@ def record_unrecorded_requests(
     rows added."""
     if not sent:
         return 0
-    frame = pd.DataFrame(sent, columns=["snapshot_date", "username", "sent", "sent_at"])
-    frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"]).dt.date
-    frame["sent_at"] = pd.to_datetime(frame["sent_at"], utc=True).dt.tz_localize(None)
-    with registered(conn, sent=frame), transaction(conn):
+    rows = [
+        (date.fromisoformat(day), username, count, naive_utc(datetime.fromisoformat(at)))
+        for day, username, count, at in sent
+    ]
+    with registered(conn, sent=Rows(_SENT_TYPES, rows)), transaction(conn):
         added = conn.execute(
             """
             INSERT INTO tiktok.api_requests (requested_at, snapshot_date, cohort, username,
@@ -228,7 +243,7 @@ def finish_snapshots(
 ) -> dict[Key, dict[str, int]]:
     """Drop rows of users no longer in their cohort, record each partition as complete, and
     return its row count per status."""
-    with registered(conn, keys=keys_frame(members), members=members_frame(members)):
+    with registered(conn, keys=key_rows(members), members=member_rows(members)):
         with transaction(conn):
             conn.execute("""
                 CREATE OR REPLACE TEMP TABLE dropped AS
@@ -312,7 +327,7 @@ def last_answers_on(
 
 def unfinished_count(conn: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> int:
     """Rows whose retries ran out on a transient error: a re-run asks for these users again."""
-    with registered(conn, keys=keys_frame(keys)):
+    with registered(conn, keys=key_rows(keys)):
         return conn.execute(
             "SELECT count(*) FROM tiktok.user_info SEMI JOIN keys USING (snapshot_date, cohort) "
             "WHERE NOT is_final"

@@ -40,7 +40,7 @@ def _derive_partitions(
             metadata = {
                 "dagster/row_count": MetadataValue.int(written[(day, cohort)]),
                 "rows": MetadataValue.int(written[(day, cohort)]),
-                "preview": MetadataValue.md(preview.to_markdown(index=False)),
+                "preview": MetadataValue.md(preview.markdown()),
             }
             if partition_extra is not None:
                 metadata.update(partition_extra(conn, (day, cohort), charts.get(cohort)))

@@ -193,7 +193,7 @@ def _partition_metadata(report, errors_by_kind: dict, preview) -> dict:
         "copied_from_another_cohort": MetadataValue.int(report.copied),
         # A user in several cohorts costs one request, credited to the first cohort asking.
         "requests_spent": MetadataValue.int(report.requests_spent),
-        "preview": MetadataValue.md(preview.to_markdown(index=False)),
+        "preview": MetadataValue.md(preview.markdown()),
     }
 
 
