@@ -14,10 +14,10 @@ import base64
 import hashlib
 import io
 import math
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
-from research_pipeline.warehouse.queries import cohort_trajectories
 from research_pipeline.wording import plural
 
 WIDTH_INCHES, HEIGHT_INCHES, DPI = 7.5, 5.6, 80
@@ -115,12 +115,17 @@ def chart_markdown(cohort: str, png: bytes) -> str:
     )
 
 
-def write_cohort_chart(conn, cohort: str, until: date, out_dir: Path) -> tuple[Path, bytes] | None:
-    """Write `<out_dir>/<cohort>.png`; returns its path and bytes, or None when the cohort has
-    no summary with data yet. A chart whose data and drawing code are those it was last drawn
-    from is kept as it is (a later tick or a re-run that changed nothing of this cohort costs
-    no matplotlib: 0.7 s to import, 0.25 s to draw): `<cohort>.png.source` holds their hash."""
-    rows = cohort_trajectories(conn, cohort, until)
+def write_cohort_chart(
+    cohort: str,
+    rows: list[tuple],
+    out_dir: Path,
+    draw: Callable[[str, list[tuple]], bytes] = render_cohort_chart,
+) -> tuple[Path, bytes] | None:
+    """Write `<out_dir>/<cohort>.png` of the cohort's `cohort_trajectories` rows with `draw`;
+    returns its path and bytes, or None when the cohort has no summary with data yet. A chart
+    whose data and drawing code are those it was last drawn from is kept as it is (a later tick
+    or a re-run that changed nothing of this cohort costs no matplotlib: 0.7 s to import, 0.25 s
+    to draw): `<cohort>.png.source` holds their hash."""
     if not rows:
         return None
     path = out_dir / f"{cohort}.png"
@@ -128,7 +133,7 @@ def write_cohort_chart(conn, cohort: str, until: date, out_dir: Path) -> tuple[P
     drawn_from = hashlib.sha256(_DRAWING + repr((cohort, rows)).encode()).hexdigest()
     if path.is_file() and source.is_file() and source.read_text().strip() == drawn_from:
         return path, path.read_bytes()
-    png = render_cohort_chart(cohort, rows)
+    png = draw(cohort, rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     source.unlink(missing_ok=True)  # never a hash beside a chart it was not drawn from
     partial = path.with_suffix(".png.partial")

@@ -43,6 +43,7 @@ def test_a_chart_is_drawn_again_only_when_its_data_changed(tmp_path):
     from research_pipeline import warehouse as wh
     from research_pipeline.charts import write_cohort_chart
     from research_pipeline.tiktok.models import Outcome, UserInfoResult
+    from research_pipeline.warehouse import queries
 
     def answer(followers):
         fields = {"follower_count": followers, "following_count": 1, "likes_count": 2,
@@ -50,7 +51,8 @@ def test_a_chart_is_drawn_again_only_when_its_data_changed(tmp_path):
         return UserInfoResult("a", Outcome.OK, "ok", datetime.now(UTC), fields=fields)
 
     def drawn():
-        path, png = write_cohort_chart(conn, "x", D[1], tmp_path / "charts")
+        rows = queries.cohort_trajectories(conn, "x", D[1])
+        path, png = write_cohort_chart("x", rows, tmp_path / "charts")
         return path.stat().st_ino, png
 
     with wh.connect(tmp_path / "w.duckdb") as conn:
@@ -65,3 +67,53 @@ def test_a_chart_is_drawn_again_only_when_its_data_changed(tmp_path):
         wh.derive(conn, "cohort_summary", [(D[1], "x")])
         again, redrawn = drawn()
     assert again != first and redrawn != png  # new data: drawn again
+
+
+ROWS = [(day, 1000 * n, 5000 * n, 10, n * 2) for n, day in enumerate(D, start=1)]
+
+
+def test_the_helper_process_draws_the_same_chart_and_ends_with_its_run():
+    from research_pipeline.drawing_process import DrawingProcess
+
+    with DrawingProcess() as drawing:
+        helper = drawing._process
+        assert drawing.draw("news", ROWS) == render_cohort_chart("news", ROWS)
+        assert drawing.draw("other", ROWS[:1]) == render_cohort_chart("other", ROWS[:1])
+        assert drawing.drawn_by_helper == 2
+    assert helper.returncode == 0  # ended when its input closed, not killed
+
+
+def test_a_chart_is_drawn_in_process_when_the_helper_is_gone():
+    from research_pipeline.drawing_process import DrawingProcess
+
+    with DrawingProcess() as drawing:
+        drawing._process.kill()
+        drawing._process.wait()
+        assert drawing.draw("news", ROWS) == render_cohort_chart("news", ROWS)
+        assert drawing.drawn_by_helper == 0
+
+
+def test_the_helper_ends_when_the_process_that_started_it_dies(tmp_path):
+    """A run killed with SIGKILL leaves no helper behind: its input closes, it leaves."""
+    import os
+    import select
+    import subprocess
+    import sys
+
+    script = (
+        "import os\n"
+        "from research_pipeline.drawing_process import DrawingProcess\n"
+        "print(DrawingProcess().start()._process.pid, flush=True)\n"
+        "os._exit(0)\n"  # no close(): as if killed
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    try:
+        helper = os.pidfd_open(int(done.stdout))  # readable once the process has ended
+    except ProcessLookupError:
+        return  # already gone
+    try:
+        # 60 s: a bound for a loaded machine (the helper first loads matplotlib), no timing claim
+        ended, _, _ = select.select([helper], [], [], 60)
+    finally:
+        os.close(helper)
+    assert ended, "the helper outlived the process that started it"

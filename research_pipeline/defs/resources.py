@@ -14,13 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
-from dagster import ConfigurableResource, Definitions, EnvVar, definitions
+from dagster import ConfigurableResource, Definitions, EnvVar, InitResourceContext, definitions
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from research_pipeline import warehouse
 from research_pipeline.cohorts import Cohort, cohort_files, find_cohort, read_cohort
 from research_pipeline.coordination import Coordination
+from research_pipeline.drawing_process import DrawingProcess
 from research_pipeline.notify import AlertChannels
 from research_pipeline.settings import PipelineSettings, daily_budget, parse_flag
 from research_pipeline.tiktok import ClientSettings
@@ -187,6 +188,26 @@ class ResearchTerms(ConfigurableResource):
     )
 
 
+class ChartDrawing(ConfigurableResource):
+    """Draws the cohort charts. Its helper process (drawing_process.py) starts with the run,
+    when Dagster initialises the run's resources, and loads matplotlib while the run fetches:
+    the summary step then pays for the drawing, not for the import."""
+
+    _process: DrawingProcess | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._process = DrawingProcess().start()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._process is not None:
+            self._process.close()
+
+    def draw(self, cohort: str, rows: list[tuple]) -> bytes:
+        if self._process is None:  # used outside a run: no helper
+            self._process = DrawingProcess()
+        return self._process.draw(cohort, rows)
+
+
 class AlertsResource(ConfigurableResource):
     """Where the alerts of a failed day go (defs/tiktok/alerts.py): a Slack-compatible webhook
     and/or email. Every field empty: no alert is sent (the sensors say so in their ticks)."""
@@ -259,6 +280,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
             tries_per_user_per_day=settings.tries_per_user_per_day,
         ),
         "cohort_folder": CohortFolder(path=str(settings.cohorts_dir)),
+        "charts": ChartDrawing(),
         "alerts": _alerts_resource(env),
         "warehouse": Warehouse(
             database=settings.duckdb_path,

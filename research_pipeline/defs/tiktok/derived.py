@@ -11,7 +11,7 @@ from dagster import (
 )
 
 from research_pipeline.charts import chart_markdown, write_cohort_chart
-from research_pipeline.defs.resources import Warehouse
+from research_pipeline.defs.resources import ChartDrawing, Warehouse
 from research_pipeline.defs.tiktok.common import WAREHOUSE_ASSET, table_metadata
 from research_pipeline.defs.tiktok.terms import gone_accounts
 from research_pipeline.defs.tiktok.user_info import user_info
@@ -26,6 +26,7 @@ def _derive_partitions(
     warehouse: Warehouse,
     table: str,
     partition_extra: Callable[..., dict] | None = None,
+    charts: ChartDrawing | None = None,
 ) -> MaterializeResult:
     """Derive every partition of the step in one SQL statement (set work, not a loop); each
     partition's materialization carries its own numbers."""
@@ -34,7 +35,7 @@ def _derive_partitions(
     with warehouse.session() as conn:
         written = derive(conn, table, keys)
         context.log.info(f"{table}: {sum(written.values())} rows for {len(keys)} partition(s)")
-        charts = _write_charts(conn, keys, warehouse) if partition_extra else {}
+        drawn = _write_charts(conn, keys, warehouse, charts) if charts is not None else {}
         for key, (day, cohort) in zip(partition_keys, keys, strict=True):
             preview = queries.preview(conn, table, day, cohort)
             metadata = {
@@ -43,14 +44,16 @@ def _derive_partitions(
                 "preview": MetadataValue.md(preview.markdown()),
             }
             if partition_extra is not None:
-                metadata.update(partition_extra(conn, (day, cohort), charts.get(cohort)))
+                metadata.update(partition_extra(conn, (day, cohort), drawn.get(cohort)))
             context.add_asset_metadata(metadata, partition_key=key)
         shared = table_metadata(conn, table, 0)
         del shared["dagster/row_count"]  # per partition, above
     return MaterializeResult(metadata=shared)
 
 
-def _write_charts(conn, keys, warehouse: Warehouse) -> dict[str, tuple[Path, bytes]]:
+def _write_charts(
+    conn, keys, warehouse: Warehouse, charts: ChartDrawing
+) -> dict[str, tuple[Path, bytes]]:
     """One chart per cohort of the step, up to its latest day."""
     if warehouse.database == ":memory:":
         return {}
@@ -59,7 +62,10 @@ def _write_charts(conn, keys, warehouse: Warehouse) -> dict[str, tuple[Path, byt
     for day, cohort in keys:
         latest[cohort] = max(latest.get(cohort, day), day)
     pages = {
-        cohort: write_cohort_chart(conn, cohort, day, folder) for cohort, day in latest.items()
+        cohort: write_cohort_chart(
+            cohort, queries.cohort_trajectories(conn, cohort, day), folder, charts.draw
+        )
+        for cohort, day in latest.items()
     }
     return {cohort: page for cohort, page in pages.items() if page is not None}
 
@@ -103,11 +109,11 @@ def engagement_snapshots(context: AssetExecutionContext, warehouse: Warehouse):
     code_version=derivation_version("cohort_summary"),
     **WAREHOUSE_ASSET,
 )
-def cohort_summary(context: AssetExecutionContext, warehouse: Warehouse):
+def cohort_summary(context: AssetExecutionContext, warehouse: Warehouse, charts: ChartDrawing):
     """Per (date, cohort): users, ok, errors by code, median and total followers, total likes,
     median likes per video and median follower growth per day. The last step of a run: the
     copy researchers read is published after it (research_pipeline.warehouse.published)."""
-    result = _derive_partitions(context, warehouse, "cohort_summary", _summary_metadata)
+    result = _derive_partitions(context, warehouse, "cohort_summary", _summary_metadata, charts)
     if warehouse.database != ":memory:":
         context.log.info(f"published the readers' copy {publish(warehouse.database)}")
     return result
