@@ -280,6 +280,33 @@ def test_project_definitions_and_instance_config_load(tmp_path, monkeypatch):
         assert {"key": "research_pipeline/duckdb_writer", "limit": 1} in limits
 
 
+def test_the_code_location_holds_every_definition_under_defs(tmp_path):
+    """definitions.py lists the definitions by name (cheaper than walking the folder, see its
+    docstring); the walk `dg` does over `defs/` finds the same ones, so nothing added there is
+    left out of the code location."""
+    from dagster import load_from_defs_folder
+
+    import research_pipeline.definitions as code_location
+
+    with instance_for_test():
+        listed = load_project_defs()
+        walked = load_from_defs_folder(path_within_project=Path(code_location.__file__).parent)
+
+    def names(defs):
+        return {
+            "assets": {k.to_user_string() for k in defs.resolve_all_asset_keys()},
+            "checks": {str(k) for k in defs.resolve_asset_graph().asset_check_keys},
+            "jobs": {job.name for job in defs.jobs or []},
+            "schedules": {schedule.name for schedule in defs.schedules or []},
+            "sensors": {sensor.name for sensor in defs.sensors or []},
+            "resources": set(defs.resources or {}),
+            "loggers": set(defs.loggers or {}),
+        }
+
+    assert names(listed) == names(walked)
+    assert len(names(listed)["checks"]) == 6 and len(names(listed)["sensors"]) == 3
+
+
 def test_every_setting_is_a_resource_field_a_run_can_override_as_the_launchpad_does(
     pipeline, monkeypatch
 ):

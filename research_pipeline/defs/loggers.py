@@ -32,8 +32,9 @@ def one_line_console(init_context) -> logging.Logger:
     return log
 
 
+LOGGERS = {"console": colored_console_logger, "one_line_console": one_line_console}
+
+
 @definitions
 def loggers() -> Definitions:
-    return Definitions(
-        loggers={"console": colored_console_logger, "one_line_console": one_line_console}
-    )
+    return Definitions(loggers=LOGGERS)
