@@ -227,23 +227,24 @@ class DailySnapshot:
 
     def _shared_run(self, day, chosen, refetch, signals, shared: SharedDay | None) -> SnapshotRun:
         claims = None if shared is None else shared.claims
-        with self.open_warehouse() as conn:
+        with self.open_warehouse() as conn:  # one open for all that comes before any request
             self._recover(conn, claims, day)
             plan = self.plan(day, conn)
             tries = raw.tries_on(conn, day)
             recent = raw.last_answers_on(conn, day, TRIP_AFTER)
             last = raw.last_request_on(conn, day)
+            partitions = [
+                Partition(
+                    day,
+                    spec.name,
+                    spec.members,
+                    None if refetch else plan.cohort_members[spec.name],
+                    spec.cadence_days,
+                )
+                for spec in chosen
+            ]
+            run, todo = self._prepare(conn, partitions, plan, refetch)
         self.log(plan.summary())
-        partitions = [
-            Partition(
-                day,
-                spec.name,
-                spec.members,
-                None if refetch else plan.cohort_members[spec.name],
-                spec.cadence_days,
-            )
-            for spec in chosen
-        ]
         ledger = RequestLedger()
         client = self.client_factory(
             self.settings,
@@ -266,7 +267,7 @@ class DailySnapshot:
             u: max(1, min(budget - n, self.settings.max_attempts)) for u, n in tries.items()
         }
         with client:
-            run = self._take(client, ledger, partitions, plan, claims, attempts, refetch, signals)
+            self._take(client, ledger, run, todo, claims, attempts, signals)
         run.plan = plan
         return run
 
@@ -312,38 +313,36 @@ class DailySnapshot:
                     "the ledger (status 'unrecorded') and count against the quota"
                 )
 
-    def _take(
-        self, client, ledger, partitions, plan, claims, attempts, refetch, signals
-    ) -> SnapshotRun:
-        """Store the partitions' planned users: what is stored or copied needs no request; the
-        rest are asked in one stream in the plan's order."""
+    def _prepare(self, conn, partitions, plan, refetch) -> tuple[SnapshotRun, dict]:
+        """Record the source and the day's membership, and sort out the partitions' planned
+        users: what is stored or copied from another cohort needs no request. Returns the run's
+        record and the users to ask (username -> partitions), in the plan's order."""
         reports = {
             p.key: SnapshotReport(p.snapshot_date, p.cohort, len(p.members), len(p.to_fetch))
             for p in partitions
         }
         run = SnapshotRun(list(reports.values()), partitions=list(partitions))
         todo: dict[str, list[warehouse.Key]] = {}  # username -> partitions that want it
-        with self.open_warehouse() as conn:
-            raw.record_source(conn, client.source, self.allow_mixed_sources)
-            if partitions:
-                panel.record_members(
-                    conn,
-                    partitions[0].snapshot_date,
-                    {p.cohort: p.members for p in partitions},
-                    {p.cohort: p.cadence_days for p in partitions},
-                )
-            stored = {p.key: set() for p in partitions}
-            if not refetch:
-                stored = raw.final_usernames(conn, list(reports))
-            wanted = [
-                (p.snapshot_date, p.cohort, u)
-                for p in partitions
-                for u in p.to_fetch
-                if u not in stored[p.key]
-            ]
-            copied_rows: set[tuple[date, str, str]] = set()
-            if wanted and not refetch:
-                copied_rows = raw.copy_answers_from_other_cohorts(conn, wanted)
+        raw.record_source(conn, self.source, self.allow_mixed_sources)
+        if partitions:
+            panel.record_members(
+                conn,
+                partitions[0].snapshot_date,
+                {p.cohort: p.members for p in partitions},
+                {p.cohort: p.cadence_days for p in partitions},
+            )
+        stored = {p.key: set() for p in partitions}
+        if not refetch:
+            stored = raw.final_usernames(conn, list(reports))
+        wanted = [
+            (p.snapshot_date, p.cohort, u)
+            for p in partitions
+            for u in p.to_fetch
+            if u not in stored[p.key]
+        ]
+        copied_rows: set[tuple[date, str, str]] = set()
+        if wanted and not refetch:
+            copied_rows = raw.copy_answers_from_other_cohorts(conn, wanted)
         for snapshot_date, cohort, username in wanted:
             if (snapshot_date, cohort, username) in copied_rows:
                 reports[(snapshot_date, cohort)].copied += 1
@@ -354,6 +353,13 @@ class DailySnapshot:
         rank = {user: i for i, user in enumerate(plan.users)}
         todo = dict(sorted(todo.items(), key=lambda item: rank.get(item[0], len(rank))))
         run.planned_users = len(todo)
+        return run, todo
+
+    def _take(self, client, ledger, run, todo, claims, attempts, signals) -> None:
+        """Ask the users of `todo` in one stream, in the plan's order, then mark the run's
+        partitions finished."""
+        partitions = run.partitions
+        reports = {(r.snapshot_date, r.cohort): r for r in run.reports}
         if todo:
             day = partitions[0].snapshot_date
             spent_before = ledger.total
@@ -375,7 +381,6 @@ class DailySnapshot:
             run.unfinished = raw.unfinished_count(conn, list(reports))
         for key, report in reports.items():
             report.statuses = statuses[key]
-        return run
 
 
 def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None:

@@ -14,19 +14,24 @@ import os
 import shutil
 from pathlib import Path
 
+import duckdb
+
 from research_pipeline.warehouse.connection import connect, published_path
 
 
-def publish(database: str | Path) -> Path:
-    """Replace the published copy of `database` by its current state; returns its path."""
+def publish(database: str | Path, conn: duckdb.DuckDBPyConnection | None = None) -> Path:
+    """Replace the published copy of `database` by its current state; returns its path. With
+    `conn`, a writing connection to it already open (its lock held), no other is opened."""
+    if conn is None:
+        with connect(database) as conn:
+            return publish(database, conn)
     target = published_path(database)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    with connect(database) as conn:
-        conn.execute("CHECKPOINT")  # everything in the file, nothing left in a .wal
-        try:
-            shutil.copyfile(database, partial)
-            os.chmod(partial, 0o644)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+    conn.execute("CHECKPOINT")  # everything in the file, nothing left in a .wal
+    try:
+        shutil.copyfile(database, partial)
+        os.chmod(partial, 0o644)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target

@@ -27,9 +27,11 @@ def _derive_partitions(
     table: str,
     partition_extra: Callable[..., dict] | None = None,
     charts: ChartDrawing | None = None,
+    publish_copy: bool = False,
 ) -> MaterializeResult:
     """Derive every partition of the step in one SQL statement (set work, not a loop); each
-    partition's materialization carries its own numbers."""
+    partition's materialization carries its own numbers. `publish_copy`: the run's last step
+    publishes the readers' copy on the same connection (no second open)."""
     partition_keys = context.partition_keys  # each read asks the instance for the cohorts again
     keys = [split_key(key) for key in partition_keys]
     with warehouse.session() as conn:
@@ -48,6 +50,8 @@ def _derive_partitions(
             context.add_asset_metadata(metadata, partition_key=key)
         shared = table_metadata(conn, table, 0)
         del shared["dagster/row_count"]  # per partition, above
+        if publish_copy and warehouse.database != ":memory:":
+            context.log.info(f"published the readers' copy {publish(warehouse.database, conn)}")
     return MaterializeResult(metadata=shared)
 
 
@@ -113,7 +117,6 @@ def cohort_summary(context: AssetExecutionContext, warehouse: Warehouse, charts:
     """Per (date, cohort): users, ok, errors by code, median and total followers, total likes,
     median likes per video and median follower growth per day. The last step of a run: the
     copy researchers read is published after it (research_pipeline.warehouse.published)."""
-    result = _derive_partitions(context, warehouse, "cohort_summary", _summary_metadata, charts)
-    if warehouse.database != ":memory:":
-        context.log.info(f"published the readers' copy {publish(warehouse.database)}")
-    return result
+    return _derive_partitions(
+        context, warehouse, "cohort_summary", _summary_metadata, charts, publish_copy=True
+    )
