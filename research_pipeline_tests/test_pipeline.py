@@ -224,9 +224,10 @@ def test_schedule_requests_one_run_for_the_days_plan_and_skips_when_nothing_is_d
     pipeline.instance.add_dynamic_partitions("cohorts", ["large", "small"])
 
     def tick():
+        needed = daily_snapshot_schedule.required_resource_keys  # as the daemon gives them
         context = build_schedule_context(
             instance=pipeline.instance,
-            resources=pipeline.defs.resources,
+            resources={k: v for k, v in pipeline.defs.resources.items() if k in needed},
             scheduled_execution_time=_midnight_plus(today),
             repository_def=pipeline.defs.get_repository_def(),
         )
