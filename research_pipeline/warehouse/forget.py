@@ -136,13 +136,13 @@ def forget_gone_accounts(
         )
         # Every summary the accounts counted in: not only the days they have a row, but every
         # later day of their cohorts (a summary aggregates each member's latest answer, which
-        # may be days old in a rotating panel).
+        # may be days old in a rotating panel). A day with no summary yet (today's, before its
+        # cohort_summary step) has nothing to correct: its step derives it without them.
         report.partitions = conn.execute(
             """
             SELECT DISTINCT s.snapshot_date, s.cohort FROM tiktok.cohort_summary s
             JOIN (SELECT cohort, min(snapshot_date) AS first FROM todo GROUP BY cohort) t
               ON s.cohort = t.cohort AND s.snapshot_date >= t.first
-            UNION SELECT DISTINCT snapshot_date, cohort FROM todo
             ORDER BY ALL
             """
         ).fetchall()
