@@ -53,7 +53,9 @@ class ResearchApiResource(ConfigurableResource):
     daily_quota: int | None = _client_field(
         "daily_quota", "the project's requests per UTC day; None: off."
     )
-    concurrency: int = _client_field("concurrency", "requests in flight at once.")
+    concurrency: int = _client_field(
+        "concurrency", "most requests in flight at once (ramped up to)."
+    )
     timeout_seconds: float = _client_field(
         "timeout_seconds", "per read: connecting, each wait for bytes."
     )

@@ -27,7 +27,7 @@ from research_pipeline.tiktok.bodies import (
     DeadlinePassed,
     read_body,
 )
-from research_pipeline.tiktok.breaker import OutageBreaker
+from research_pipeline.tiktok.breaker import OutageBreaker, is_server_failure
 from research_pipeline.tiktok.error_kinds import user_kind
 from research_pipeline.tiktok.errors import (
     FatalApiError,
@@ -44,6 +44,7 @@ from research_pipeline.tiktok.limits import (
     next_utc_midnight,
 )
 from research_pipeline.tiktok.models import Outcome, RequestRecord, UserInfoResult
+from research_pipeline.tiktok.ramp import InFlightRamp
 from research_pipeline.tiktok.scrub import scrub
 from research_pipeline.tiktok.settings import ClientSettings, source_of
 from research_pipeline.tiktok.token import AccessTokenProvider, server_time
@@ -126,6 +127,7 @@ class ResearchApiClient:
             api_now=self.api_now,
         )
         self.breaker = OutageBreaker(sleep=sleep)
+        self.ramp = InFlightRamp(settings.concurrency)
         # Request-level rejections in a row (a 4xx not about its user): many mean the API
         # refuses our requests as a whole, and going on would spend the quota for nothing.
         self._rejections_in_a_row = 0
@@ -192,6 +194,9 @@ class ResearchApiClient:
                     raise
                 self._sleep(self._backoff(attempts))
                 continue
+            if not self.ramp.enter(cancelled):
+                raise FetchCancelledError(f"fetch of {username!r} cancelled")
+            healthy = None
             probe = self.rate_limits.enter()
             outage_probe = self.breaker.enter(cancelled)
             try:
@@ -200,12 +205,14 @@ class ResearchApiClient:
                 self.limiter.acquire()
                 self.quota.reserve()
                 answer = self._post_user_info(username, token)
+                healthy = _is_healthy(answer)
                 self.breaker.note(answer.status, answer.http_status, answer.message)
             finally:
                 if probe:
                     self.rate_limits.leave()
                 if outage_probe:
                     self.breaker.leave()
+                self.ramp.leave(healthy)
             if answer.http_status == 429 or answer.status in constants.RATE_LIMIT_STATUSES:
                 self.quota.release()  # refused before any work: the API did not count it
             if answer.quota_spent:
@@ -267,7 +274,7 @@ class ResearchApiClient:
                 self._rejections_in_a_row = 0
                 return
             self._rejections_in_a_row += 1
-            if self._rejections_in_a_row >= max(8, 2 * self.settings.concurrency):
+            if self._rejections_in_a_row >= REJECTIONS_TO_STOP:
                 raise FatalApiError(
                     f"the API rejected {self._rejections_in_a_row} requests in a row as a whole "
                     f"(HTTP {answer.http_status}: {answer.message}); stopping before more quota "
@@ -393,8 +400,9 @@ class ResearchApiClient:
         attempts: Mapping[str, int] | None = None,
         abandon: threading.Event | None = None,
     ) -> Iterator[UserInfoResult]:
-        """Fetch many users with `concurrency` requests in flight, yielding results in the order
-        they are answered (not the order asked).
+        """Fetch many users with up to `concurrency` requests in flight (the ramp: a few at
+        first, more while answers are healthy), yielding results in the order they are answered
+        (not the order asked).
 
         At most twice `concurrency` users are held at once, so a 100k cohort streams. On a fatal
         error or an exhausted quota, the fetches already answered are still yielded, then the
@@ -442,9 +450,26 @@ class ResearchApiClient:
 # A 4xx that is about the request, not its user (e.g. "Something went wrong. Please try again
 # later."): retried like a 5xx, within `max_attempts`; many in a row stop the run.
 REQUEST_REJECTED = "request_rejected"
+# That many in a row stop the run: more than a blip, and few (the ramp
+# halves the requests in flight at each, so they come one at a time before the stop).
+REJECTIONS_TO_STOP = 8
 
 _FATAL_CODES = (constants.SCOPE_NOT_AUTHORIZED, constants.SCOPE_PERMISSION_MISSED)
 _NAMES_DAILY_QUOTA = re.compile(r"daily\s+(?:request\s+)?(?:quota|limit)", re.IGNORECASE)
+
+
+def _is_healthy(answer: _Answer) -> bool | None:
+    """For the ramp: an answer that shows the API up and taking our pace (data or a per-user
+    error), one that says slow down or stop (a server failure, a 429, a rejected request), or
+    neither (an expired token)."""
+    if answer.status == constants.ACCESS_TOKEN_INVALID:
+        return None
+    return not (
+        is_server_failure(answer.status, answer.http_status)
+        or answer.http_status == 429
+        or answer.status in constants.RATE_LIMIT_STATUSES
+        or answer.status == REQUEST_REJECTED
+    )
 
 
 def classify_user_info_response(username: str, response: requests.Response) -> _Answer:

@@ -103,7 +103,7 @@ class ClientSettings:
     base_url: str = constants.DEFAULT_BASE_URL
     rate_limit_per_minute: int | None = constants.RATE_LIMIT_PER_MINUTE  # None: no client limit
     daily_quota: int | None = constants.DAILY_QUOTA  # None: no client quota
-    concurrency: int = 8
+    concurrency: int = 32  # the most in flight; a run ramps up to it (tiktok/ramp.py)
     timeout_seconds: float = 30.0  # per read: connecting, and each wait for more bytes
     # The whole answer, however it trickles in: a server sending a byte per read timeout would
     # otherwise hold a request (and the run) for hours.
