@@ -9,6 +9,10 @@ failures do; 600 requests per sliding minute and 1,000 per day enforced by the e
 The bound: the minute's window lets 600 requests through from the first one on, the 601st not
 before second 60, so the day cannot end before
     bound = 60 s + the median answer time (0.3 s)      (1,000 users; the tail comes on top)
+The tail comes on top even for an ideal client (no limit on requests in flight, no cost of its
+own): its last 400 requests go at second 60 and the day ends with the slowest of their answers.
+The benchmark draws that ideal day from the same distribution (10,001 draws, median printed):
+about 70 s, 1.16x the bound, so a median of 3 within 1.15x of the bound is luck for any client.
 Reported per variant, min / median / max of --runs runs, run interleaved: wall time to the last
 user's final answer (or to the quota's end: a 504 costs a request, so a day of 1,000 users
 leaves a few unanswered) and its ratio to the bound, requests per kept answer (kept: an answer the
@@ -24,6 +28,8 @@ Usage: .venv/bin/python -m benchmarks.real_pace [--users 1000] [--runs 3] [--wra
 """
 
 import argparse
+import math
+import random
 import statistics
 import time
 
@@ -41,6 +47,21 @@ def _emulator():
         "--timeout-504-rate", str(TIMEOUT_RATE), "--timeout-504-after", str(TIMEOUT_AFTER),
         "--rate-limit", "600", "--daily-quota", "1000", "--seed", str(time.time_ns() % 10_000),
     )  # fmt: skip
+
+
+def ideal_day(users: int, draws: int = 10_001) -> float:
+    """The median end of a day for a client with every request it may send in flight at once:
+    the first 600 at second 0, the rest at second 60, ending with the slowest answer among them
+    (504s aside: a 504 among them costs a request and leaves its user for the next day)."""
+    sigma = math.log(P99 / MEDIAN) / 2.326
+    late = max(users - 600, 0)
+    start = WINDOW if late else 0.0
+    draw = random.Random(0)
+    ends = [
+        start + max(draw.lognormvariate(math.log(MEDIAN), sigma) for _ in range(late or users))
+        for _ in range(draws)
+    ]
+    return statistics.median(ends)
 
 
 def ours(url: str, usernames: list[str], concurrency: int) -> tuple[float, int, float]:
@@ -87,8 +108,13 @@ def main() -> None:
     parser.add_argument("--wrapper-users", type=int, default=200)
     args = parser.parse_args()
     variants = {
-        "ResearchApiClient, concurrency 8 (default)": lambda url, names: ours(url, names, 8),
-        "ResearchApiClient, concurrency 32": lambda url, names: ours(url, names, 32),
+        "ResearchApiClient, ramp to 32 in flight (default)": lambda url, names: ours(
+            url, names, 32
+        ),
+        "ResearchApiClient, ramp to 64 in flight": lambda url, names: ours(url, names, 64),
+        "ResearchApiClient, concurrency 8 (the previous default)": lambda url, names: ours(
+            url, names, 8
+        ),
         f"tiktok-research-api-helper 0.1.3, sequential ({args.wrapper_users} users, wall "
         f"scaled to {args.users})": lambda url, names: wrapper(url, names[: args.wrapper_users]),
     }
@@ -112,14 +138,19 @@ def main() -> None:
           f"enforced; {args.runs} runs interleaved, a fresh emulator each")  # fmt: skip
     print(f"bound = {WINDOW:g} s (the minute's window: request 601 not before second 60) + "
           f"median answer {MEDIAN:g} s = {bound:.1f} s")  # fmt: skip
-    print("| variant | wall s min / median / max | median / bound | requests per kept answer "
-          "(median) | longest gap s (median) |")  # fmt: skip
-    print("|---|---|---|---|---|")
+    ideal = ideal_day(args.users)
+    print(f"an ideal client (everything it may send in flight at once, no cost of its own): "
+          f"median {ideal:.1f} s = {ideal / bound:.2f}x the bound (the slowest of the last "
+          f"{max(args.users - 600, 0) or args.users} answers)")  # fmt: skip
+    print("| variant | wall s min / median / max | median / bound | median / ideal | requests "
+          "per kept answer (median) | longest gap s (median) |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     for name, rows in results.items():
         walls = [r[0] for r in rows]
         median = statistics.median(walls)
         print(f"| {name} | {min(walls):.1f} / {median:.1f} / {max(walls):.1f} | "
-              f"{median / bound:.2f}x | {statistics.median(r[1] for r in rows):.3f} | "
+              f"{median / bound:.2f}x | {median / ideal:.2f}x | "
+              f"{statistics.median(r[1] for r in rows):.3f} | "
               f"{statistics.median(r[2] for r in rows):.1f} |")  # fmt: skip
 
 
