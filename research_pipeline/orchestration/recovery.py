@@ -14,7 +14,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from research_pipeline.coordination import process_alive
 from research_pipeline.orchestration.names import WAREHOUSE_POOL
@@ -44,9 +44,9 @@ def recover_dead_runs(instance: DagsterInstance) -> list[str]:
     info = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
     holders = {slot.run_id for slot in info.claimed_slots}
     holders |= {step.run_id for step in info.pending_steps}
-    for run in instance.get_runs():
-        if run.status not in _UNFINISHED:
-            continue
+    # Only the unfinished runs: a lab's months of finished runs are thousands (2,000 took
+    # 0.07 s to load in full, every snapshot; 0.003 s filtered).
+    for run in instance.get_runs(filters=RunsFilter(statuses=list(_UNFINISHED))):
         pid = _process_gone(run)
         if pid is None:
             continue
