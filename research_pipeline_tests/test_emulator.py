@@ -1,6 +1,8 @@
 """The emulator answers as the public docs describe, whoever the client is (plain requests here)."""
 
+import socket
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import requests
 
@@ -279,3 +281,21 @@ def test_the_real_apis_pace_lognormal_latency_and_a_late_json_504_that_counts():
         assert answer.json()["error"]["code"] == "timeout"
         user_info(server, "alice", bearer=bearer)
         assert user_info(server, "alice", bearer=bearer).status_code == 429  # both counted
+
+
+def test_many_connections_opened_at_once_all_get_through_before_any_is_accepted():
+    # A client ramping to 32 in flight opens its connections together; the server's listen
+    # backlog (Python's default is 5) must hold them until its loop accepts them. The kernel
+    # completes a connection with room in the backlog at once; one beyond it waits for a
+    # retransmitted SYN a second later, past this timeout.
+    server = EmulatorServer()  # bound and listening, its loop not started: nothing accepted
+    sockets = []
+    try:
+        host, port = urlsplit(server.url).hostname, urlsplit(server.url).port
+        for _ in range(64):
+            sockets.append(socket.create_connection((host, port), timeout=0.5))
+    finally:
+        for s in sockets:
+            s.close()
+        server._server.server_close()  # never served: shutdown() would wait for its loop
+    assert len(sockets) == 64

@@ -12,6 +12,15 @@ from research_pipeline.emulator.handler import ResearchApiHandler
 from research_pipeline.emulator.state import EmulatorClock, EmulatorState
 
 
+class _Server(ThreadingHTTPServer):
+    # Class attributes: the constructor binds and listens, so a backlog set on the instance
+    # afterwards never took effect (it was Python's default of 5). A client opening its
+    # connections at once (32 in flight) then met resets under load, which TikTok's front
+    # doors do not give.
+    daemon_threads = True
+    request_queue_size = 256
+
+
 class EmulatorServer:
     """The emulator on 127.0.0.1: `with EmulatorServer(EmulatorConfig(...)) as api: api.url`."""
 
@@ -20,9 +29,7 @@ class EmulatorServer:
     ):
         self.state = EmulatorState(config or EmulatorConfig())
         handler = type("Handler", (ResearchApiHandler,), {"state": self.state})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._server.request_queue_size = 256
+        self._server = _Server((host, port), handler)
         self._thread: threading.Thread | None = None
 
     @property
