@@ -1,5 +1,7 @@
 """Warehouse SQL against hand-computed values: deltas, rates, division by zero, the summary."""
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 
 import pytest
@@ -7,6 +9,7 @@ import pytest
 from research_pipeline import warehouse as wh
 from research_pipeline.tiktok.constants import COUNT_FIELDS
 from research_pipeline.tiktok.models import Outcome, UserInfoResult
+from research_pipeline.warehouse.schema import current_version
 
 D1, D2, D3 = date(2026, 1, 1), date(2026, 1, 3), date(2026, 1, 4)
 
@@ -242,3 +245,28 @@ def test_text_is_stored_as_the_api_sent_it(warehouse, text):
         warehouse,
         "SELECT bio_description FROM tiktok.user_info WHERE username = 'textual'",
     ) == [(text,)]
+
+
+def test_sessions_of_two_warehouses_in_one_process_each_see_their_own_file(tmp_path):
+    """Sessions share one DuckDB per process, each file attached while in use: a new file opened
+    while another is attached gets its own tables, not the other's."""
+    first, second = tmp_path / "first.duckdb", tmp_path / "second.duckdb"
+    with wh.connect(first) as conn:
+        conn.execute(
+            "INSERT INTO tiktok.tombstones VALUES ('only_in_first', 'c1', '2026-12-01', "
+            "'not_found', '2026-12-02 00:00:00')"
+        )
+        with wh.connect(second) as other:  # a new file, while the first is attached
+            assert other.execute("SELECT count(*) FROM tiktok.tombstones").fetchall() == [(0,)]
+            assert current_version(other) == wh.LATEST_VERSION
+        with wh.connect(first) as again:  # a second session of an attached file shares it
+            assert again.execute("SELECT username FROM tiktok.tombstones").fetchall() == [
+                ("only_in_first",)
+            ]
+    # The last session ended: the file is detached, its lock free for another process.
+    done = subprocess.run(
+        [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
+         str(first)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr

@@ -117,7 +117,8 @@ def table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str
     """(column, DuckDB type) of a `tiktok` table, for the UI's column schema."""
     return conn.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = 'tiktok' AND table_name = ? ORDER BY ordinal_position",
+        "WHERE table_schema = 'tiktok' AND table_name = ? AND table_catalog = current_database() "
+        "ORDER BY ordinal_position",
         [table],
     ).fetchall()
 

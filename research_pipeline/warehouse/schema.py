@@ -241,7 +241,8 @@ def current_version(conn: duckdb.DuckDBPyConnection) -> int:
     tables = {
         name
         for (name,) in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'tiktok'"
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'tiktok' "
+            "AND table_catalog = current_database()"
         ).fetchall()
     }
     if "schema_version" in tables:
