@@ -162,6 +162,50 @@ def test_the_warehouse_file_keeps_no_bytes_of_what_was_forgotten(tmp_path):
     assert not again.changed and again.accounts == []
 
 
+def test_a_gone_answer_that_held_no_value_is_forgotten_without_rewriting_the_file(tmp_path):
+    """A private account's answer carries no value the API returned: marked forgotten (its
+    tombstone written), it needs no rewrite of the file, which on a lab's warehouse is the
+    whole file copied every day a gone account is re-checked. One with an earlier ok answer
+    does."""
+    day = date(2026, 3, 1)
+    private = "`username: {0}` is private: API cannot return this user's information"
+    with warehouse.connect(tmp_path / "w.duckdb") as conn:
+        gone = UserInfoResult(
+            "eve", Outcome.USER_ERROR, "invalid_params", datetime.now(UTC),
+            error_message=private.format("eve"),
+        )  # fmt: skip
+        warehouse.save_fetched(conn, [(day, "x", gone)], [])
+        first = forget_gone_accounts(conn)
+        assert [name for name, _, _ in first.accounts] == ["eve"] and first.rows_redacted == 1
+        assert first.rows_with_values_removed == 0 and not first.changed
+        ok = UserInfoResult(
+            "dora", Outcome.OK, "ok", datetime.now(UTC), fields={"follower_count": 7}
+        )
+        later = UserInfoResult(
+            "dora", Outcome.USER_ERROR, "invalid_params", datetime.now(UTC),
+            error_message=private.format("dora"),
+        )  # fmt: skip
+        warehouse.save_fetched(conn, [(day, "x", ok)], [])
+        warehouse.save_fetched(conn, [(day + timedelta(days=1), "x", later)], [])
+        second = forget_gone_accounts(conn)
+        assert second.rows_with_values_removed == 1 and second.changed
+
+
+def test_a_first_answer_already_gone_leaves_the_warehouse_file_unrewritten(pipeline):
+    [private] = find_usernames(pipeline.api, "private", 1)
+    pipeline.write_cohort("panel", [*find_usernames(pipeline.api, "active", 3), private])
+    [result] = pipeline.run(["panel"])
+    assert result.success
+    forgotten = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }["tiktok/gone_accounts"]
+    assert forgotten["accounts_forgotten_now"].value == 1
+    assert forgotten["file_rewritten"].value is False
+    with warehouse.connect(pipeline.database, read_only=True) as conn:
+        assert conn.execute("SELECT username FROM tiktok.tombstones").fetchall() == [(private,)]
+
+
 def test_counts_of_gone_accounts_are_kept_only_when_the_setting_says_so(tmp_path):
     day = date(2026, 3, 1)
     with warehouse.connect(tmp_path / "w.duckdb") as conn:

@@ -52,7 +52,8 @@ _PROFILE = (*PROFILE_COLUMNS, "is_verified")
 @dataclass
 class ForgetReport:
     accounts: list[tuple[str, str, date]] = field(default_factory=list)  # newly forgotten
-    rows_redacted: int = 0
+    rows_redacted: int = 0  # rows marked forgotten, their values (if any) removed
+    rows_with_values_removed: int = 0  # of those, rows that held a value the API returned
     derived_rows_deleted: int = 0
     partitions: list[Key] = field(default_factory=list)  # summaries to derive again
     tombstones: int = 0  # in all, after the pass
@@ -60,7 +61,10 @@ class ForgetReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.rows_redacted or self.derived_rows_deleted)
+        """Whether a value the API returned left a table (the file then needs its rewrite). A
+        gone account's new answer (re-checked, still gone) is marked forgotten but held no
+        value: no rewrite of a months-long file for it."""
+        return bool(self.rows_with_values_removed or self.derived_rows_deleted or self.partitions)
 
 
 # Who is gone, and since when: the first gone answer after the last ok one, so the whole history
@@ -153,11 +157,16 @@ def forget_gone_accounts(
             (_PROFILE if keep_counts else _PROFILE + COUNT_FIELDS, "kind <> $x"),
             (_PROFILE + COUNT_FIELDS, "kind = $x"),
         ):
+            gone_of_kind = f"SELECT username FROM gone WHERE {which}"  # noqa: S608 - constants
+            rows = f"WHERE rowid IN (SELECT id FROM todo) AND username IN ({gone_of_kind})"  # noqa: S608
+            report.rows_with_values_removed += conn.execute(
+                f"SELECT count(*) FROM tiktok.user_info {rows} "  # noqa: S608 - constant column names
+                f"AND NOT ({' AND '.join(f'{c} IS NULL' for c in columns)})",
+                {"x": EXPIRED},
+            ).fetchall()[0][0]
             report.rows_redacted += conn.execute(
                 f"UPDATE tiktok.user_info SET {', '.join(f'{c} = NULL' for c in columns)}, "  # noqa: S608 - constant column names
-                "forgotten_at = coalesce(forgotten_at, now()::TIMESTAMP) "
-                "WHERE rowid IN (SELECT id FROM todo) "
-                f"AND username IN (SELECT username FROM gone WHERE {which})",
+                f"forgotten_at = coalesce(forgotten_at, now()::TIMESTAMP) {rows}",
                 {"x": EXPIRED},
             ).fetchall()[0][0]
         refold_changed(conn, "todo")

@@ -95,7 +95,8 @@ def gone_accounts(
             f"withdrew the export {folder}: it held data of accounts no longer available "
             "(TikTok's terms); export the cohort again"
         )
-    if on_file and (report.changed or pending):
+    rewritten = on_file and (report.changed or pending)
+    if rewritten:
         try:
             rewrite_file(warehouse.database)
         except WarehouseError as exc:
@@ -114,14 +115,19 @@ def gone_accounts(
         context.log.info(
             f"forgot {len(report.accounts) - len(expired)} account(s) no longer available "
             f"({report.rows_redacted} rows redacted, {report.derived_rows_deleted} derived rows "
-            f"deleted{', counts kept by setting' if keep else ''}); the warehouse file was "
-            "rewritten so no removed value stays in it"
+            f"deleted{', counts kept by setting' if keep else ''})"
+            + (
+                "; the warehouse file was rewritten so no removed value stays in it"
+                if rewritten
+                else "; they held no value the API returned: the file needed no rewrite"
+            )
         )
     metadata.update(
         {
             "accounts_forgotten_now": MetadataValue.int(len(report.accounts) - len(expired)),
             "former_members_expired_now": MetadataValue.int(len(expired)),
             "rows_redacted": MetadataValue.int(report.rows_redacted),
+            "file_rewritten": MetadataValue.bool(bool(rewritten)),
             "derived_rows_deleted": MetadataValue.int(report.derived_rows_deleted),
             "accounts_back": MetadataValue.int(report.returned),
             "exports_withdrawn": MetadataValue.int(len(withdrawn)),
