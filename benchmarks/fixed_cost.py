@@ -8,7 +8,9 @@ Each run gets a fresh warehouse (a first snapshot of the day) and a Dagster home
 exists already (its storage created beforehand, untimed: the daily case) or is new (the first
 run on a machine); the emulator runs in its own process without latency or limits, so what is
 left is our fixed cost: imports, instance, run set-up, writes, interpreter exit. Also timed:
-`--help` (imports to parse arguments) and importing the snapshot command's modules.
+`--help` (imports to parse arguments), importing the snapshot command's modules, and this
+tree's snapshot without the immediate exit and without freezing what it loaded out of the
+garbage collector's way, each beside the same snapshot with it.
 
 Usage: .venv/bin/python -m benchmarks.fixed_cost [--runs 3] [--users 10] [--release d6d4d53]
 """
@@ -30,7 +32,15 @@ IMPORTS = {  # the modules a snapshot loads before it starts its run, per versio
 }
 # This tree as it would run without leaving at once (research_pipeline.cli.run): the
 # interpreter's teardown measured apart.
-NORMAL_EXIT = "import sys; from research_pipeline.cli import main; sys.exit(main(sys.argv[1:]))"
+NORMAL_EXIT = (
+    "import sys; from research_pipeline.cli import collection, main; "
+    "collection.freeze_after_loading(); sys.exit(main(sys.argv[1:]))"
+)
+# This tree as it ran before what it loads was frozen out of the garbage collector's way
+# (research_pipeline.cli.collection): the executable without that one call.
+COLLECTOR_AS_BEFORE = (
+    "import os, sys; from research_pipeline.cli import main; os._exit(main(sys.argv[1:]))"
+)
 # Dagster's own floor for a run of our shape: five chained assets that do nothing, materialized
 # in process on the (existing) SQLite instance, in a fresh interpreter, leaving at once as our
 # CLI does. No run of ours can cost less than this with Dagster's SQLite storage.
@@ -86,6 +96,7 @@ def main() -> None:
     emulator, url = start_emulator("--rate-limit", "off", "--daily-quota", "off")
     times: dict[str, dict[str, list[float]]] = {}
     floor: list[float] = []
+    collector_as_before: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, release_checkout(Path(tmp), args.release) as out:
         release, release_python = out
         try:
@@ -111,6 +122,12 @@ def main() -> None:
                     times[name]["snapshot, existing home, normal exit"].append(
                         _timed([*normal, "snapshot", "--cohort", "bench"], env, folder)
                     )
+                    if name == "this tree":
+                        folder = Path(tmp) / f"this_tree_{run}_collector_as_before"
+                        env = _environment(folder, url, pythons[name], args.users, True)
+                        collector_as_before.append(_timed(
+                            [pythons[name], "-c", COLLECTOR_AS_BEFORE, "snapshot", "--cohort",
+                             "bench"], env, folder))  # fmt: skip
                     times[name]["--help"].append(_timed([*cli, "--help"], env, folder))
                     times[name]["imports"].append(
                         _timed([pythons[name], "-c", IMPORTS[name]], env, folder)
@@ -138,6 +155,14 @@ def main() -> None:
     print(f"per run, {daily}: this / release {ours}; floor / release {floors}")
     over = ", ".join(f"+{new - bare:.2f} s" for _, new, bare in pairs)
     print(f"per run, {daily} minus Dagster's floor of the same pass: {over}")
+    print(
+        f"\nthis tree, {daily}, the collector as before the freeze: {_mmm(collector_as_before)} s"
+    )
+    frozen = ", ".join(
+        f"{new / old:.2f}x"
+        for new, old in zip(times["this tree"][daily], collector_as_before, strict=True)
+    )
+    print(f"per run, frozen / as before: {frozen}")
 
 
 def _mmm(values: list[float]) -> str:

@@ -1,7 +1,10 @@
 """`research-pipeline snapshot`: carry out today's plan, through a real Dagster run."""
 
+from contextlib import ExitStack
+
 import click
 
+from research_pipeline.cli import collection
 from research_pipeline.errors import CohortError
 
 # Exit codes beyond 0/1/2: the run succeeded but the day's plan could not be finished; a
@@ -22,17 +25,20 @@ def snapshot(cohorts: tuple[str, ...]) -> int:
     before it was (or the API was down), 1 when the run failed, 130 when Ctrl-C or SIGTERM
     stopped it (what was answered is stored; nobody is asked twice by the next run).
     """
-    # Dagster, pandas and DuckDB load here, not at import: `snapshot --help` and a mistyped
-    # option answer without them.
-    from research_pipeline.definitions import load_project_defs
-    from research_pipeline.orchestration.instance import dagster_instance
-    from research_pipeline.settings import PipelineSettings
-    from research_pipeline.tiktok import ClientSettings
+    with ExitStack() as stack:
+        with collection.loading():
+            # Dagster and DuckDB load here, not at import: `snapshot --help` and a mistyped
+            # option answer without them.
+            from research_pipeline.definitions import load_project_defs
+            from research_pipeline.orchestration.instance import dagster_instance
+            from research_pipeline.settings import PipelineSettings
+            from research_pipeline.tiktok import ClientSettings
 
-    client = ClientSettings.from_env()
-    pipeline = PipelineSettings.from_env()
-    with dagster_instance() as instance:
-        return _snapshot(instance, load_project_defs(), client, pipeline, cohorts)
+            client = ClientSettings.from_env()
+            pipeline = PipelineSettings.from_env()
+            instance = stack.enter_context(dagster_instance())
+            defs = load_project_defs()
+        return _snapshot(instance, defs, client, pipeline, cohorts)
 
 
 def _snapshot(instance, defs, client, pipeline, cohorts: tuple[str, ...]) -> int:
