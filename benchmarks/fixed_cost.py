@@ -122,16 +122,16 @@ def main() -> None:
                     times[name]["snapshot, existing home, normal exit"].append(
                         _timed([*normal, "snapshot", "--cohort", "bench"], env, folder)
                     )
+                    times[name]["--help"].append(_timed([*cli, "--help"], env, folder))
+                    times[name]["imports"].append(
+                        _timed([pythons[name], "-c", IMPORTS[name]], env, folder)
+                    )
                     if name == "this tree":
                         folder = Path(tmp) / f"this_tree_{run}_collector_as_before"
                         env = _environment(folder, url, pythons[name], args.users, True)
                         collector_as_before.append(_timed(
                             [pythons[name], "-c", COLLECTOR_AS_BEFORE, "snapshot", "--cohort",
                              "bench"], env, folder))  # fmt: skip
-                    times[name]["--help"].append(_timed([*cli, "--help"], env, folder))
-                    times[name]["imports"].append(
-                        _timed([pythons[name], "-c", IMPORTS[name]], env, folder)
-                    )
                 folder = Path(tmp) / f"floor_{run}"  # in the same pass: same machine state
                 env = _environment(folder, url, sys.executable, args.users, True)
                 floor.append(_timed([sys.executable, "-c", FLOOR], env, folder))
