@@ -45,6 +45,8 @@ def test_a_snapshot_killed_mid_fetch_never_blocks_the_next_one(tmp_path, emulato
         assert dead.status == DagsterRunStatus.STARTED  # as a power cut leaves it
         info = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
         assert info.active_run_ids == {dead.run_id}  # its slot: the next run's wait for ever
+    ledger = tmp_path / "data" / "research.duckdb"
+    recorded_by_the_dead_run = _ledger(ledger)[0]
     emulator.config.latency_seconds = 0.0
     rerun = snapshot_process(env, "panel")
     try:
@@ -55,9 +57,18 @@ def test_a_snapshot_killed_mid_fetch_never_blocks_the_next_one(tmp_path, emulato
     assert f"run {dead.run_id[:8]} died with its process" in output
     stats = emulator.stats()
     assert all(ok_requests(stats, u) >= 1 for u in users)
-    with duckdb.connect(str(tmp_path / "data" / "research.duckdb"), read_only=True) as conn:
+    with duckdb.connect(str(ledger), read_only=True) as conn:
         rows = conn.execute("SELECT count(DISTINCT username) FROM tiktok.user_info").fetchall()
     assert rows == [(120,)]
+    # What the rerun says it spent is its own requests; those the dead run sent but never
+    # recorded, which the rerun adds to the ledger, are said apart.
+    rows, unrecorded = _ledger(ledger)
+    assert unrecorded > 0  # requests were in flight at the kill (the ramp has several out)
+    spent = rows - recorded_by_the_dead_run - unrecorded
+    assert (
+        f"API requests spent: {spent} (and {unrecorded} sent by a run that died before "
+        "recording them, counted now)"
+    ) in output
     with DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         statuses = {r.run_id: r.status for r in instance.get_runs()}
         assert statuses[dead.run_id] == DagsterRunStatus.FAILURE
@@ -119,3 +130,13 @@ def test_a_snapshot_waiting_for_a_live_writer_says_whom_and_ctrl_c_ends_the_wait
             wait_for_write_turn(instance, said.append, sleep=ctrl_c)  # returns: the turn is free
     finally:
         writer.kill()
+
+
+def _ledger(database: Path) -> tuple[int, int]:
+    """(requests in the ledger, those of them recorded as 'unrecorded')."""
+    with duckdb.connect(str(database), read_only=True) as conn:
+        [counts] = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'unrecorded') "
+            "FROM tiktok.api_requests"
+        ).fetchall()
+    return counts

@@ -42,7 +42,8 @@ def run_and_report(
     defs: Definitions, instance: DagsterInstance, snapshot_date: date, cohorts: Sequence[str]
 ) -> RunsOutcome:
     """Run the snapshot job; print one line per run, the reason of any failure, and the requests
-    spent, from the ledger (a failed run spends too, and says so)."""
+    spent, from the ledger (a failed run spends too, and says so), apart from those a run that
+    died had sent, which this run's recovery adds to the ledger."""
     outcome = RunsOutcome()
     database = defs.resources["warehouse"].database
     before = _ledger_requests(database)
@@ -67,8 +68,13 @@ def run_and_report(
                 why = evaluation.metadata.get("why")
                 outcome.plan_incomplete = str(why.value) if why else "see the run's checks"
         outcome.succeeded = outcome.succeeded and result.success
-    outcome.requests = _ledger_requests(database) - before
-    click.echo(f"API requests spent: {outcome.requests}")
+    rows, unrecorded = _ledger_requests(database)
+    unrecorded -= before[1]
+    outcome.requests = rows - before[0] - unrecorded
+    spent = f"API requests spent: {outcome.requests}"
+    if unrecorded:  # the ledger grew by them in this run, but a run that died spent them
+        spent += f" (and {unrecorded} sent by a run that died before recording them, counted now)"
+    click.echo(spent)
     return outcome
 
 
@@ -95,13 +101,14 @@ def _was_interrupted(failure) -> bool:
     return failure.error_source == ErrorSource.INTERRUPT
 
 
-def _ledger_requests(database: str) -> int:
-    """Every request the ledger holds (tiktok.api_requests); 0 before the first snapshot."""
+def _ledger_requests(database: str) -> tuple[int, int]:
+    """The ledger's requests, and those a dead run left unrecorded (`queries.ledger_size`);
+    none before the first snapshot."""
     try:
         with warehouse.connect(database, read_only=True) as conn:
             return queries.ledger_size(conn)
     except WarehouseError:
-        return 0
+        return 0, 0
 
 
 def print_summary(database: str, snapshot_date: date) -> None:

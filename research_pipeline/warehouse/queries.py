@@ -179,9 +179,13 @@ def last_snapshot_date(conn: duckdb.DuckDBPyConnection, cohort: str) -> date | N
     ).fetchall()[0][0]
 
 
-def ledger_size(conn: duckdb.DuckDBPyConnection) -> int:
-    """Every request the ledger holds (tiktok.api_requests)."""
-    return conn.execute("SELECT count(*) FROM tiktok.api_requests").fetchall()[0][0]
+def ledger_size(conn: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(every request the ledger holds, those of them 'unrecorded': sent by a run that died
+    before recording them, added by the next run) in tiktok.api_requests."""
+    [(rows, unrecorded)] = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'unrecorded') FROM tiktok.api_requests"
+    ).fetchall()
+    return rows, unrecorded
 
 
 def live_data_older_than(
