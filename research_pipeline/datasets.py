@@ -181,9 +181,15 @@ def methods_paragraph(facts: DatasetFacts) -> str:
         + "; as TikTok's terms require, the data the API had returned about them was deleted and "
         "only the fact and date of their unavailability were kept."
     )
+    lost = facts.requests_unrecorded  # spent, but their answers never reached the warehouse
+    requests = (
+        f"In all, {facts.requests_spent - lost:,} API requests were answered "
+        f"({facts.answers_ok:,} with data)"
+    )
+    if lost:
+        requests += f"; {lost:,} more were sent by a run killed before it stored their answers"
     parts.append(
-        f"In all, {facts.requests_spent:,} API requests were answered "
-        f"({facts.answers_ok:,} with data). Data were collected with research-pipeline "
+        f"{requests}. Data were collected with research-pipeline "
         f"{versions['research-pipeline']} (Dagster {versions['dagster']}, DuckDB "
         f"{versions['duckdb']})."
     )

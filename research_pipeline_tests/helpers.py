@@ -11,6 +11,7 @@ from itertools import islice
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from dagster import DagsterInstance, Definitions
 
@@ -210,3 +211,35 @@ class Pipeline:
     def query(self, sql: str, params=None) -> list[tuple]:
         with duckdb.connect(str(self.database), read_only=True) as conn:
             return conn.execute(sql, params or []).fetchall()
+
+
+def assert_figures_match_files(out, manifest, other_cohort: str | None) -> None:
+    """Every figure of manifest.json and METHODS.md equals pandas on the exported files;
+    `other_cohort`: one that paid for some of this cohort's answers (a shared member)."""
+    rows = pd.read_parquet(out / "user_info.parquet")
+    ledger = pd.read_parquet(out / "api_requests.parquet")
+    summary = pd.read_parquet(out / "cohort_summary.parquet")
+    spent = ledger[~ledger.status.isin(["rate_limit_exceeded", "daily_quota_limit_exceeded"])]
+    unrecorded = spent[spent.status == "unrecorded"]  # a killed run's: sent, answer never stored
+    answered = spent[spent.status != "unrecorded"]
+    # Provenance: every answer of the cohort has the request that paid for it, even when that
+    # request was made for journalists (a shared user is asked once a day, credited to the
+    # first cohort asking).
+    paid = set(zip(ledger.snapshot_date, ledger.username, strict=True))
+    fetched = rows[rows.is_final]
+    assert set(zip(fetched.snapshot_date, fetched.username, strict=True)) <= paid
+    if other_cohort is not None:
+        assert (ledger.cohort == other_cohort).any()  # some were paid for by the other cohort
+    assert manifest["requests_spent"] == len(spent)
+    assert manifest["requests_unrecorded"] == len(unrecorded)
+    assert manifest["answers_ok"] == int((rows.status == "ok").sum())
+    assert manifest["accounts_ever"] == rows.username.nunique()
+    assert str(manifest["first_day"]) == str(rows.snapshot_date.min())
+    shares = (summary.fresh / summary.members).tolist()
+    assert manifest["mean_fresh_share"] == pytest.approx(sum(shares) / len(shares))
+    methods = (out / "METHODS.md").read_text()
+    assert f"In all, {len(answered):,} API requests were answered" in methods
+    assert f"({int((rows.status == 'ok').sum()):,} with data)" in methods
+    lost = f"{len(unrecorded):,} more were sent by a run killed before it stored their answers"
+    assert (lost in methods) == (len(unrecorded) > 0)
+    assert f"We followed {rows.username.nunique():,} TikTok accounts" in methods

@@ -12,8 +12,11 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
+from research_pipeline import warehouse
+from research_pipeline.datasets import export_dataset
 from research_pipeline.orchestration.names import WAREHOUSE_POOL
 from research_pipeline_tests.helpers import (
+    assert_figures_match_files,
     cli_process_environment,
     find_usernames,
     ok_requests,
@@ -69,6 +72,11 @@ def test_a_snapshot_killed_mid_fetch_never_blocks_the_next_one(tmp_path, emulato
         f"API requests spent: {spent} (and {unrecorded} sent by a run that died before "
         "recording them, counted now)"
     ) in output
+    # The dataset a paper cites says so too: spent, answered, and lost to the kill.
+    with warehouse.connect(str(ledger), read_only=True) as conn:
+        manifest = export_dataset(conn, "panel", tmp_path / "dataset")
+    assert manifest["requests_unrecorded"] == unrecorded
+    assert_figures_match_files(tmp_path / "dataset", manifest, other_cohort=None)
     with DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         statuses = {r.run_id: r.status for r in instance.get_runs()}
         assert statuses[dead.run_id] == DagsterRunStatus.FAILURE

@@ -26,7 +26,7 @@ from research_pipeline.warehouse.forget import (
     rewrite_file,
     rewrite_pending,
 )
-from research_pipeline_tests.helpers import find_usernames
+from research_pipeline_tests.helpers import assert_figures_match_files, find_usernames
 
 # End to end: the pipeline through Dagster or the CLI (`make check` leaves these out).
 pytestmark = pytest.mark.e2e
@@ -451,31 +451,6 @@ def test_a_declared_shortfall_does_not_fail_the_cadence_check_every_day(pipeline
     assert "3 days" in str(last["refreshed_within_cadence"].metadata["allowed_days"].value)
     assert last["refreshed_within_cadence"].passed  # every member within the 3 days sustained
     assert all(r["plan_completed"].passed for r in results)
-
-
-def assert_figures_match_files(out, manifest, other_cohort: str) -> None:
-    """Every figure of manifest.json and METHODS.md equals pandas on the exported files."""
-    rows = pd.read_parquet(out / "user_info.parquet")
-    ledger = pd.read_parquet(out / "api_requests.parquet")
-    summary = pd.read_parquet(out / "cohort_summary.parquet")
-    answered = ledger[~ledger.status.isin(["rate_limit_exceeded", "daily_quota_limit_exceeded"])]
-    # Provenance: every answer of the cohort has the request that paid for it, even when that
-    # request was made for journalists (a shared user is asked once a day, credited to the
-    # first cohort asking).
-    paid = set(zip(ledger.snapshot_date, ledger.username, strict=True))
-    fetched = rows[rows.is_final]
-    assert set(zip(fetched.snapshot_date, fetched.username, strict=True)) <= paid
-    assert (ledger.cohort == other_cohort).any()  # some were paid for by the other cohort
-    assert manifest["requests_spent"] == len(answered)
-    assert manifest["answers_ok"] == int((rows.status == "ok").sum())
-    assert manifest["accounts_ever"] == rows.username.nunique()
-    assert str(manifest["first_day"]) == str(rows.snapshot_date.min())
-    shares = (summary.fresh / summary.members).tolist()
-    assert manifest["mean_fresh_share"] == pytest.approx(sum(shares) / len(shares))
-    methods = (out / "METHODS.md").read_text()
-    assert f"In all, {len(answered):,} API requests were answered" in methods
-    assert f"({int((rows.status == 'ok').sum()):,} with data)" in methods
-    assert f"We followed {rows.username.nunique():,} TikTok accounts" in methods
 
 
 def test_every_figure_of_a_dataset_equals_a_recomputation_from_its_own_files(pipeline, tmp_path):

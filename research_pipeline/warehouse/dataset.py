@@ -30,8 +30,10 @@ class DatasetFacts:
     coverage: list[dict] = field(default_factory=list)  # per day
     errors_by_kind: dict[str, int] = field(default_factory=dict)  # final error answers
     unavailable: dict[str, int] = field(default_factory=dict)  # tombstones by kind
-    requests_spent: int = 0  # answered requests (429s excluded)
+    requests_spent: int = 0  # requests that count against the quota (429s excluded)
     requests_refused: int = 0  # 429s
+    # of those spent: sent by a run killed before it stored their answers (status 'unrecorded')
+    requests_unrecorded: int = 0
     answers_ok: int = 0
     mean_fresh_share: float | None = None
 
@@ -50,7 +52,8 @@ ORDER BY ALL
 # Built from a constant of this module, never from input.
 _COUNT_REQUESTS = (
     "SELECT count(*) FILTER (WHERE status NOT IN (SELECT unnest($refused))), "  # noqa: S608
-    "count(*) FILTER (WHERE status IN (SELECT unnest($refused))) FROM (" + _PROVENANCE + ")"
+    "count(*) FILTER (WHERE status IN (SELECT unnest($refused))), "
+    "count(*) FILTER (WHERE status = 'unrecorded') FROM (" + _PROVENANCE + ")"
 )
 
 
@@ -119,7 +122,7 @@ def dataset_facts(conn: duckdb.DuckDBPyConnection, cohort: str) -> DatasetFacts:
     unavailable = dict(conn.execute(
         "SELECT kind, count(*) FROM tiktok.tombstones WHERE cohort = ? GROUP BY 1 ORDER BY 1",
         [cohort]).fetchall())  # fmt: skip
-    spent, refused = conn.execute(
+    spent, refused, unrecorded = conn.execute(
         _COUNT_REQUESTS, {"cohort": cohort, "refused": list(RATE_LIMIT_STATUSES)}
     ).fetchall()[0]
     fresh = [c["fresh"] / c["members"] for c in coverage if c["members"]]
@@ -136,6 +139,7 @@ def dataset_facts(conn: duckdb.DuckDBPyConnection, cohort: str) -> DatasetFacts:
         unavailable=unavailable,
         requests_spent=spent,
         requests_refused=refused,
+        requests_unrecorded=unrecorded,
         answers_ok=ok or 0,
         mean_fresh_share=sum(fresh) / len(fresh) if fresh else None,
     )

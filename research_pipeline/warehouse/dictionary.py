@@ -121,7 +121,11 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         ),
         "requested_at": ("When the request was sent", "UTC timestamp"),
         "http_status": ("HTTP status of the answer (empty: no answer)", ""),
-        "status": ("'ok', the API's error code, or a transport status", ""),
+        "status": (
+            "'ok', the API's error code, a transport status, or 'unrecorded': sent by a run "
+            "killed before it stored the answer (TikTok counted it; its cohort is empty)",
+            "",
+        ),
         "error_kind": ("Kind of failure, as in user_info", ""),
         "log_id": ("The API's log_id", ""),
         "source": ("The API's host, or 'emulator'", ""),
