@@ -102,11 +102,11 @@ def _was_interrupted(failure) -> bool:
 
 
 def _ledger_requests(database: str) -> tuple[int, int]:
-    """The ledger's requests, and those a dead run left unrecorded (`queries.ledger_size`);
+    """The ledger's requests, and those a dead run left unrecorded (`queries.ledger_counts`);
     none before the first snapshot."""
     try:
         with warehouse.connect(database, read_only=True) as conn:
-            return queries.ledger_size(conn)
+            return queries.ledger_counts(conn)
     except WarehouseError:
         return 0, 0
 

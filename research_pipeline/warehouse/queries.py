@@ -179,7 +179,7 @@ def last_snapshot_date(conn: duckdb.DuckDBPyConnection, cohort: str) -> date | N
     ).fetchall()[0][0]
 
 
-def ledger_size(conn: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+def ledger_counts(conn: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     """(every request the ledger holds, those of them 'unrecorded': sent by a run that died
     before recording them, added by the next run) in tiktok.api_requests."""
     [(rows, unrecorded)] = conn.execute(
