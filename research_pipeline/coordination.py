@@ -11,8 +11,8 @@ the warehouse, `<warehouse>.coordination`:
   process that has ended (killed, crashed) count for nothing, so a re-run asks those users;
 - `sent`: every request, noted just before it is sent, so what a killed process sent but never
   recorded in the ledger is counted afterwards (`unrecorded`).
-`Coordination` also names the spill folder (answers the warehouse could not take, spill.py):
-every side file a day's run relies on comes from one object.
+`Coordination` also names the journal (every answer as it arrives, journal.py): every side file
+a day's run relies on comes from one object.
 
 SQLite (the standard library's) rather than DuckDB: reservations and claims are taken by many
 processes at once, a request at a time, and must never wait for a batch save holding DuckDB's
@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from research_pipeline.errors import WarehouseError
-from research_pipeline.spill import AnswerSpill
+from research_pipeline.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -289,20 +289,20 @@ class SharedDay:
 
 class Coordination:
     """The side files of one warehouse that every process of the project shares: the
-    coordination file and the spill folder. `None` from `beside`: nothing is shared (an
+    coordination file and the journal. `None` from `beside`: nothing is shared (an
     in-memory warehouse, MotherDuck)."""
 
-    def __init__(self, path: Path, spill: AnswerSpill):
+    def __init__(self, path: Path, journal: Journal):
         self.path = Path(path)
-        self.spill = spill
+        self.journal = journal
 
     @classmethod
-    def beside(cls, database: str | Path, spill_dir: str | Path | None = None):
+    def beside(cls, database: str | Path, journal_dir: str | Path | None = None):
         database = str(database)
         if database == ":memory:" or database.startswith("md:"):
             return None
         path = Path(database).with_name(Path(database).name + ".coordination")
-        return cls(path, AnswerSpill(database, spill_dir or None))
+        return cls(path, Journal(database, journal_dir or None))
 
     @contextmanager
     def day(self) -> Iterator[SharedDay]:

@@ -28,6 +28,10 @@ class WarehouseError(ResearchPipelineError):
     """The DuckDB file cannot be opened, upgraded or written."""
 
 
+class JournalError(WarehouseError):
+    """An answer cannot be written to the journal on local disk: sending must stop at once."""
+
+
 class WarehouseNeedsUpgradeError(WarehouseError):
     """A warehouse of an earlier release opened read-only: the next writer upgrades it."""
 

@@ -58,9 +58,9 @@ class PipelineSettings:
     # A run asks no one new after this long (a slow or hostile API must not hold the day's run,
     # and the warehouse's write turn, for hours); what it has is stored, the rest stays due.
     run_deadline_seconds: float = 7200.0
-    # Where answers go that the warehouse could not take (research_pipeline.spill); None:
-    # beside the warehouse.
-    spill_dir: Path | None = None
+    # The journal's folder: every answer on local disk the moment it arrives, before the
+    # warehouse (research_pipeline.journal); None: `<warehouse>.journal` beside the warehouse.
+    journal_dir: Path | None = None
     # Requests one user may cost in an API day, across every run and retry of that day: a user
     # that always fails (or an outage) cannot drain the day through repeated runs.
     tries_per_user_per_day: int = 5
@@ -129,8 +129,8 @@ class PipelineSettings:
                     "RESEARCH_PIPELINE_TRIES_PER_USER_PER_DAY",
                 )
             ),
-            spill_dir=Path(env["RESEARCH_PIPELINE_SPILL_DIR"])
-            if env.get("RESEARCH_PIPELINE_SPILL_DIR")
+            journal_dir=Path(env["RESEARCH_PIPELINE_JOURNAL_DIR"])
+            if env.get("RESEARCH_PIPELINE_JOURNAL_DIR")
             else None,
             snapshot_cron=env.get("RESEARCH_PIPELINE_SNAPSHOT_CRON") or DEFAULT_SNAPSHOT_CRON,
         )

@@ -2,16 +2,19 @@
 
 `DailySnapshot` is what the Dagster asset, the panel simulation in the tests and a notebook run;
 the rules live here once, whoever calls it:
-- before anyone is asked, what an earlier run left behind is put right: answers kept aside in a
-  spill file are stored, requests a killed run sent are booked in the ledger;
+- before anyone is asked, what an earlier run left behind is put right: answers in the journal
+  of a run that could not store them are stored, requests a killed run sent are booked in the
+  ledger;
 - one plan for every cohort, made from the warehouse's history and the ledger; the users are
   asked in the plan's order (most overdue first), whatever cohort they are in, and each answer
   fills every cohort row of that user;
 - users already answered for a partition are skipped (a re-run spends no quota on them), a user
   answered today for another cohort is copied, and a user in several cohorts is asked once;
-- answers are saved in small batches together with the requests that paid for them (a crash
-  loses at most a quarter second of answers), and whatever stops the stream, every answer
-  received is stored;
+- every request and answer goes to the run's journal (research_pipeline.journal) the moment it
+  arrives, before anything else: a killed run loses at most the requests in flight. The
+  warehouse is filled from it in small batches; a warehouse that cannot take them (a reader
+  holding the file, a full disk) does not stop the asking: the next save, or the next run,
+  stores them. A journal that cannot be written stops the asking at once;
 - each answer is dated by the API's own clock (its Date header): if the API's day changes
   during a run, no one new is asked, and answers of the new day are stored under the new day;
 - what ends the day's asking is not a failure to retry: an exhausted quota, an outage (server
@@ -39,6 +42,7 @@ from research_pipeline.coordination import Coordination, SharedDay, UserClaims
 from research_pipeline.errors import (
     ApiOutageError,
     FatalApiError,
+    JournalError,
     QuotaExhaustedError,
     SnapshotDateError,
     SnapshotIncompleteError,
@@ -46,8 +50,8 @@ from research_pipeline.errors import (
     WarehouseError,
 )
 from research_pipeline.interrupts import StopSignals, stop_on_signals
+from research_pipeline.journal import RunJournal
 from research_pipeline.planner import CohortSpec, Plan
-from research_pipeline.spill import AnswerSpill
 from research_pipeline.tiktok import ClientSettings, ResearchApiClient, UserInfoResult
 from research_pipeline.tiktok.breaker import TRIP_AFTER, is_server_failure
 from research_pipeline.tiktok.constants import DAILY_QUOTA_LIMIT_EXCEEDED, RATE_LIMIT_STATUSES
@@ -55,10 +59,9 @@ from research_pipeline.tiktok.models import RequestRecord
 from research_pipeline.tiktok.settings import source_of
 from research_pipeline.warehouse import panel, raw
 
-# Answers are saved at least this often, and as soon as this many wait: a killed process loses
-# at most a quarter second or 32 answers (plus the requests in flight, up to 32), however fast
-# they come, and the file's write lock is held only while saving.
-BATCH_SIZE = 500
+# Answers reach the warehouse at least this often, and as soon as this many wait (they are in
+# the journal already: this is how fresh the warehouse is, not what a crash can lose), and the
+# file's write lock is held only while saving.
 BATCH_SECONDS = 0.25
 SAVE_AFTER_ANSWERS = 32
 
@@ -140,28 +143,32 @@ def retry_wanted(run: SnapshotRun, retry_number: int, max_retries: int) -> bool:
     return bool(run.unfinished) and retry_number < max_retries and not run.stopped_because
 
 
-class RequestLedger:
-    """Collects request records from the client's worker threads until the next save."""
+class AnswerKeeper:
+    """Called by the client's worker threads for every request: the request, and the user's
+    answer for every partition that wants it, go to the run's journal before anything else.
+    A journal that cannot take them sets `stop`: no one new is asked."""
 
-    def __init__(self) -> None:
-        self._records: list[RequestRecord] = []
+    def __init__(
+        self, journal: RunJournal, day: date, todo: Mapping[str, list[warehouse.Key]], stop
+    ):
+        self.journal, self.day, self.todo, self.stop = journal, day, todo, stop
         self._lock = threading.Lock()
         self.total = 0
 
     def __call__(self, record: RequestRecord) -> None:
+        keys = self.todo.get(record.username)
+        if not keys:
+            return
+        result = record.result
+        rows = []
+        if result is not None:
+            answer_day = result.served_at.date() if result.served_at else self.day
+            rows = [(answer_day, cohort, result) for _, cohort in keys]
+        self.journal.append((self.day, keys[0][1], record), rows)
         with self._lock:
-            self._records.append(record)
             self.total += 1
-
-    def take(self) -> list[RequestRecord]:
-        with self._lock:
-            records, self._records = self._records, []
-            return records
-
-    def put_back(self, records: list[RequestRecord]) -> None:
-        """Records taken for a save that failed: saved with the next batch instead."""
-        with self._lock:
-            self._records[:0] = records
+        if self.journal.failure is not None:
+            self.stop.set()
 
 
 class DailySnapshot:
@@ -223,9 +230,12 @@ class DailySnapshot:
         with self.coordination.day() as shared:
             return self._shared_run(day, chosen, refetch, signals, shared)
 
-    @property
-    def spill(self) -> AnswerSpill | None:
-        return None if self.coordination is None else self.coordination.spill
+    def _open_journal(self, day: date) -> RunJournal:
+        """The run's journal, on the disk before any request (in memory for a warehouse that
+        shares nothing: in-memory, MotherDuck)."""
+        if self.coordination is None:
+            return RunJournal(None, self.source)
+        return self.coordination.journal.open_run(day, self.source)
 
     def _shared_run(self, day, chosen, refetch, signals, shared: SharedDay | None) -> SnapshotRun:
         claims = None if shared is None else shared.claims
@@ -247,10 +257,11 @@ class DailySnapshot:
             ]
             run, todo = self._prepare(conn, partitions, plan, refetch)
         self.log(plan.summary())
-        ledger = RequestLedger()
+        journal = self._open_journal(day)
+        keeper = AnswerKeeper(journal, day, todo, signals.stop)
         client = self.client_factory(
             self.settings,
-            on_request=ledger,
+            on_request=keeper,
             on_send=None if claims is None else partial(claims.note_sent, day),
             quota_used_today=plan.spent_today,
             shared_quota=None if shared is None else shared.quota,
@@ -268,8 +279,11 @@ class DailySnapshot:
         attempts = {
             u: max(1, min(budget - n, self.settings.max_attempts)) for u, n in tries.items()
         }
-        with client:
-            self._take(client, ledger, run, todo, claims, attempts, signals)
+        try:
+            with client:
+                self._take(client, keeper, run, todo, claims, attempts, signals)
+        finally:
+            journal.close(stored=journal.unsaved == 0)
         run.plan = plan
         return run
 
@@ -299,12 +313,12 @@ class DailySnapshot:
     def _recover(self, conn, claims: UserClaims | None, day: date) -> None:
         """Put right what an earlier run left: answers it could not store, requests it sent
         but never recorded (killed between sending and saving)."""
-        spill = self.spill
-        if spill is not None and spill.pending():
-            answers, requests = spill.restore(conn, self.source, day, self.warn)
+        journal = None if self.coordination is None else self.coordination.journal
+        if journal is not None and journal.pending():
+            answers, requests = journal.restore(conn, self.source, day, self.warn)
             self.warn(
-                f"stored {answers} answers and {requests} requests that an earlier run could "
-                "not write to the warehouse (kept aside in a spill file until now)"
+                f"stored {answers} answers and {requests} requests from the journal of a run "
+                "that ended before storing them in the warehouse"
             )
         if claims is not None:
             sent = claims.sent_by_ended_processes()
@@ -357,14 +371,14 @@ class DailySnapshot:
         run.planned_users = len(todo)
         return run, todo
 
-    def _take(self, client, ledger, run, todo, claims, attempts, signals) -> None:
+    def _take(self, client, keeper, run, todo, claims, attempts, signals) -> None:
         """Ask the users of `todo` in one stream, in the plan's order, then mark the run's
         partitions finished."""
         partitions = run.partitions
         reports = {(r.snapshot_date, r.cohort): r for r in run.reports}
         if todo:
             day = partitions[0].snapshot_date
-            spent_before = ledger.total
+            spent_before = keeper.total
             try:
                 _check_snapshot_date(client, day)
                 self.log(
@@ -373,10 +387,10 @@ class DailySnapshot:
                     f"{sum(r.copied for r in reports.values())} copied from another cohort); "
                     f"quota left today: {_quota_text(client.quota.remaining)}"
                 )
-                stream = _Stream(self, client, ledger, run, reports, todo, day, signals)
+                stream = _Stream(self, client, keeper, run, reports, todo, day, signals)
                 stream.fetch(claims, attempts)
             finally:
-                run.requests = ledger.total - spent_before
+                run.requests = keeper.total - spent_before
                 run.quota_left = client.quota.remaining
         with self.open_warehouse() as conn:
             statuses = raw.finish_snapshots(conn, {p.key: p.members for p in partitions})
@@ -403,16 +417,16 @@ def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None
 
 
 class _Stream:
-    """One stream of requests for the day's users; answers are saved as they come, by the
-    fetching thread when a batch is full and by a timer thread in between."""
+    """One stream of requests for the day's users. Answers reach the journal from the client's
+    threads (AnswerKeeper); a timer thread moves them from there to the warehouse."""
 
-    def __init__(self, owner: DailySnapshot, client, ledger, run, reports, todo, day, signals):
-        self.owner, self.client, self.ledger = owner, client, ledger
+    def __init__(self, owner: DailySnapshot, client, keeper, run, reports, todo, day, signals):
+        self.owner, self.client, self.keeper = owner, client, keeper
+        self.journal: RunJournal = keeper.journal
         self.run, self.reports, self.todo, self.day = run, reports, todo, day
-        self.rows: list[tuple[date, str, UserInfoResult]] = []
         self.answered: set[str] = set()
         self.signals = signals
-        self.stop = signals.stop  # set by a signal, the deadline, the API's new day
+        self.stop = signals.stop  # set by a signal, the deadline, the API's new day, the journal
         self.lock = threading.Lock()
         self.storage_failure = ""
         self.started = self.last_log = time.monotonic()
@@ -447,7 +461,7 @@ class _Stream:
                 ):
                     saver.raise_failure()
                     self.receive(result, bar)
-                    if len(self.rows) >= SAVE_AFTER_ANSWERS:
+                    if self.journal.unsaved >= SAVE_AFTER_ANSWERS:
                         saver.soon()
             except QuotaExhaustedError as exc:
                 run.quota_message = (
@@ -469,36 +483,55 @@ class _Stream:
         finally:
             saver.stop()
             self.save()  # whatever stopped us, keep what was paid for
-            if self.storage_failure:
-                spill = self.owner.spill
-                raise _storage_error(self.storage_failure, spill, self.rows) from None
+            self._raise_if_not_kept()
+
+    def _raise_if_not_kept(self) -> None:
+        """The journal failed (asking stopped at once), or the warehouse still cannot take the
+        answers (they wait in the journal for the next run): either way the step failed."""
+        unsaved = self.journal.unsaved
+        if self.journal.failure is not None:
+            fate = (
+                f"; {unsaved} answers could be kept neither there nor in the warehouse "
+                f"({self.storage_failure}) and are LOST"
+                if unsaved
+                else "; every answer received is stored in the warehouse"
+            )
+            raise JournalError(f"{self.journal.failure}{fate}") from None
+        if unsaved:
+            raise WarehouseError(
+                f"the warehouse could not take the answers ({self.storage_failure}): all "
+                f"{self.run.answered} answers of this run are kept in the journal "
+                f"{self.journal.path} and are stored by the next run before it asks anyone; "
+                "nobody is asked twice"
+            ) from None
 
     def save(self) -> None:
-        """Store the answers and requests received since the last save (any thread). When the
-        warehouse cannot take them, they go to the spill file and no one new is asked."""
+        """Move what the journal received since the last save into the warehouse (any thread).
+        When the warehouse cannot take it now (a reader holds the file, the disk is full), it
+        stays for the next save and the asking goes on: the journal holds every answer."""
         with self.lock:
-            batch, self.rows = self.rows, []
-            records = self.ledger.take()
-            if not batch and not records:
+            rows, requests = self.journal.take()
+            if not rows and not requests:
                 return
-            todo, day, source = self.todo, self.day, self.client.source
-            requests = [(day, todo[r.username][0][1], r) for r in records if r.username in todo]
             try:
                 with self.owner.open_warehouse() as conn:
-                    raw.save_fetched(conn, batch, requests, source)
+                    raw.save_fetched(conn, rows, requests, self.client.source)
             except Exception as exc:
-                cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                self.storage_failure = self.storage_failure or cause
-                self.stop.set()  # every answer now would only join the spill: ask no one new
-                if not _kept_aside(self.owner.spill, batch, requests, source):
-                    self.rows = batch + self.rows  # kept in memory: the error says how many
-                    self.ledger.put_back(records)
-                    return
+                self.journal.put_back(rows, requests)
+                if not self.storage_failure:
+                    cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    self.storage_failure = cause
+                    self.owner.warn(
+                        f"the warehouse cannot take answers now ({cause}): they are kept in the "
+                        f"journal {self.journal.path or '(in memory)'} and stored later; the "
+                        "asking goes on"
+                    )
+                return
             for _, cohort, _ in requests:
-                self.reports[(day, cohort)].requests_spent += 1
+                self.reports[(self.day, cohort)].requests_spent += 1
 
     def receive(self, result: UserInfoResult, bar: tqdm) -> None:
-        """Count one answer, note what it tells about the run, and queue it for the next save."""
+        """Count one answer (already in the journal) and note what it tells about the run."""
         run, day, log = self.run, self.day, self.owner.log
         run.answered += 1
         self.answered.add(result.username)
@@ -525,53 +558,14 @@ class _Stream:
                     f"the API's day changed to {answer_day} during the run: answers from "
                     f"now on are stored under {answer_day}; no new requests in this run"
                 )
-        with self.lock:
-            self.rows.extend(
-                (answer_day, cohort, result) for _, cohort in self.todo[result.username]
-            )
-            full = len(self.rows) >= BATCH_SIZE
-        if full:
-            self.save()
         now = time.monotonic()
         if now - self.last_log >= 10:
             self.last_log = now
             log(
                 _progress(
-                    run.answered, len(self.todo), now - self.started, self.ledger, self.client
+                    run.answered, len(self.todo), now - self.started, self.keeper, self.client
                 )
             )
-
-
-def _kept_aside(spill: AnswerSpill | None, batch, requests, source: str) -> bool:
-    """Write what the warehouse refused to the spill file; False when nowhere could take it."""
-    if spill is None:
-        return False
-    try:
-        spill.write(batch, requests, source)
-    except WarehouseError:
-        return False
-    return True
-
-
-def _storage_error(cause: str, spill: AnswerSpill | None, unsaved: list) -> WarehouseError:
-    """What the researcher must know when the warehouse stopped taking answers."""
-    kept = (
-        f"the {spill.answers_kept} answers it could not store are kept in "
-        f"{', '.join(sorted({str(p.parent) for p in spill.written}))} and will be stored by the "
-        "next run before it asks anyone"
-        if spill is not None and spill.written
-        else "no answer was kept aside"
-    )
-    lost = (
-        f"; {len(unsaved)} answers could be kept nowhere and are LOST (their users are asked "
-        "again on the next run)"
-        if unsaved
-        else ""
-    )
-    return WarehouseError(
-        f"the warehouse stopped taking answers ({cause}): no one new was asked; "
-        f"{kept}{lost}. Free space or fix the file, then run again"
-    )
 
 
 class PeriodicSaver:
@@ -627,13 +621,13 @@ def _progress_bar(total: int, out: TextIO | None) -> tqdm:
     )
 
 
-def _progress(answered: int, total: int, elapsed: float, ledger, client) -> str:
+def _progress(answered: int, total: int, elapsed: float, keeper, client) -> str:
     """One progress line for the run's log (and the CLI, which prints the log)."""
     rate = answered / elapsed if elapsed > 0 else 0.0
     left = f"{(total - answered) / rate:.0f} s" if rate > 0 else "unknown"
     return (
         f"{answered}/{total} users answered ({answered / total:.0%}), {rate:.1f} users/s, "
-        f"{ledger.total} requests, quota left {_quota_text(client.quota.remaining)}, "
+        f"{keeper.total} requests, quota left {_quota_text(client.quota.remaining)}, "
         f"about {left} to go"
     )
 

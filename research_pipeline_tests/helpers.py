@@ -88,6 +88,7 @@ _PIPELINE_VARIABLES = {
     "run_deadline_seconds": "RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS",
     "tries_per_user_per_day": "RESEARCH_PIPELINE_TRIES_PER_USER_PER_DAY",
     "max_data_age_days": "RESEARCH_PIPELINE_MAX_DATA_AGE_DAYS",
+    "journal_dir": "RESEARCH_PIPELINE_JOURNAL_DIR",
 }
 
 

@@ -145,10 +145,10 @@ class Warehouse(DuckDBResource):
     exports_dir: str = Field(
         default="", description="The project's own exports folder (export-dataset writes there)."
     )
-    spill_dir: str = Field(
+    journal_dir: str = Field(
         default="",
-        description="RESEARCH_PIPELINE_SPILL_DIR: where answers go that the warehouse could not "
-        "take (stored by the next run); default: spill/ beside the warehouse.",
+        description="RESEARCH_PIPELINE_JOURNAL_DIR: the journal, where every answer is written "
+        "the moment it arrives, before the warehouse; default: <warehouse>.journal beside it.",
     )
 
     @contextmanager
@@ -158,8 +158,8 @@ class Warehouse(DuckDBResource):
 
     def coordination(self) -> Coordination | None:
         """The side files every process using this warehouse shares (coordination.py): the
-        day's quota reservations and claims, and the spill folder; None for an in-memory one."""
-        return Coordination.beside(self.database, self.spill_dir or None)
+        day's quota reservations and claims, and the journal; None for an in-memory one."""
+        return Coordination.beside(self.database, self.journal_dir or None)
 
     @contextmanager
     def session(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -287,7 +287,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
         "warehouse": Warehouse(
             database=settings.duckdb_path,
             exports_dir=str(settings.exports_dir),
-            spill_dir=str(settings.spill_dir or ""),
+            journal_dir=str(settings.journal_dir or ""),
         ),
         "research_terms": ResearchTerms(
             max_data_age_days=settings.max_data_age_days,

@@ -204,8 +204,12 @@ class ResearchApiClient:
                     raise FetchCancelledError(f"fetch of {username!r} cancelled")
                 self.limiter.acquire()
                 self.quota.reserve()
+                sent_at = self._now()
                 answer = self._post_user_info(username, token)
                 healthy = _is_healthy(answer)
+                result = self._conclusion(username, answer, attempts, max_attempts)
+                self._record(sent_at, username, answer, result)
+                self._refuse_scope(answer)
                 self.breaker.note(answer.status, answer.http_status, answer.message)
             finally:
                 if probe:
@@ -242,8 +246,16 @@ class ResearchApiClient:
                 continue
             self.rate_limits.note_answer()
             self._note_rejection(answer)
-            if answer.outcome is not None:
-                return self._result(username, answer, attempts)
+            if result is not None:
+                if result.outcome is Outcome.TRANSIENT_ERROR:
+                    log.warning(
+                        "giving up on %s after %d attempts: %s %s",
+                        username,
+                        attempts,
+                        answer.status,
+                        answer.message,
+                    )
+                return result
             if answer.status == constants.ACCESS_TOKEN_INVALID:
                 if token_renewed:
                     raise FatalApiError(
@@ -256,16 +268,42 @@ class ResearchApiClient:
                 token_renewed = True
                 attempts -= 1  # an expired token is not the user's failure
                 continue
-            if attempts >= max_attempts:
-                log.warning(
-                    "giving up on %s after %d attempts: %s %s",
-                    username,
-                    attempts,
-                    answer.status,
-                    answer.message,
-                )
-                return self._result(username, answer, attempts, Outcome.TRANSIENT_ERROR)
             self._sleep(self._backoff(attempts))
+
+    def _conclusion(
+        self, username: str, answer: "_Answer", attempts: int, max_attempts: int
+    ) -> UserInfoResult | None:
+        """The user's result when this answer ends its asking: a final answer, or a transient
+        one with no try left. None when it is asked again (or the answer is not about it: a
+        429, an expired token, the quota)."""
+        if answer.outcome is not None:
+            return self._result(username, answer, attempts)
+        not_a_try = (
+            answer.http_status == 429
+            or answer.status in constants.RATE_LIMIT_STATUSES
+            or answer.status in (constants.ACCESS_TOKEN_INVALID, *_FATAL_CODES)
+        )
+        if not_a_try or attempts < max_attempts:
+            return None
+        return self._result(username, answer, attempts, Outcome.TRANSIENT_ERROR)
+
+    def _record(
+        self, sent_at: datetime, username: str, answer: "_Answer", result: UserInfoResult | None
+    ) -> None:
+        """Hand the request (with the user's result, when it ended the asking) to the caller's
+        ledger before anything else happens to it."""
+        if self._on_request is not None:
+            self._on_request(
+                RequestRecord(
+                    sent_at,
+                    username,
+                    answer.http_status,
+                    answer.status,
+                    answer.log_id,
+                    answer.message,
+                    result,
+                )
+            )
 
     def _note_rejection(self, answer: "_Answer") -> None:
         """Count request-level rejections in a row; stop once they are clearly not a blip."""
@@ -318,7 +356,6 @@ class ResearchApiClient:
         )
 
     def _post_user_info(self, username: str, token: str) -> _Answer:
-        sent_at = self._now()
         deadline = time.monotonic() + self.settings.request_deadline_seconds
         if self._on_send is not None:
             self._on_send(username)
@@ -356,25 +393,16 @@ class ResearchApiClient:
             served_at = server_time(response.headers.get("Date"))
             if served_at is not None:
                 answer = replace(answer, served_at=served_at)
-        if self._on_request is not None:
-            self._on_request(
-                RequestRecord(
-                    sent_at,
-                    username,
-                    answer.http_status,
-                    answer.status,
-                    answer.log_id,
-                    answer.message,
-                )
-            )
-        if answer.status in (constants.SCOPE_NOT_AUTHORIZED, constants.SCOPE_PERMISSION_MISSED):
+        return answer
+
+    def _refuse_scope(self, answer: _Answer) -> None:
+        if answer.status in _FATAL_CODES:
             raise FatalApiError(
                 f"the API refused the research scope ({answer.status}: {answer.message}); "
                 "the client needs approved Research API access",
                 code=answer.status,
                 log_id=answer.log_id,
             )
-        return answer
 
     def _scrubbed(self, answer: "_Answer") -> "_Answer":
         """An answer can echo the request (an error page, a hostile server): never keep our

@@ -51,6 +51,9 @@ class RequestRecord:
     status: str
     log_id: str = ""
     message: str = ""
+    # The user's result when this request ended its asking (an answer, or retries run out): the
+    # caller keeps both at once, so no answer is ever recorded as paid for and then lost.
+    result: UserInfoResult | None = field(default=None, compare=False, repr=False)
 
     @property
     def error_kind(self) -> str | None:

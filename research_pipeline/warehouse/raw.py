@@ -61,7 +61,7 @@ _INSERT_USER_INFO = "INSERT INTO tiktok.user_info ({0}) SELECT {0} FROM batch".f
 _INSERT_REQUESTS = "INSERT INTO tiktok.api_requests ({0}) SELECT {0} FROM ledger".format(  # noqa: S608
     ", ".join(REQUEST_COLUMNS)
 )
-# The same, leaving out requests the ledger already holds (a spill file stored twice).
+# The same, leaving out requests the ledger already holds (a journal stored twice).
 _INSERT_UNRECORDED_REQUESTS = _INSERT_REQUESTS + (
     " ANTI JOIN tiktok.api_requests r USING (requested_at, username)"
 )
