@@ -21,6 +21,7 @@ from research_pipeline.emulator import EmulatorServer
 from research_pipeline.emulator.population import Population
 from research_pipeline.orchestration.runs import run_snapshot
 from research_pipeline.tiktok import ClientSettings
+from research_pipeline.tiktok.constants import NOT_SPENT_STATUSES
 from research_pipeline.tiktok.settings import ENVIRONMENT
 from research_pipeline_tests.services import spawn
 
@@ -220,7 +221,7 @@ def assert_figures_match_files(out, manifest, other_cohort: str | None) -> None:
     rows = pd.read_parquet(out / "user_info.parquet")
     ledger = pd.read_parquet(out / "api_requests.parquet")
     summary = pd.read_parquet(out / "cohort_summary.parquet")
-    spent = ledger[~ledger.status.isin(["rate_limit_exceeded", "daily_quota_limit_exceeded"])]
+    spent = ledger[~ledger.status.isin(list(NOT_SPENT_STATUSES))]
     unrecorded = spent[spent.status == "unrecorded"]  # a killed run's: sent, answer never stored
     answered = spent[spent.status != "unrecorded"]
     # Provenance: every answer of the cohort has the request that paid for it, even when that

@@ -1,9 +1,11 @@
 """The Research API client against the emulator over real HTTP on 127.0.0.1."""
 
 import logging
+import threading
 
 import pytest
 
+from research_pipeline.emulator import EmulatorConfig, EmulatorServer
 from research_pipeline.tiktok import (
     ClientSettings,
     ConfigurationError,
@@ -13,7 +15,8 @@ from research_pipeline.tiktok import (
     QuotaExhaustedError,
     normalize_username,
 )
-from research_pipeline.tiktok.errors import TransientApiError
+from research_pipeline.tiktok.breaker import TRIP_AFTER
+from research_pipeline.tiktok.errors import ApiOutageError, TransientApiError
 from research_pipeline.tiktok.limits import DailyQuota, SlidingWindowLimiter
 from research_pipeline_tests.helpers import EMULATOR_SECRET, FakeClock, find_usernames
 
@@ -63,15 +66,6 @@ def test_expired_token_is_refreshed_once_by_concurrent_callers(emulator, make_cl
     results = list(client.iter_user_info(users))
     assert sorted(r.username for r in results if r.status == "ok") == sorted(users)
     assert emulator.stats()["token_requests"] == {"ok": 2}
-
-
-def test_token_rejected_after_refresh_is_fatal(emulator, make_client):
-    emulator.config.token_lifetime_seconds = 0  # every token is dead on arrival
-    client = make_client()
-    with pytest.raises(FatalApiError, match="freshly issued access token"):
-        client.fetch_user_info("alice")
-    assert emulator.stats()["token_requests"] == {"ok": 2}
-    assert emulator.stats()["user_info_requests"] == 2
 
 
 def test_only_configured_fields_are_requested_and_kept(emulator, make_client):
@@ -363,3 +357,53 @@ def test_an_odd_token_lifetime_falls_back_to_the_documented_two_hours():
     assert [_lifetime(v) for v in (3, "7200", -5, 0, "soon", None, 10**12)] == [
         3.0, 7200.0, 7200.0, 7200.0, 7200.0, 7200.0, 7200.0,
     ]  # fmt: skip
+
+
+def test_tokens_that_lapse_early_are_renewed_and_the_day_goes_on(emulator, make_client):
+    """A token accepted 20 times, then refused, with 32 requests in flight: a 401 on a token
+    that worked (or that another thread already renewed) is a lapse, never "no access"."""
+    emulator.config.token_max_uses = 20
+    client = make_client(concurrency=32)
+    users = find_usernames(emulator, "active", 300)
+    results = list(client.iter_user_info(users))
+    assert sorted(r.username for r in results if r.status == "ok") == sorted(users)
+    assert emulator.stats()["token_requests"]["ok"] >= 300 // 20
+
+
+def test_a_token_that_never_worked_is_renewed_once_then_no_access_is_said(emulator, make_client):
+    emulator.config.token_lifetime_seconds = 0  # every token is dead on arrival
+    client = make_client()
+    with pytest.raises(FatalApiError, match="refused 2 access tokens in a row"):
+        client.fetch_user_info("alice")
+    assert emulator.stats()["token_requests"] == {"ok": 2}
+
+
+def test_headers_dripped_a_byte_at_a_time_end_at_the_whole_answer_deadline(emulator, make_client):
+    """A per-read timeout restarts with every byte: only a total deadline ends a drip of the
+    status line and headers. The emulator sees the client hang up while still in the head."""
+    emulator.config.update({"drip_seconds": 0.05, "drip_headers": True})
+    client = make_client(request_deadline_seconds=0.5, timeout_seconds=10, max_attempts=1)
+    [user] = find_usernames(emulator, "active")
+    result = client.fetch_user_info(user)
+    assert result.status == "timeout" and "0.5 s" in result.error_message
+    for _ in range(200):  # the server learns of the hang-up at its next write
+        outcomes = emulator.stats()["by_outcome"]
+        if "drip_cut:head" in outcomes or "drip_complete" in outcomes:
+            break
+        threading.Event().wait(0.05)
+    assert outcomes.get("drip_cut:head") == 1, outcomes  # before: the whole head was read
+
+
+def test_a_connection_never_opened_costs_no_quota_and_is_booked_apart(make_client):
+    """Refused connections never reach the API: the quota is not counted down, the ledger
+    says not_connected, and the breaker still ends the asking."""
+    config = EmulatorConfig(client_secret=EMULATOR_SECRET, rate_limit_per_minute=None)
+    records = []
+    with EmulatorServer(config) as server:
+        client = make_client(server, daily_quota=10, client_options={"on_request": records.append})
+        client.api_now()  # the token is held: what follows goes to user info only
+    client.http.close()  # its kept-alive connection too: each request now connects anew
+    with pytest.raises(ApiOutageError):  # the server is gone: refused connections
+        client.fetch_user_info("alice")
+    assert {r.status for r in records} == {"not_connected"} and len(records) == TRIP_AFTER
+    assert client.quota.remaining == 10  # before: 5, each refused connection counted

@@ -15,6 +15,9 @@ class EmulatorConfig:
     rate_limit_per_minute: int | None = constants.RATE_LIMIT_PER_MINUTE
     daily_quota: int | None = constants.DAILY_QUOTA
     token_lifetime_seconds: float = constants.TOKEN_LIFETIME_SECONDS
+    # Tokens seen to lapse before their `expires_in`: a token is refused (401
+    # access_token_invalid) after it was accepted this many times (None: never).
+    token_max_uses: int | None = None
     latency_seconds: float = 0.0
     # The real API's pace: answers take hundreds of milliseconds with multi-second tails. A
     # lognormal latency with this median and 99th percentile (seconds; 0: off), on top of
@@ -45,6 +48,8 @@ class EmulatorConfig:
     # Every answer's body sent one byte at a time, this many seconds apart: each read gets a
     # byte well within any per-read timeout, the whole answer takes minutes (a slow-loris).
     drip_seconds: float = 0.0
+    # ... the status line and headers too (a per-read timeout never fires on either).
+    drip_headers: bool = False
     # Outages: the Research API has been seen answering only 500s for hours, and those 500s
     # count against the quota. The next `outage_requests` user-info requests, and every one
     # until `outage_until` (ISO time on the emulator's clock), answer 500 internal_error with an

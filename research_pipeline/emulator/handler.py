@@ -195,6 +195,10 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
         token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
         with state.lock:
             expires = state.tokens.get(token)
+            if expires is not None and config.token_max_uses is not None:
+                state.token_uses[token] += 1
+                if state.token_uses[token] > config.token_max_uses:
+                    expires = None  # lapsed early
         if expires is None or expires <= time.monotonic():
             state.record(label, constants.ACCESS_TOKEN_INVALID)
             self._api_error(
@@ -293,22 +297,32 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
             "error": {"code": constants.OK, "message": "", "log_id": _log_id()},
         }
         if config.drip_seconds:
-            self._drip(json.dumps(answer).encode(), config.drip_seconds)
+            self._drip(label, json.dumps(answer).encode(), config.drip_seconds)
             return
         self._send_json(200, answer)
 
-    def _drip(self, body: bytes, seconds: float) -> None:
+    def _drip(self, label: str, body: bytes, seconds: float) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        head = 0
+        if self.state.config.drip_headers:  # the head goes out byte by byte as well
+            self._headers_buffer.append(b"\r\n")
+            head = sum(map(len, self._headers_buffer))
+            body = b"".join(self._headers_buffer) + body
+            self._headers_buffer = []
+        else:
+            self.end_headers()
+        i = 0
         try:
             for i in range(len(body)):
                 self.wfile.write(body[i : i + 1])
                 self.wfile.flush()
                 time.sleep(seconds)
-        except OSError:
-            pass  # the client gave up: as it should
+        except OSError:  # the client gave up: as it should; where it was, for the tests
+            self.state.record(label, "drip_cut:head" if i < head else "drip_cut:body")
+            return
+        self.state.record(label, "drip_complete")
 
     def _malformed(self, label: str) -> None:
         kind = self.state.random.choice(["bad_json", "no_error_object", "html_504"])

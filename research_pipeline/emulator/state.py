@@ -52,6 +52,7 @@ class EmulatorState:
 
     def reset_stats(self) -> None:
         self.token_requests = Counter()
+        self.token_uses = Counter()
         self.by_username: dict[str, Counter] = defaultdict(Counter)
         self.by_outcome: Counter = Counter()
         self.events: list[tuple[float, str, str]] = []

@@ -12,24 +12,18 @@ knows the day ended in an outage starts `suspicious`: one probe, and a failure t
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from research_pipeline.tiktok import constants
+from research_pipeline.tiktok.error_kinds import is_server_failure
 from research_pipeline.tiktok.errors import ApiOutageError
+
+if TYPE_CHECKING:
+    from research_pipeline.tiktok.answer import Answer
+
+__all__ = ["OutageBreaker", "is_server_failure", "TRIP_AFTER", "PROBE_AFTER"]
 
 TRIP_AFTER = 5  # server failures in a row that mean "the API is down, not this user"
 PROBE_AFTER = 2  # from this many in a row, one request at a time
-
-_TRANSPORT_FAILURES = (
-    constants.TIMEOUT,
-    constants.CONNECTION_ERROR,
-    constants.MALFORMED_RESPONSE,
-    constants.INTERNAL_ERROR,
-)
-
-
-def is_server_failure(status: str, http_status: int | None) -> bool:
-    """An answer that says the API is in trouble, whoever was asked."""
-    return status in _TRANSPORT_FAILURES or (http_status is not None and http_status >= 500)
 
 
 class OutageBreaker:
@@ -46,11 +40,6 @@ class OutageBreaker:
         self._streak = 0
         self._probe_out = False
         self.last_failure = ""
-
-    @property
-    def streak(self) -> int:
-        with self._lock:
-            return self._streak
 
     def suspect_outage(self, last_failure: str) -> None:
         """The day's ledger ends in an outage: probe with one request; one failure trips."""
@@ -75,15 +64,21 @@ class OutageBreaker:
         with self._lock:
             self._probe_out = False
 
-    def note(self, status: str, http_status: int | None, message: str = "") -> None:
-        """Count one answer; raises ApiOutageError when the streak reaches `trip_after`."""
+    def note(self, answer: "Answer") -> None:
+        """Count one answer; raises ApiOutageError when the streak reaches `trip_after`. A
+        429 or an expired token says nothing of whether the API is up: the streak stays."""
         with self._lock:
-            if not is_server_failure(status, http_status):
-                if status not in (constants.RATE_LIMIT_EXCEEDED, constants.ACCESS_TOKEN_INVALID):
-                    self._streak = 0  # the API answered properly: it is up
+            if not answer.server_failure:
+                if answer.shows_api_up:
+                    self._streak = 0
                 return
             self._streak += 1
-            what = f"HTTP {http_status} {status}" if http_status else status
+            what = (
+                f"HTTP {answer.http_status} {answer.status}"
+                if answer.http_status
+                else answer.status
+            )
+            message = answer.message
             self.last_failure = f"{what}{f' ({message[:80]})' if message else ''}"
             if self._streak >= self.trip_after:
                 raise ApiOutageError(

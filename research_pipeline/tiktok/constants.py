@@ -64,5 +64,17 @@ DAILY_QUOTA = 1000  # Research API requests per day per project, reset at 00:00 
 
 # Statuses the client records for requests that never got a usable API answer.
 TIMEOUT = "timeout"
-CONNECTION_ERROR = "connection_error"
+CONNECTION_ERROR = "connection_error"  # may have reached the API: counted as spent
+NOT_CONNECTED = "not_connected"  # the connection was never opened: the API never saw it
 MALFORMED_RESPONSE = "malformed_response"
+# ... and for API answers it does not take as they are.
+REDIRECTED = "redirected"  # never followed: it could carry our token, or another host's answers
+# A 4xx about the request, not its user ("Something went wrong. Please try again later."):
+# retried like a 5xx; many in a row stop the run.
+REQUEST_REJECTED = "request_rejected"
+NOT_ABOUT_USER = "not_about_user"  # an error naming another username than the one asked
+
+# Requests the daily quota did not count: refused before any work (429), or never sent.
+NOT_SPENT_STATUSES = (*RATE_LIMIT_STATUSES, NOT_CONNECTED)
+# Not a try of the user either: an expired token (the request was about our token).
+NOT_A_TRY_STATUSES = (*NOT_SPENT_STATUSES, ACCESS_TOKEN_INVALID)

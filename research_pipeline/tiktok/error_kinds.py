@@ -32,7 +32,34 @@ _PATTERNS = (
     (REFUSED, re.compile(r"cannot return this user'?s information", re.I)),
     (NOT_FOUND, re.compile(r"cannot find the user|\bnot found\b|does not exist|deleted", re.I)),
 )
-_TRANSPORT = (constants.TIMEOUT, constants.CONNECTION_ERROR, constants.MALFORMED_RESPONSE)
+_TRANSPORT = (
+    constants.TIMEOUT,
+    constants.CONNECTION_ERROR,
+    constants.NOT_CONNECTED,
+    constants.MALFORMED_RESPONSE,
+)
+_NOT_ABOUT_ANY_USER = (
+    constants.REQUEST_REJECTED,
+    constants.REDIRECTED,
+    constants.NOT_ABOUT_USER,
+)
+# The documented not-found wording names the user: "`username: X` is invalid: ...".
+_NAMED = re.compile(r"username\W{0,3}\s*[:=]\s*[`'\"]?([^\s`'\",;]+)", re.I)
+
+
+def named_username(message: str) -> str | None:
+    """The username an error message names (lower case), or None when it names none."""
+    found = _NAMED.search(message or "")
+    return found.group(1).lower() if found else None
+
+
+def is_server_failure(status: str, http_status: int | None) -> bool:
+    """An answer that says the API is in trouble, whoever was asked."""
+    return (
+        status in _TRANSPORT
+        or status == constants.INTERNAL_ERROR
+        or (http_status is not None and http_status >= 500)
+    )
 
 
 def user_kind(message: str) -> str | None:
@@ -43,12 +70,16 @@ def user_kind(message: str) -> str | None:
     return None
 
 
-def error_kind(status: str, message: str = "") -> str | None:
-    """None for an ok answer; otherwise the kind of failure."""
+def error_kind(status: str, message: str = "", http_status: int | None = None) -> str | None:
+    """The stored kind of an answer, the one rule for the client, the ledger and the
+    warehouse: None when ok; rate_limited; server_error (5xx, internal_error, no answer);
+    not_found, refused, private or banned where the text says so; else other."""
     if status == constants.OK:
         return None
     if status in constants.RATE_LIMIT_STATUSES:
         return RATE_LIMITED
-    if status == constants.INTERNAL_ERROR or status in _TRANSPORT:
+    if is_server_failure(status, http_status):
         return SERVER_ERROR
+    if status in _NOT_ABOUT_ANY_USER:
+        return OTHER
     return user_kind(message) or OTHER

@@ -33,7 +33,7 @@ class UserInfoResult:
     @property
     def error_kind(self) -> str | None:
         """not_found, private, banned, rate_limited, server_error or other; None when ok."""
-        return error_kind(self.status, self.error_message)
+        return error_kind(self.status, self.error_message, self.http_status)
 
     @property
     def is_final(self) -> bool:
@@ -57,4 +57,4 @@ class RequestRecord:
 
     @property
     def error_kind(self) -> str | None:
-        return error_kind(self.status, self.message)
+        return error_kind(self.status, self.message, self.http_status)

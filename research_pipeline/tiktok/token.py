@@ -10,9 +10,18 @@ from email.utils import parsedate_to_datetime
 import requests
 
 from research_pipeline.tiktok import constants
-from research_pipeline.tiktok.bodies import MAX_TOKEN_BYTES, BodyTooLarge, DeadlinePassed, read_body
+from research_pipeline.tiktok.bodies import MAX_TOKEN_BYTES, BodyTooLarge, DeadlinePassed
 from research_pipeline.tiktok.errors import FatalApiError, TransientApiError
 from research_pipeline.tiktok.scrub import scrub
+from research_pipeline.tiktok.transport import post_within
+
+# Tokens issued in a row without one request accepted: the second one refused too proves that
+# the credentials have no Research API access (the first may have lapsed, or been revoked by a
+# renewal another thread made).
+TOKENS_WITHOUT_ACCEPTANCE = 2
+# A token that was accepted and then refused lapsed (tokens have been seen to expire early):
+# renewed, at most this many times in a row without a request accepted in between.
+MAX_RENEWALS_WITHOUT_ACCEPTANCE = 4
 
 # RFC 6750's b64token: what a bearer token may hold and still travel in a header.
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
@@ -84,6 +93,8 @@ class AccessTokenProvider:
         self._server_clock_offset = timedelta(0)
         self.requests_made = 0
         self._issued: list[str] = []
+        self._accepted: set[str] = set()  # tokens the API has taken at least once
+        self._issued_since_accepted = 0
 
     def __repr__(self) -> str:
         return f"AccessTokenProvider(url={self._url!r}, token={'<set>' if self._token else None})"
@@ -111,33 +122,54 @@ class AccessTokenProvider:
         """Tokens this provider has held (to scrub them from anything echoed back)."""
         return tuple(self._issued)
 
-    def invalidate(self, stale_token: str) -> None:
-        """Forget `stale_token` after a 401; a token someone else already renewed is kept."""
+    def accepted(self, token: str) -> None:
+        """The API took a request made with `token`: it works (or worked)."""
+        if token in self._accepted:
+            return
         with self._lock:
-            if self._token == stale_token:
+            self._accepted.add(token)
+            self._issued_since_accepted = 0
+
+    def refused(self, token: str) -> None:
+        """A 401 (access_token_invalid) on `token`. Only a token that never worked, after a
+        renewal that did not help either, proves "no access" (FatalApiError); a token that
+        worked lapsed, and one another thread already renewed says nothing: renew and go on,
+        a few times at most without a request accepted in between."""
+        with self._lock:
+            if self._token == token:
                 self._token = None
+            if self._issued_since_accepted >= MAX_RENEWALS_WITHOUT_ACCEPTANCE or (
+                token not in self._accepted
+                and self._issued_since_accepted >= TOKENS_WITHOUT_ACCEPTANCE
+            ):
+                self._refused = FatalApiError(
+                    f"the API refused {self._issued_since_accepted} access tokens in a row "
+                    "(access_token_invalid) without accepting one request: check that the "
+                    "client has Research API access",
+                    code="access_token_invalid",
+                )
+                raise self._refused
 
     def _post(self) -> requests.Response:
         """The token request, asked again after a timeout or a lost connection; its whole answer
         within the deadline and 64 KB (a streaming or dripping endpoint ends in seconds)."""
         for attempt in range(1, TOKEN_ATTEMPTS + 1):
             self.requests_made += 1
-            deadline = time.monotonic() + self._deadline
             try:
-                response = self._session.post(
+                # Never redirected: the secret goes to the configured origin only.
+                return post_within(
+                    self._session,
                     self._url,
+                    deadline_seconds=self._deadline,
+                    timeout_seconds=self._timeout,
+                    max_bytes=MAX_TOKEN_BYTES,
                     data={
                         "client_key": self._client_key,
                         "client_secret": self._client_secret,
                         "grant_type": "client_credentials",
                     },
                     headers={"Content-Type": "application/x-www-form-urlencoded"},
-                    timeout=self._timeout,
-                    allow_redirects=False,  # the secret goes to the configured origin only
-                    stream=True,
                 )
-                read_body(response, deadline, MAX_TOKEN_BYTES)
-                return response
             except (DeadlinePassed, BodyTooLarge) as exc:
                 raise TransientApiError(
                     f"the token endpoint {self._url} sent no complete answer within "
@@ -185,6 +217,7 @@ class AccessTokenProvider:
             margin = min(300.0, expires_in * 0.1)
             self._token = token
             self._issued = (self._issued + [token])[-5:]
+            self._issued_since_accepted += 1
             self._refresh_at = self._clock() + expires_in - margin
             return
         # Flat OAuth bodies ({"error": code, "error_description": ...}), in a 4xx or inside an

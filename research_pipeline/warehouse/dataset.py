@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from research_pipeline.errors import WarehouseError
-from research_pipeline.tiktok.constants import RATE_LIMIT_STATUSES
+from research_pipeline.tiktok.constants import NOT_SPENT_STATUSES
 
 DATASET_TABLES = (
     "user_info", "follower_snapshots", "engagement_snapshots", "cohort_summary",
@@ -123,7 +123,7 @@ def dataset_facts(conn: duckdb.DuckDBPyConnection, cohort: str) -> DatasetFacts:
         "SELECT kind, count(*) FROM tiktok.tombstones WHERE cohort = ? GROUP BY 1 ORDER BY 1",
         [cohort]).fetchall())  # fmt: skip
     spent, refused, unrecorded = conn.execute(
-        _COUNT_REQUESTS, {"cohort": cohort, "refused": list(RATE_LIMIT_STATUSES)}
+        _COUNT_REQUESTS, {"cohort": cohort, "refused": list(NOT_SPENT_STATUSES)}
     ).fetchall()[0]
     fresh = [c["fresh"] / c["members"] for c in coverage if c["members"]]
     return DatasetFacts(

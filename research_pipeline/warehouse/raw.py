@@ -15,9 +15,9 @@ import duckdb
 
 from research_pipeline.errors import WarehouseError
 from research_pipeline.tiktok.constants import (
-    ACCESS_TOKEN_INVALID,
     COUNT_FIELDS,
-    RATE_LIMIT_STATUSES,
+    NOT_A_TRY_STATUSES,
+    NOT_SPENT_STATUSES,
     USER_INFO_FIELDS,
 )
 from research_pipeline.tiktok.models import RequestRecord, UserInfoResult
@@ -275,17 +275,14 @@ def finish_snapshots(
 def requests_spent_on(conn: duckdb.DuckDBPyConnection, day: date) -> int:
     """Requests spent on API day `day`: what the daily quota (reset at 00:00 UTC, the API's
     day) has left for us, counted by the API's date, never this machine's. Every answered
-    request counts, failed ones (5xx) included, as TikTok counts them; a 429 does not: the API
-    refused it before doing any work (the ledger keeps it, apart, for the audit)."""
+    request counts, failed ones (5xx) included, as TikTok counts them; a 429 does not (the API
+    refused it before doing any work), nor a connection never opened (the ledger keeps both,
+    apart, for the audit)."""
     return conn.execute(
         "SELECT count(*) FROM tiktok.api_requests WHERE snapshot_date = ? "
         "AND status NOT IN (SELECT unnest(?::VARCHAR[]))",
-        [day, list(RATE_LIMIT_STATUSES)],
+        [day, list(NOT_SPENT_STATUSES)],
     ).fetchall()[0][0]
-
-
-# Not a try of the user: refused before any work (429), or our token had expired.
-_NOT_A_TRY = (*RATE_LIMIT_STATUSES, ACCESS_TOKEN_INVALID)
 
 
 def tries_on(conn: duckdb.DuckDBPyConnection, day: date) -> dict[str, int]:
@@ -294,7 +291,7 @@ def tries_on(conn: duckdb.DuckDBPyConnection, day: date) -> dict[str, int]:
     rows = conn.execute(
         "SELECT username, count(*) FROM tiktok.api_requests WHERE snapshot_date = ? "
         "AND status NOT IN (SELECT unnest(?::VARCHAR[])) GROUP BY username",
-        [day, list(_NOT_A_TRY)],
+        [day, list(NOT_A_TRY_STATUSES)],
     ).fetchall()
     return dict(rows)
 
@@ -321,7 +318,7 @@ def last_answers_on(
         "SELECT status, http_status, coalesce(message, '') FROM tiktok.api_requests "
         "WHERE snapshot_date = ? AND status NOT IN (SELECT unnest(?::VARCHAR[])) "
         "AND status <> 'unrecorded' ORDER BY requested_at DESC LIMIT ?",
-        [day, list(_NOT_A_TRY), limit],
+        [day, list(NOT_A_TRY_STATUSES), limit],
     ).fetchall()
 
 
