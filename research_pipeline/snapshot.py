@@ -66,9 +66,28 @@ BATCH_SECONDS = 0.25
 SAVE_AFTER_ANSWERS = 32
 
 OpenWarehouse = Callable[[], AbstractContextManager]
-# After 00:00 UTC the spent quota has been seen to stay spent for hours: a quota answer in
-# those hours may be yesterday's, and is probed again later.
-RESET_LAG = timedelta(hours=4)
+# An answer dated the next day within this long after its midnight is the API's day turning
+# during the run; any other date than the run's is the API's clock jumping (a Date a day off).
+MIDNIGHT_CROSSING = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class DayHistory:
+    """What the ledger says of the API day before anyone is asked."""
+
+    tries: dict[str, int]  # requests that tried each user today
+    recent: list  # the day's last answers (status, http_status, message), newest first
+    last: tuple[str, str, datetime] | None  # the day's last request: status, message, when
+    latest_day: date | None  # the latest API day the ledger holds requests of
+
+    @classmethod
+    def read(cls, conn, day: date) -> "DayHistory":
+        return cls(
+            raw.tries_on(conn, day),
+            raw.last_answers_on(conn, day, TRIP_AFTER),
+            raw.last_request_on(conn, day),
+            raw.latest_request_day(conn),
+        )
 
 
 @dataclass(frozen=True)
@@ -154,6 +173,7 @@ class AnswerKeeper:
         self.journal, self.day, self.todo, self.stop = journal, day, todo, stop
         self._lock = threading.Lock()
         self.total = 0
+        self.jumped_to: datetime | None = None  # the first Date that was neither day nor next
 
     def __call__(self, record: RequestRecord) -> None:
         keys = self.todo.get(record.username)
@@ -162,13 +182,26 @@ class AnswerKeeper:
         result = record.result
         rows = []
         if result is not None:
-            answer_day = result.served_at.date() if result.served_at else self.day
-            rows = [(answer_day, cohort, result) for _, cohort in keys]
+            rows = [(self.day_of(result), cohort, result) for _, cohort in keys]
         self.journal.append((self.day, keys[0][1], record), rows)
         with self._lock:
             self.total += 1
         if self.journal.failure is not None:
             self.stop.set()
+
+    def day_of(self, result: UserInfoResult) -> date:
+        """The API day an answer is stored under: the run's, or the next one when the API's
+        day turned during the run (an answer dated in the first hour of the next day). Any
+        other date is the API's clock jumping: noted (`jumped_to`), and it relabels nothing."""
+        served = result.served_at
+        if served is None or served.date() == self.day:
+            return self.day
+        midnight = datetime(served.year, served.month, served.day, tzinfo=UTC)
+        if served.date() == self.day + timedelta(days=1) and served - midnight < MIDNIGHT_CROSSING:
+            return served.date()
+        if self.jumped_to is None:
+            self.jumped_to = served
+        return self.day
 
 
 class DailySnapshot:
@@ -242,9 +275,7 @@ class DailySnapshot:
         with self.open_warehouse() as conn:  # one open for all that comes before any request
             self._recover(conn, claims, day)
             plan = self.plan(day, conn)
-            tries = raw.tries_on(conn, day)
-            recent = raw.last_answers_on(conn, day, TRIP_AFTER)
-            last = raw.last_request_on(conn, day)
+            history = DayHistory.read(conn, day)
             partitions = [
                 Partition(
                     day,
@@ -266,6 +297,21 @@ class DailySnapshot:
             quota_used_today=plan.spent_today,
             shared_quota=None if shared is None else shared.quota,
         )
+        budget = self.tries_per_user_per_day
+        attempts = {
+            u: max(1, min(budget - n, self.settings.max_attempts)) for u, n in history.tries.items()
+        }
+        try:
+            with client:
+                self._take(client, keeper, run, todo, claims, attempts, signals, history)
+        finally:
+            journal.close(stored=journal.unsaved == 0)
+        run.plan = plan
+        return run
+
+    def _prime(self, client, history: DayHistory) -> None:
+        """Tell the client what the day's ledger knows: an outage or a spent quota at its end."""
+        recent = history.recent
         if len(recent) >= TRIP_AFTER and all(is_server_failure(s, h) for s, h, _ in recent):
             status, http_status, _ = recent[0]
             client.breaker.suspect_outage(f"HTTP {http_status} {status}")
@@ -273,26 +319,18 @@ class DailySnapshot:
                 f"today's last {len(recent)} requests met server errors: one request first, "
                 "to see whether the API is back, before sending more"
             )
-        if last is not None and last[0] in RATE_LIMIT_STATUSES:
-            self._expect_spent_quota(client, *last)
-        budget = self.tries_per_user_per_day
-        attempts = {
-            u: max(1, min(budget - n, self.settings.max_attempts)) for u, n in tries.items()
-        }
-        try:
-            with client:
-                self._take(client, keeper, run, todo, claims, attempts, signals)
-        finally:
-            journal.close(stored=journal.unsaved == 0)
-        run.plan = plan
-        return run
+        if history.last is not None and history.last[0] in RATE_LIMIT_STATUSES:
+            self._expect_spent_quota(client, *history.last)
 
     def _expect_spent_quota(self, client, status: str, message: str, at: datetime) -> None:
         """Today's last request met a 429: the quota is likely spent (a later schedule tick, a
         re-run). After the API's own quota code, past the hours its reset has been seen to lag,
-        nothing is sent at all; otherwise one probe decides."""
+        nothing is sent at all; otherwise one probe decides. The hours are the API's: `at` (this
+        machine's clock, as the ledger keeps it) is moved onto the API's clock first, since a
+        machine hours off would otherwise give up a day whose reset is merely late."""
+        at = at + (client.api_now() - datetime.now(UTC))
         midnight = datetime(at.year, at.month, at.day, tzinfo=UTC)
-        if status == DAILY_QUOTA_LIMIT_EXCEEDED and at - midnight >= RESET_LAG:
+        if status == DAILY_QUOTA_LIMIT_EXCEEDED and at - midnight >= client.rate_limits.reset_lag:
             client.quota.exhaust(f"the API answered {status} at {at:%H:%M} UTC today")
         else:
             client.rate_limits.expect_quota()
@@ -371,7 +409,7 @@ class DailySnapshot:
         run.planned_users = len(todo)
         return run, todo
 
-    def _take(self, client, keeper, run, todo, claims, attempts, signals) -> None:
+    def _take(self, client, keeper, run, todo, claims, attempts, signals, history) -> None:
         """Ask the users of `todo` in one stream, in the plan's order, then mark the run's
         partitions finished."""
         partitions = run.partitions
@@ -380,7 +418,8 @@ class DailySnapshot:
             day = partitions[0].snapshot_date
             spent_before = keeper.total
             try:
-                _check_snapshot_date(client, day)
+                _check_snapshot_date(client, day, history.latest_day)
+                self._prime(client, history)
                 self.log(
                     f"{len(todo)} users to fetch for {len(partitions)} partition(s) "
                     f"({sum(r.already_stored for r in reports.values())} rows already stored, "
@@ -399,7 +438,9 @@ class DailySnapshot:
             report.statuses = statuses[key]
 
 
-def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None:
+def _check_snapshot_date(
+    client: ResearchApiClient, snapshot_date: date, latest_day: date | None
+) -> None:
     try:
         api_today = client.api_now().date()
     except FatalApiError as exc:
@@ -413,6 +454,12 @@ def _check_snapshot_date(client: ResearchApiClient, snapshot_date: date) -> None
             f"cannot fetch the snapshot of {snapshot_date}: the Research API returns current "
             f"values only, and today at the API is {api_today} (UTC). Materialize the partition "
             f"for {api_today} instead; derived assets can still be recomputed for any date."
+        )
+    if latest_day is not None and latest_day > api_today:
+        raise SnapshotDateError(
+            f"no snapshot taken: today at the API is {api_today} (UTC), but this warehouse "
+            f"already holds requests of {latest_day}: the API's clock went back. Nobody is "
+            f"asked until its date reaches {latest_day} again, so no day is answered twice"
         )
 
 
@@ -429,6 +476,7 @@ class _Stream:
         self.stop = signals.stop  # set by a signal, the deadline, the API's new day, the journal
         self.lock = threading.Lock()
         self.storage_failure = ""
+        self.jump_told = False
         self.started = self.last_log = time.monotonic()
 
     def fetch(self, claims: UserClaims | None, attempts: Mapping[str, int]) -> None:
@@ -548,7 +596,13 @@ class _Stream:
                 log(run.deadline_message)
         quota_left = _quota_text(self.client.quota.remaining)
         bar.set_postfix_str(f"quota left {quota_left}", refresh=False)
-        answer_day = result.served_at.date() if result.served_at else day
+        answer_day = self.keeper.day_of(result)
+        if self.keeper.jumped_to is not None and not self.jump_told:
+            self.jump_told = True
+            self.owner.warn(
+                f"the API's Date jumped to {self.keeper.jumped_to:%Y-%m-%d %H:%M} UTC during "
+                f"the run of {day}: its answers are stored under {day}, the run's API day"
+            )
         if answer_day != day:
             run.new_day_answers += 1
             if run.new_day is None:

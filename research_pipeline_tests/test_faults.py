@@ -4,7 +4,7 @@ faults and bad input. Each scenario asserts on the stored data and on the emulat
 import os
 import signal
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -598,3 +598,57 @@ def test_a_full_journal_disk_stops_the_asking_at_once_and_nothing_is_bought_agai
     assert result.success
     stats = pipeline.api.stats()
     assert [ok_requests(stats, u) for u in users] == [1] * len(users)  # nobody asked twice
+
+
+@pytest.mark.parametrize("jump_days", [-1, 1])
+def test_a_date_that_jumps_mid_run_relabels_nothing_and_stops_no_one(pipeline, jump_days):
+    """Only the API's day turning at midnight moves answers to the next day; a Date a day off
+    at noon (back or forward) is the API's clock jumping: every row stays under the run's day,
+    and the plan is carried out."""
+    users = find_usernames(pipeline.api, "active", 30)
+    pipeline.write_cohort("c1", users)
+    pipeline.configure(concurrency=1)
+    day = pipeline.api.clock.today()
+    pipeline.api.clock.set_date(day)  # noon: far from any midnight
+    pipeline.api.config.update(
+        {"date_jump_after_requests": 10, "date_jump_seconds": jump_days * 86400}
+    )
+    [result] = pipeline.run(["c1"], day=day)
+    assert result.success
+    assert pipeline.query("SELECT DISTINCT snapshot_date FROM tiktok.user_info") == [(day,)]
+    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(30,)]
+
+
+def test_a_date_gone_back_to_a_day_already_fetched_asks_no_one(pipeline):
+    users = find_usernames(pipeline.api, "active", 20)
+    pipeline.write_cohort("c1", users[:10])
+    day = pipeline.api.clock.today()
+    [first] = pipeline.run(["c1"], day=day)
+    assert first.success
+    pipeline.write_cohort("c1", users)  # ten more members, due at once
+    sent = pipeline.api.stats()["user_info_requests"]
+    pipeline.api.clock.set_date(day - timedelta(days=1))  # the API's clock went back
+    [back] = pipeline.run(["c1"], day=day - timedelta(days=1))
+    assert not back.success and "clock went back" in failure_messages(back)[0]
+    assert pipeline.api.stats()["user_info_requests"] == sent  # nobody asked
+
+
+def test_the_quota_codes_reset_lag_is_counted_on_the_apis_clock_not_this_machines(pipeline):
+    """The API's day began 5 minutes ago (whatever this machine's clock says): a quota code
+    now may be yesterday's, seen to last hours after midnight. A later tick probes once and
+    carries the day out once the quota is back; it does not give the day up."""
+    users = find_usernames(pipeline.api, "active", 40)
+    pipeline.write_cohort("c1", users)
+    pipeline.configure(concurrency=1)
+    now = pipeline.api.clock.now() + timedelta(days=1)
+    day = now.date()
+    pipeline.api.clock.set_time(datetime(day.year, day.month, day.day, 0, 5, tzinfo=UTC))
+    pipeline.api.config.update({"daily_quota": 20, "quota_answer": "quota_code"})
+    [first] = pipeline.run(["c1"], day=day)
+    assert first.success
+    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(20,)]
+    pipeline.api.config.daily_quota = None  # the late reset came: the lab's quota is back
+    pipeline.api.clock.set_time(datetime(day.year, day.month, day.day, 0, 15, tzinfo=UTC))
+    [later] = pipeline.run(["c1"], day=day)
+    assert later.success  # before: with this machine past 04:00 UTC, nothing sent, day lost
+    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(40,)]

@@ -68,6 +68,10 @@ class EmulatorConfig:
     retry_after_seconds: float = 2.0
     scope_authorized: bool = True
     midnight_after_requests: int | None = None  # the clock passes 00:00 UTC after N requests
+    # The clock jumps by `date_jump_seconds` (e.g. -86400: back a day) after N requests: a Date
+    # header a day off, as a misset server clock or a clock correction would send.
+    date_jump_after_requests: int | None = None
+    date_jump_seconds: float = 0.0
     # After 00:00 UTC the daily quota has been seen to stay exhausted for a while: every
     # user-info request answers 429 until this many seconds past midnight (emulator clock).
     quota_reset_lag_seconds: float = 0.0

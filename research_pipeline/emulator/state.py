@@ -103,6 +103,9 @@ class EmulatorState:
         00:00 UTC, as it does during a real run that starts late in the day."""
         with self.lock:
             self.user_info_seen += 1
+            if self.user_info_seen == self.config.date_jump_after_requests:
+                jumped = self.clock.now() + timedelta(seconds=self.config.date_jump_seconds)
+                self.clock.set_time(jumped)
             if self.user_info_seen == self.config.midnight_after_requests:
                 tomorrow = self.clock.today() + timedelta(days=1)
                 self.clock.set_time(

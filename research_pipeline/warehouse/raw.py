@@ -350,3 +350,8 @@ def record_source(conn: duckdb.DuckDBPyConnection, source: str, allow_mixed: boo
     conn.execute(
         "INSERT INTO tiktok.sources VALUES (?, now()::TIMESTAMP) ON CONFLICT DO NOTHING", [source]
     )
+
+
+def latest_request_day(conn: duckdb.DuckDBPyConnection) -> date | None:
+    """The latest API day the ledger holds a request of (a day the API went back to is refused)."""
+    return conn.execute("SELECT max(snapshot_date) FROM tiktok.api_requests").fetchall()[0][0]
