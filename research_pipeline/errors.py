@@ -36,6 +36,10 @@ class WarehouseNeedsUpgradeError(WarehouseError):
     """A warehouse of an earlier release opened read-only: the next writer upgrades it."""
 
 
+class DagsterStorageError(ResearchPipelineError):
+    """Dagster's own storage (run history, event log) cannot be read or written."""
+
+
 # -- the Research API -------------------------------------------------------------------------
 
 

@@ -337,3 +337,33 @@ def test_a_rehearsal_days_ahead_runs_from_the_cli_with_the_days_ahead_setting(tm
     env["RESEARCH_PIPELINE_DAYS_AHEAD"] = "a week"
     typo = subprocess.run(command, env=env, capture_output=True, text=True)
     assert typo.returncode == 2 and "RESEARCH_PIPELINE_DAYS_AHEAD='a week'" in typo.stderr
+
+
+def test_a_broken_run_history_fails_in_one_line_spends_nothing_and_is_told(
+    tmp_path, emulator, chat_webhook
+):
+    """Dagster's runs.db damaged: before, a raw SQLAlchemy traceback on every run, nobody told.
+    Now one line naming the file and what to do, a non-zero exit for the service manager, and
+    the alert channel told (it needs no Dagster)."""
+    url, posts = chat_webhook
+    env = cli_process_environment(tmp_path, emulator)
+    env["RESEARCH_PIPELINE_ALERT_WEBHOOK_URL"] = url
+    users = find_usernames(emulator, "active", 5)
+    (tmp_path / "cohorts" / "c1.txt").write_text("\n".join(users) + "\n")
+    runs = tmp_path / "dagster_home" / "history" / "runs.db"
+    runs.parent.mkdir(parents=True)
+    runs.write_bytes(b"this is not a SQLite file, " * 200)
+    done = subprocess.run(
+        [sys.executable, "-m", "research_pipeline.cli", "snapshot"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert str(runs) in line and "move it aside" in line, done.stderr
+    assert "Traceback" not in done.stderr
+    assert emulator.stats()["user_info_requests"] == 0
+    [post] = posts
+    assert "Dagster's storage is broken" in post["text"] and str(runs) in post["text"]

@@ -232,6 +232,14 @@ class AlertsResource(ConfigurableResource):
         return AlertChannels(**self.model_dump(exclude={"ui_url"}))
 
 
+def alert_channels_from_env(env: Mapping[str, str]) -> AlertChannels:
+    """The alert channels outside Dagster (when Dagster's own storage is what failed): the
+    same settings, secrets read from the environment at once."""
+    values = _alerts_resource(env).model_dump(exclude={"ui_url"})
+    resolved = {k: v.get_value() if isinstance(v, EnvVar) else v for k, v in values.items()}
+    return AlertChannels(**resolved)
+
+
 def _alerts_resource(env: Mapping[str, str]) -> AlertsResource:
     prefix = "RESEARCH_PIPELINE_"
     return AlertsResource(
