@@ -28,6 +28,10 @@ class WarehouseError(ResearchPipelineError):
     """The DuckDB file cannot be opened, upgraded or written."""
 
 
+class WarehouseLockedError(WarehouseError):
+    """Another process holds the warehouse open, so it cannot be written now."""
+
+
 class JournalError(WarehouseError):
     """An answer cannot be written to the journal on local disk: sending must stop at once."""
 

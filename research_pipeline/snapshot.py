@@ -48,6 +48,7 @@ from research_pipeline.errors import (
     SnapshotIncompleteError,
     TransientApiError,
     WarehouseError,
+    WarehouseLockedError,
 )
 from research_pipeline.interrupts import StopSignals, stop_on_signals
 from research_pipeline.journal import RunJournal
@@ -65,7 +66,10 @@ from research_pipeline.warehouse import panel, raw
 BATCH_SECONDS = 0.25
 SAVE_AFTER_ANSWERS = 32
 
-OpenWarehouse = Callable[[], AbstractContextManager]
+OpenWarehouse = Callable[..., AbstractContextManager]
+# A reader holding the warehouse at the start is waited for this long, then the day is planned
+# from a read-only view instead (its answers wait in the journal until the file is free).
+START_LOCK_WAIT_SECONDS = 5.0
 # An answer dated the next day within this long after its midnight is the API's day turning
 # during the run; any other date than the run's is the API's clock jumping (a Date a day off).
 MIDNIGHT_CROSSING = timedelta(hours=1)
@@ -137,6 +141,10 @@ class SnapshotRun:
     asked_elsewhere: int = 0  # planned users another live run of the project was asking
     deadline_message: str = ""  # set when the run's deadline stopped it asking
     unfinished: int = 0  # rows of the run's partitions left transient (retries ran out)
+    # Planned from a read-only view (a reader held the file): membership and copies from other
+    # cohorts are written when the warehouse is free.
+    deferred_writes: bool = False
+    deferred_copies: list = field(default_factory=list)
 
     @property
     def unreached(self) -> int:
@@ -214,6 +222,7 @@ class DailySnapshot:
         open_warehouse: OpenWarehouse,
         *,
         coordination: Coordination | None = None,
+        read_warehouse: OpenWarehouse | None = None,
         allow_mixed_sources: bool = False,
         deadline_seconds: float | None = None,
         tries_per_user_per_day: int = 5,
@@ -226,6 +235,9 @@ class DailySnapshot:
         self.cohorts = list(cohorts)
         self.open_warehouse = open_warehouse
         self.coordination = coordination  # None: nothing shared (in-memory warehouse, tests)
+        # A read-only open: the day is planned from it when a reader holds the file (None: the
+        # run waits for the write lock, then fails).
+        self.read_warehouse = read_warehouse
         self.allow_mixed_sources = allow_mixed_sources
         self.deadline_seconds = deadline_seconds
         self.tries_per_user_per_day = tries_per_user_per_day
@@ -263,6 +275,32 @@ class DailySnapshot:
         with self.coordination.day() as shared:
             return self._shared_run(day, chosen, refetch, signals, shared)
 
+    def _open_before_asking(self):
+        if self.read_warehouse is None:
+            return self.open_warehouse()
+        return self.open_warehouse(wait_seconds=START_LOCK_WAIT_SECONDS)
+
+    def _journal_pending(self) -> bool:
+        """Answers of an earlier run not yet stored: planning without them could ask again."""
+        return self.coordination is not None and bool(self.coordination.journal.pending())
+
+    def _plan_run(self, conn, day, chosen, refetch, writable: bool):
+        """The day's plan, what the ledger says of the day, and the users to ask."""
+        plan = self.plan(day, conn)
+        history = DayHistory.read(conn, day)
+        partitions = [
+            Partition(
+                day,
+                spec.name,
+                spec.members,
+                None if refetch else plan.cohort_members[spec.name],
+                spec.cadence_days,
+            )
+            for spec in chosen
+        ]
+        run, todo = self._prepare(conn, partitions, plan, refetch, writable)
+        return plan, history, run, todo
+
     def _open_journal(self, day: date) -> RunJournal:
         """The run's journal, on the disk before any request (in memory for a warehouse that
         shares nothing: in-memory, MotherDuck)."""
@@ -272,21 +310,19 @@ class DailySnapshot:
 
     def _shared_run(self, day, chosen, refetch, signals, shared: SharedDay | None) -> SnapshotRun:
         claims = None if shared is None else shared.claims
-        with self.open_warehouse() as conn:  # one open for all that comes before any request
-            self._recover(conn, claims, day)
-            plan = self.plan(day, conn)
-            history = DayHistory.read(conn, day)
-            partitions = [
-                Partition(
-                    day,
-                    spec.name,
-                    spec.members,
-                    None if refetch else plan.cohort_members[spec.name],
-                    spec.cadence_days,
-                )
-                for spec in chosen
-            ]
-            run, todo = self._prepare(conn, partitions, plan, refetch)
+        try:
+            with self._open_before_asking() as conn:  # one open before any request
+                self._recover(conn, claims, day)
+                plan, history, run, todo = self._plan_run(conn, day, chosen, refetch, True)
+        except WarehouseLockedError as exc:
+            if self.read_warehouse is None or self._journal_pending():
+                raise
+            self.warn(
+                f"{str(exc).split('. ')[0]}: the day is planned from a read-only view and "
+                "asked as planned; its answers wait in the journal until the file is free"
+            )
+            with self.read_warehouse() as conn:
+                plan, history, run, todo = self._plan_run(conn, day, chosen, refetch, False)
         self.log(plan.summary())
         journal = self._open_journal(day)
         keeper = AnswerKeeper(journal, day, todo, signals.stop)
@@ -367,24 +403,20 @@ class DailySnapshot:
                     "the ledger (status 'unrecorded') and count against the quota"
                 )
 
-    def _prepare(self, conn, partitions, plan, refetch) -> tuple[SnapshotRun, dict]:
+    def _prepare(self, conn, partitions, plan, refetch, writable=True) -> tuple[SnapshotRun, dict]:
         """Record the source and the day's membership, and sort out the partitions' planned
         users: what is stored or copied from another cohort needs no request. Returns the run's
-        record and the users to ask (username -> partitions), in the plan's order."""
+        record and the users to ask (username -> partitions), in the plan's order. On a
+        read-only view (`writable` False) the writes wait for the end of the run."""
         reports = {
             p.key: SnapshotReport(p.snapshot_date, p.cohort, len(p.members), len(p.to_fetch))
             for p in partitions
         }
         run = SnapshotRun(list(reports.values()), partitions=list(partitions))
         todo: dict[str, list[warehouse.Key]] = {}  # username -> partitions that want it
-        raw.record_source(conn, self.source, self.allow_mixed_sources)
-        if partitions:
-            panel.record_members(
-                conn,
-                partitions[0].snapshot_date,
-                {p.cohort: p.members for p in partitions},
-                {p.cohort: p.cadence_days for p in partitions},
-            )
+        raw.check_source(conn, self.source, self.allow_mixed_sources)
+        if writable:
+            self._record_membership(conn, partitions)
         stored = {p.key: set() for p in partitions}
         if not refetch:
             stored = raw.final_usernames(conn, list(reports))
@@ -396,7 +428,12 @@ class DailySnapshot:
         ]
         copied_rows: set[tuple[date, str, str]] = set()
         if wanted and not refetch:
-            copied_rows = raw.copy_answers_from_other_cohorts(conn, wanted)
+            if writable:
+                copied_rows = raw.copy_answers_from_other_cohorts(conn, wanted)
+            else:
+                copied_rows = raw.answered_in_other_cohorts(conn, wanted)
+                run.deferred_copies = sorted(copied_rows)
+        run.deferred_writes = not writable
         for snapshot_date, cohort, username in wanted:
             if (snapshot_date, cohort, username) in copied_rows:
                 reports[(snapshot_date, cohort)].copied += 1
@@ -408,6 +445,16 @@ class DailySnapshot:
         todo = dict(sorted(todo.items(), key=lambda item: rank.get(item[0], len(rank))))
         run.planned_users = len(todo)
         return run, todo
+
+    def _record_membership(self, conn, partitions) -> None:
+        raw.record_source(conn, self.source, self.allow_mixed_sources)
+        if partitions:
+            panel.record_members(
+                conn,
+                partitions[0].snapshot_date,
+                {p.cohort: p.members for p in partitions},
+                {p.cohort: p.cadence_days for p in partitions},
+            )
 
     def _take(self, client, keeper, run, todo, claims, attempts, signals, history) -> None:
         """Ask the users of `todo` in one stream, in the plan's order, then mark the run's
@@ -432,6 +479,10 @@ class DailySnapshot:
                 run.requests = keeper.total - spent_before
                 run.quota_left = client.quota.remaining
         with self.open_warehouse() as conn:
+            if run.deferred_writes:  # planned from a read-only view: what it could not write
+                self._record_membership(conn, partitions)
+                if run.deferred_copies:
+                    raw.copy_answers_from_other_cohorts(conn, run.deferred_copies)
             statuses = raw.finish_snapshots(conn, {p.key: p.members for p in partitions})
             run.unfinished = raw.unfinished_count(conn, list(reports))
         for key, report in reports.items():

@@ -3,6 +3,8 @@ faults and bad input. Each scenario asserts on the stored data and on the emulat
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -652,3 +654,40 @@ def test_the_quota_codes_reset_lag_is_counted_on_the_apis_clock_not_this_machine
     [later] = pipeline.run(["c1"], day=day)
     assert later.success  # before: with this machine past 04:00 UTC, nothing sent, day lost
     assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(40,)]
+
+
+_READER = """
+import sys, time, duckdb, requests
+conn = duckdb.connect(sys.argv[1], read_only=True)  # a colleague's notebook, the obvious way
+print("open", flush=True)
+stats = sys.argv[2] + "/emulator/stats"
+while requests.get(stats, timeout=10).json()["user_info_requests"] < int(sys.argv[3]):
+    time.sleep(0.05)  # holds the file until the day's users were all asked
+conn.close()
+"""
+
+
+def test_a_reader_holding_the_warehouse_costs_no_fetched_user(pipeline):
+    """A notebook holds the warehouse read-only when the day's run starts and until every
+    planned user was asked: the day is planned from a read-only view, asked in full, and
+    stored once the reader lets go (before: 0 users fetched, the day lost)."""
+    users = find_usernames(pipeline.api, "active", 50)
+    pipeline.write_cohort("c1", users)
+    with warehouse.connect(pipeline.database):
+        pass  # the file exists, as on any day after the first
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _READER, str(pipeline.database), pipeline.api.url, "50"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        [result] = pipeline.run(["c1"])
+    finally:
+        reader.kill()
+        reader.wait()
+    assert result.success
+    stats = pipeline.api.stats()
+    assert stats["user_info_requests"] == 50 and all(ok_requests(stats, u) == 1 for u in users)
+    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(50,)]
+    assert pipeline.query("SELECT count(*) FROM tiktok.cohort_members") == [(50,)]

@@ -162,8 +162,10 @@ class Warehouse(DuckDBResource):
         return Coordination.beside(self.database, self.journal_dir or None)
 
     @contextmanager
-    def session(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(self.database, read_only=read_only) as conn:
+    def session(
+        self, read_only: bool = False, wait_seconds: float = warehouse.LOCK_WAIT_SECONDS
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        with warehouse.connect(self.database, read_only, wait_seconds) as conn:
             yield conn
 
 

@@ -112,10 +112,11 @@ class ResearchApiClient:
                     self.rate_limits, self.limiter, self.quota, settings.reset_wait_seconds
                 ),
                 guards.Breaker(self.breaker),
-                guards.NotCancelled(),
                 guards.Window(self.limiter),
                 guards.Quota(self.quota, self.api_now),
                 guards.Rejections(),
+                # Last, after every wait above: nothing leaves once the run is stopping.
+                guards.NotCancelled(),
                 *([guards.NoteSent(on_send)] if on_send is not None else []),
             ],
             timeout_seconds=settings.timeout_seconds,

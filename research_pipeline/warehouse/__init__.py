@@ -18,6 +18,7 @@ import importlib
 # arguments.
 _WHERE = {
     "connect": "connection",
+    "LOCK_WAIT_SECONDS": "connection",
     "DERIVED_TABLES": "derivation",
     "derive": "derivation",
     "EXPORTABLE_TABLES": "export",

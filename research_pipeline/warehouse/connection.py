@@ -21,7 +21,11 @@ from pathlib import Path
 
 import duckdb
 
-from research_pipeline.errors import WarehouseError, WarehouseNeedsUpgradeError
+from research_pipeline.errors import (
+    WarehouseError,
+    WarehouseLockedError,
+    WarehouseNeedsUpgradeError,
+)
 from research_pipeline.warehouse.schema import LATEST_VERSION, current_version, upgrade
 
 log = logging.getLogger(__name__)
@@ -162,7 +166,7 @@ def connect(
         holder = _LOCK_HOLDER.search(str(exc))
         if holder is not None:
             program, pid = holder.groups()
-            raise WarehouseError(
+            raise WarehouseLockedError(
                 f"cannot open the warehouse {database}: process {pid} ({Path(program).name}) "
                 f"holds it open, and DuckDB lets no one write while any connection is open, even "
                 f"a read-only one. Close that connection (a notebook: conn.close()), and read "

@@ -120,6 +120,20 @@ def copy_answers_from_other_cohorts(
     return filled
 
 
+def answered_in_other_cohorts(
+    conn: duckdb.DuckDBPyConnection, wanted: Sequence[tuple[date, str, str]]
+) -> set[tuple[date, str, str]]:
+    """The `wanted` (snapshot_date, cohort, username) rows another cohort's answer of the same
+    day can fill (copy_answers_from_other_cohorts, without writing: a read-only view)."""
+    with registered(conn, wanted=Rows(MEMBER_TYPES, wanted)):
+        rows = conn.execute("""
+            SELECT w.snapshot_date, w.cohort, w.username FROM wanted w
+            SEMI JOIN tiktok.user_info a
+              ON a.is_final AND a.snapshot_date = w.snapshot_date AND a.username = w.username
+        """).fetchall()
+    return set(rows)
+
+
 def user_info_rows(rows: Sequence[tuple[date, str, UserInfoResult]], source: str) -> Rows:
     records = [
         (
@@ -332,12 +346,21 @@ def unfinished_count(conn: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> in
 
 
 def record_source(conn: duckdb.DuckDBPyConnection, source: str, allow_mixed: bool = False) -> None:
-    """Note that answers from `source` go into this warehouse, refusing (before any request is
-    spent) to mix the emulator's answers with the real API's: data cited in a paper must never
-    be a blend of the two without anyone having said so."""
+    """Note that answers from `source` go into this warehouse (check_source first)."""
+    if check_source(conn, source, allow_mixed):
+        conn.execute(
+            "INSERT INTO tiktok.sources VALUES (?, now()::TIMESTAMP) ON CONFLICT DO NOTHING",
+            [source],
+        )
+
+
+def check_source(conn: duckdb.DuckDBPyConnection, source: str, allow_mixed: bool = False) -> bool:
+    """Whether `source` is new to this warehouse, refusing (before any request is spent) to
+    mix the emulator's answers with the real API's: data cited in a paper must never be a
+    blend of the two without anyone having said so."""
     known = [s for (s,) in conn.execute("SELECT source FROM tiktok.sources").fetchall()]
     if source in known:
-        return
+        return False
     kinds = {"emulator" if s == "emulator" else "the real API" for s in known}
     kind = "emulator" if source == "emulator" else "the real API"
     if kinds and kind not in kinds and not allow_mixed:
@@ -347,9 +370,7 @@ def record_source(conn: duckdb.DuckDBPyConnection, source: str, allow_mixed: boo
             "RESEARCH_PIPELINE_ALLOW_MIXED_SOURCES=1 if mixing is what you want (every row keeps "
             "its source)"
         )
-    conn.execute(
-        "INSERT INTO tiktok.sources VALUES (?, now()::TIMESTAMP) ON CONFLICT DO NOTHING", [source]
-    )
+    return True
 
 
 def latest_request_day(conn: duckdb.DuckDBPyConnection) -> date | None:

@@ -1,6 +1,7 @@
 """`tiktok/user_info`: the raw snapshot, one row per cohort member per day."""
 
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 from dagster import (
@@ -104,6 +105,7 @@ def user_info(
             specs,
             warehouse.session,
             coordination=coordination,
+            read_warehouse=partial(warehouse.session, read_only=True),
             allow_mixed_sources=research_terms.allow_mixed_sources,
             deadline_seconds=research_api.run_deadline_seconds,
             tries_per_user_per_day=research_api.tries_per_user_per_day,
