@@ -197,6 +197,12 @@ class AnswerKeeper:
         if self.journal.failure is not None:
             self.stop.set()
 
+    def result(self, result: UserInfoResult) -> None:
+        """A user's row that no request carries (its retry could not be sent)."""
+        keys = self.todo.get(result.username)
+        if keys:
+            self.journal.append(None, [(self.day_of(result), cohort, result) for _, cohort in keys])
+
     def day_of(self, result: UserInfoResult) -> date:
         """The API day an answer is stored under: the run's, or the next one when the API's
         day turned during the run (an answer dated in the first hour of the next day). Any
@@ -329,6 +335,7 @@ class DailySnapshot:
         client = self.client_factory(
             self.settings,
             on_request=keeper,
+            on_result=keeper.result,
             on_send=None if claims is None else partial(claims.note_sent, day),
             quota_used_today=plan.spent_today,
             shared_quota=None if shared is None else shared.quota,

@@ -191,10 +191,11 @@ def test_a_run_launched_like_the_ui_and_terminated_from_dagster_is_not_retried(t
         while emulator.stats()["by_outcome"].get("ok", 0) < 40:  # mid-fetch
             assert time.monotonic() < deadline, client.get_run_status(run_id)
             time.sleep(0.1)
-        # From now on every answer takes 10 s: a request that starts before the terminate
-        # reaches the step holds its place among the 32 in flight until well after, so what
-        # is answered after it is bounded by the places, however slow Dagster's polling is.
-        emulator.config.latency_seconds = 10.0
+        # From now on every answer takes 4 s (within the 5 s read timeout): a request that
+        # starts before the terminate reaches the step holds its place among the 32 in flight
+        # until well after, so what is answered after it is bounded by the places, however
+        # slow Dagster's polling is (up to 4 s).
+        emulator.config.latency_seconds = 4.0
         at_terminate = time.monotonic()
         client.terminate_run(run_id)
         while client.get_run_status(run_id) not in (
@@ -206,7 +207,7 @@ def test_a_run_launched_like_the_ui_and_terminated_from_dagster_is_not_retried(t
     events = emulator.stats(with_events=True)["events"]
     # Dagster's terminate reaches the step through its run worker's polling: the requests in
     # flight at the terminate, and those that took the places they freed before the step
-    # knew (each holding its place for 10 s). Before, with 0.5 s answers throughout, a loaded
+    # knew (each holding its place for 4 s). Before, with 0.5 s answers throughout, a loaded
     # machine saw 70 against a bound of 52. Without the day's own signal handling the step was
     # retried and went on to all 240.
     after = len([e for e in events if e[0] > at_terminate])
@@ -220,3 +221,21 @@ def test_a_run_launched_like_the_ui_and_terminated_from_dagster_is_not_retried(t
         kinds = [e.dagster_event_type for e in instance.all_logs(run_id) if e.dagster_event]
     assert DagsterEventType.STEP_UP_FOR_RETRY not in kinds
     assert DagsterEventType.STEP_RESTARTED not in kinds
+
+
+def test_a_retry_keeps_its_reservation_and_every_request_ends_with_a_row(pipeline):
+    """A user whose answer failed keeps its retry's place in the day's quota (the users after
+    it cannot take it during the backoff); when none is left, the failed answer is its row.
+    Before: the retry found the quota spent and the user ended with a 500 and no row."""
+    users = find_usernames(pipeline.api, "active", 6)
+    pipeline.write_cohort("c1", users)
+    pipeline.configure(daily_quota=4, concurrency=2, max_attempts=5)
+    pipeline.api.config.failing_usernames = [users[0], users[3]]
+    [result] = pipeline.run(["c1"])
+    assert result.success
+    asked = pipeline.query(
+        "SELECT DISTINCT username FROM tiktok.api_requests WHERE status <> 'unrecorded'"
+    )
+    rows = pipeline.query("SELECT username FROM tiktok.user_info")
+    assert sorted(asked) == sorted(rows)  # every user asked has a row
+    assert pipeline.query("SELECT count(*) FROM tiktok.api_requests") == [(4,)]  # the quota

@@ -320,9 +320,8 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(seconds)
         except OSError:  # the client gave up: as it should; where it was, for the tests
-            self.state.record(label, "drip_cut:head" if i < head else "drip_cut:body")
-            return
-        self.state.record(label, "drip_complete")
+            with self.state.lock:
+                self.state.drip_cuts["head" if i < head else "body"] += 1
 
     def _malformed(self, label: str) -> None:
         kind = self.state.random.choice(["bad_json", "no_error_object", "html_504"])

@@ -53,6 +53,7 @@ class EmulatorState:
     def reset_stats(self) -> None:
         self.token_requests = Counter()
         self.token_uses = Counter()
+        self.drip_cuts = Counter()  # dripped answers the client hung up on: in the head or body
         self.by_username: dict[str, Counter] = defaultdict(Counter)
         self.by_outcome: Counter = Counter()
         self.events: list[tuple[float, str, str]] = []
@@ -75,6 +76,7 @@ class EmulatorState:
                 "token_requests": dict(self.token_requests),
                 "user_info_requests": sum(self.by_outcome.values()),
                 "by_outcome": dict(self.by_outcome),
+                "drip_cuts": dict(self.drip_cuts),
                 "by_username": {u: dict(c) for u, c in self.by_username.items()},
                 "quota_used_today": self.quota_used,
                 "emulator_date": self.clock.today().isoformat(),

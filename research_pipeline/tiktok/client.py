@@ -25,6 +25,7 @@ from research_pipeline.tiktok.bodies import MAX_USER_INFO_BYTES
 from research_pipeline.tiktok.breaker import OutageBreaker
 from research_pipeline.tiktok.errors import (
     FetchCancelledError,
+    QuotaExhaustedError,
     TikTokApiError,
     TransientApiError,
 )
@@ -58,6 +59,7 @@ class ResearchApiClient:
         *,
         on_request: Callable[[RequestRecord], None] | None = None,
         on_send: Callable[[str], None] | None = None,
+        on_result: Callable[[UserInfoResult], None] | None = None,
         quota_used_today: int = 0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -66,6 +68,7 @@ class ResearchApiClient:
     ):
         self.settings = settings
         self._on_request = on_request
+        self._on_result = on_result
         self._sleep = sleep
         self._now = now
         self._random = random.Random()
@@ -162,8 +165,8 @@ class ResearchApiClient:
         """In a worker: a fatal error cancels the queued fetches at once, before they send."""
         try:
             return self._fetch(username, cancelled, max_attempts)
-        except FetchCancelledError:
-            raise
+        except (FetchCancelledError, QuotaExhaustedError):
+            raise  # a spent quota asks no one new, but lets retries that hold a place go
         except TikTokApiError:
             cancelled.set()
             raise
@@ -177,12 +180,17 @@ class ResearchApiClient:
         breaker)."""
         max_attempts = max_attempts or self.settings.max_attempts
         tries = 0
+        last: Answer | None = None  # the last answer that was a try
         while True:
             concluded = _Conclusion(self, username, tries, max_attempts)
             try:
                 answer = self.session.send(
                     self._user_info_exchange(username, cancelled), concluded.record
                 )
+            except (QuotaExhaustedError, FetchCancelledError):
+                if last is None or concluded.result is not None:
+                    raise
+                return self._retry_not_sent(username, last, tries)
             except TransientApiError:  # the token endpoint: a try, so a dead one ends
                 tries += 1
                 if tries >= max_attempts:
@@ -190,6 +198,7 @@ class ResearchApiClient:
                 self._sleep(self._backoff(tries))
                 continue
             tries += answer.a_try
+            last = answer if answer.a_try else last
             if concluded.result is not None:
                 if concluded.result.outcome is Outcome.TRANSIENT_ERROR:
                     log.warning(
@@ -202,6 +211,14 @@ class ResearchApiClient:
                 return concluded.result
             if not (answer.rate_limited or answer.token_invalid):
                 self._sleep(self._backoff(max(tries, 1)))
+
+    def _retry_not_sent(self, username: str, last: Answer, tries: int) -> UserInfoResult:
+        """A retry that could not be sent (the quota spent, the run stopping): the last answer
+        is the user's row, handed to `on_result`, since no request carries it."""
+        result = self._result(username, last, tries, Outcome.TRANSIENT_ERROR)
+        if self._on_result is not None:
+            self._on_result(result)
+        return result
 
     def _user_info_exchange(self, username: str, cancelled: threading.Event) -> Exchange:
         return Exchange(
@@ -335,12 +352,14 @@ class ResearchApiClient:
                     if error is None:
                         yield future.result()
                     elif not isinstance(error, FetchCancelledError) and failure is None:
-                        failure = error
-                        cancelled.set()
+                        failure = error  # no one new is submitted from now on
+                        if not isinstance(error, QuotaExhaustedError):
+                            cancelled.set()
         finally:
             cancelled.set()
             # Abandoned (or the consumer went away): do not wait for answers nobody will read.
             pool.shutdown(wait=not abandon.is_set(), cancel_futures=True)
+            self.quota.release_held()
         if failure is not None:
             raise failure
 
@@ -355,6 +374,11 @@ class _Conclusion:
         self.result: UserInfoResult | None = None
 
     def record(self, answer: Answer) -> None:
-        tries = self.tries + answer.a_try
-        self.result = self.client._conclusion(self.username, answer, tries, self.max_attempts)
-        self.client._record(self.username, answer, self.result)
+        """A failed try to be retried keeps the retry's reservation now; with none left in
+        the day, the user ends here, with this answer as its row (never without one)."""
+        client, tries = self.client, self.tries + answer.a_try
+        self.result = client._conclusion(self.username, answer, tries, self.max_attempts)
+        if self.result is None and answer.a_try and not answer.quota_spent:
+            if not client.quota.hold(self.username):
+                self.result = client._result(self.username, answer, tries, Outcome.TRANSIENT_ERROR)
+        client._record(self.username, answer, self.result)

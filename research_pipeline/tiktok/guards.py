@@ -164,7 +164,8 @@ class Quota:
         self.api_now = api_now
 
     def before(self, exchange: Exchange) -> None:
-        self.quota.reserve()
+        if not self.quota.use_held(exchange.subject or ""):  # a retry kept its reservation
+            self.quota.reserve()
 
     def after(self, exchange: Exchange, answer: Answer | None) -> None:
         if answer is None or not answer.spent:

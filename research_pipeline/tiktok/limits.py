@@ -98,6 +98,7 @@ class DailyQuota:
         self._server_says_exhausted = False
         self._why = ""
         self._lock = threading.Lock()
+        self._held: dict[str, int] = {}  # reservations kept for a user's next try
 
     def _roll_over(self) -> None:
         today = self._now().date()
@@ -134,6 +135,33 @@ class DailyQuota:
             else:
                 self._used += 1
 
+    def hold(self, key: str) -> bool:
+        """Reserve the next try of `key` now (a user whose answer failed and is retried after
+        a backoff), so that users after it in the plan cannot take it meanwhile; False when
+        the day has none left."""
+        try:
+            self.reserve()
+        except QuotaExhaustedError:
+            return False
+        with self._lock:
+            self._held[key] = self._held.get(key, 0) + 1
+        return True
+
+    def use_held(self, key: str) -> bool:
+        """Take the reservation held for `key`, if any (its retry is being sent)."""
+        with self._lock:
+            if not self._held.get(key):
+                return False
+            self._held[key] -= 1
+            return True
+
+    def release_held(self) -> None:
+        """Give back what was held for retries that were never sent (the run stopped)."""
+        with self._lock:
+            count, self._held = sum(self._held.values()), {}
+        for _ in range(count):
+            self.release()
+
     def release(self) -> None:
         """The request just reserved was refused with a 429: the API did not count it."""
         with self._lock:
@@ -149,12 +177,6 @@ class DailyQuota:
             self._roll_over()
             self._server_says_exhausted = True
             self._why = why or self._why
-
-    @property
-    def used(self) -> int:
-        with self._lock:
-            self._roll_over()
-            return self._used
 
     @property
     def remaining(self) -> int | None:
