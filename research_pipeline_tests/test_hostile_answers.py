@@ -232,3 +232,56 @@ def test_a_secret_echoed_by_the_token_endpoint_is_in_no_file_of_a_real_run(pipel
     blobs += [str(e).encode() for e in pipeline.instance.all_logs(result.run_id)]
     leaks = [form for form in forms for blob in blobs if form in blob]
     assert leaks == []
+
+
+def test_a_redirect_to_another_host_is_never_followed(emulator_free_stub_pair):
+    """A 307 to another host: before, followed, and that host's answers stored as ours."""
+    theirs, ours = emulator_free_stub_pair
+    with client_for(ours, max_attempts=1) as client:
+        result = client.fetch_user_info("alice")
+    assert result.status == "redirected" and not result.is_final
+    assert theirs.counts["/v2/research/user/info/"] == 0  # nothing went there
+
+
+@pytest.fixture
+def emulator_free_stub_pair():
+    """Another host that would answer ok, and ours that redirects user info to it."""
+    theirs = Stub(token=lambda h, _b: send_json(h, 200, TOKEN_OK),
+                  user_info=lambda h, _b: send_json(h, 200, USER_OK))  # fmt: skip
+    with stub_server(theirs) as other:
+
+        def redirect(handler, _body):
+            handler.send_response(307)
+            handler.send_header("Location", other + "/v2/research/user/info/?fields=x")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+
+        ours = Stub(token=lambda h, _b: send_json(h, 200, TOKEN_OK), user_info=redirect)
+        with stub_server(ours) as url:
+            yield theirs, url
+
+
+@pytest.mark.parametrize(
+    ("message", "status", "final"),
+    [
+        # The documented not-found wording about the user asked: final, the account is gone.
+        ("`username: alice` is invalid: cannot find the user", "invalid_params", True),
+        # The same wording about someone else: an anomaly, never final, never forgets alice.
+        ("`username: bob` is invalid: cannot find the user", "not_about_user", False),
+        # The one refusal on record names no user: about the user asked.
+        ("API cannot return this user's information", "invalid_params", True),
+        # About the request, not a user: retried.
+        ("Something went wrong. Please try again later.", "request_rejected", False),
+    ],
+)
+def test_a_per_user_answer_must_be_about_the_user_asked(message, status, final):
+    error = {"code": "invalid_params", "message": message, "log_id": "L"}
+    stub = Stub(
+        token=lambda h, _b: send_json(h, 200, TOKEN_OK),
+        user_info=lambda h, _b: send_json(h, 400, {"error": error}),
+    )
+    with stub_server(stub) as url, client_for(url, max_attempts=1) as client:
+        result = client.fetch_user_info("alice")
+    assert (result.status, result.is_final) == (status, final)
+    gone = result.error_kind in ("not_found", "refused", "private", "banned")
+    assert gone == final  # only evidence about alice can make alice's data be forgotten
