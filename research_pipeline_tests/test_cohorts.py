@@ -112,3 +112,22 @@ def test_a_text_field_longer_than_any_profile_is_that_users_invalid_answer():
 
     found = problems_in({"display_name": "x" * 5_000_000, "follower_count": 1}, ["display_name"])
     assert found == ["display_name is 5,000,000 characters long (at most 10,000)"]
+
+
+@pytest.mark.parametrize(
+    ("written", "character"),
+    [
+        ("\u212aate", "U+212A KELVIN SIGN"),  # str.lower() makes it 'kate': another account
+        ("\uff4bate", "U+FF4B FULLWIDTH LATIN SMALL LETTER K"),
+        ("ka\u200bte", "U+200B ZERO WIDTH SPACE"),
+        ("ka\u202ete", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+    ],
+)
+def test_a_lookalike_of_a_username_is_refused_as_written_never_folded(tmp_path, written, character):
+    path = tmp_path / "panel.txt"
+    path.write_text(f"kate_real\n{written}\n", encoding="utf-8")
+    cohort = read_cohort(path)
+    assert cohort.usernames == ["kate_real"]  # never 'kate', another person's account
+    [problem] = cohort.problems
+    assert problem.line == 2 and character in problem.reason
+    assert f"{path}:2:" in cohort.report()
