@@ -78,8 +78,23 @@ def _check_target(out: Path, cohort: str) -> None:
 
 
 def _partial_folder(out: Path) -> Path:
+    """A new partial folder beside `out`, named with this process; partial folders of `out`
+    left by exports whose process has ended (killed: they may hold accounts forgotten since)
+    are removed first."""
+    from research_pipeline.coordination import process_alive
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{out.name}-", dir=out.parent))
+    for stale in out.parent.glob(f"{PARTIAL_PREFIX}{out.name}-*"):
+        pid = stale.name.removeprefix(f"{PARTIAL_PREFIX}{out.name}-").split("-")[0]
+        if (
+            stale.is_dir()
+            and not stale.is_symlink()
+            and pid.isdigit()
+            and not (int(pid) == os.getpid() or process_alive(int(pid)))
+        ):
+            shutil.rmtree(stale)
+    prefix = f"{PARTIAL_PREFIX}{out.name}-{os.getpid()}-"
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
 
 
 def _sha256(path: Path) -> str:

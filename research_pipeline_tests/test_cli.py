@@ -411,3 +411,40 @@ def test_a_failed_run_prints_its_reason_in_one_line_and_no_stack_trace(
     assert "tiktok__user_info: stopped after 0 users answered" in captured.out
     assert main(["-v", "snapshot"]) == 1  # behind -v, Dagster's own console, trace and all
     assert "Stack Trace" in "".join(capsys.readouterr())
+
+
+def test_exports_never_write_over_what_they_did_not_write(env, emulator, tmp_path, capsys):
+    """`export --out data/research.duckdb` overwrote the warehouse (exit 0); a file the user
+    keeps there was replaced too. Now only an earlier export of ours is replaced."""
+    (tmp_path / "cohorts" / "c1.txt").write_text("\n".join(find_usernames(emulator, "active", 2)))
+    assert main(["snapshot"]) == 0
+    database = Path(env["RESEARCH_PIPELINE_DUCKDB"])
+    before = database.read_bytes()
+    for target in (database, published_path(database), Path(str(database) + ".journal") / "x"):
+        code = main(["export", "user_info", "--format", "csv", "--out", str(target)])
+        assert code == 2 and "pipeline's own" in capsys.readouterr().err
+    assert database.read_bytes() == before
+    assert main(["export-dataset", "--cohort", "c1", "--out", str(database)]) == 2
+    assert database.read_bytes() == before
+    mine = tmp_path / "notes.csv"
+    mine.write_text("my own notes\n")
+    assert main(["export", "user_info", "--out", str(mine)]) == 2
+    assert "not an earlier export" in capsys.readouterr().err
+    assert mine.read_text() == "my own notes\n"
+    out = tmp_path / "users.csv"
+    assert main(["export", "user_info", "--out", str(out)]) == 0
+    assert main(["export", "user_info", "--out", str(out)]) == 0  # ours: replaced
+    (tmp_path / ".users.csv.partial-export").write_text("left by a killed export")
+    assert main(["export", "user_info", "--out", str(out)]) == 0
+    assert not (tmp_path / ".users.csv.partial-export").exists()
+
+
+def test_a_killed_dataset_export_is_cleaned_up_by_the_next(env, emulator, tmp_path):
+    (tmp_path / "cohorts" / "c1.txt").write_text("\n".join(find_usernames(emulator, "active", 2)))
+    assert main(["snapshot"]) == 0
+    out = tmp_path / "datasets" / "c1"
+    killed = out.parent / ".partial-export-c1-999999999-abc"  # a pid no process has
+    killed.mkdir(parents=True)
+    (killed / "user_info.parquet").write_text("rows of accounts forgotten since")
+    assert main(["export-dataset", "--cohort", "c1", "--out", str(out)]) == 0
+    assert not killed.exists() and (out / "manifest.json").exists()

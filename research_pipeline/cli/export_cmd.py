@@ -7,6 +7,7 @@ import click
 
 from research_pipeline import warehouse
 from research_pipeline.errors import WarehouseError
+from research_pipeline.outputs import export_file
 from research_pipeline.settings import PipelineSettings
 from research_pipeline.warehouse.export import EXPORTABLE_TABLES, FORMATS
 
@@ -55,6 +56,7 @@ def export(table: str, out: Path, file_format: str, cohort: str | None, since) -
                 raise WarehouseError(
                     f"no data for cohort {cohort!r} (cohorts with data: {with_data})"
                 )
-        rows = warehouse.export_table(conn, table, out, file_format, cohort, since_day)
+        with export_file(out, database) as partial:
+            rows = warehouse.export_table(conn, table, partial, file_format, cohort, since_day)
     click.echo(f"wrote {rows} rows of tiktok.{table} to {out} ({file_format})")
     return 0

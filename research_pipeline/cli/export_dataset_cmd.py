@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from research_pipeline import warehouse
+from research_pipeline.outputs import refuse_side_file
 from research_pipeline.settings import PipelineSettings
 
 
@@ -28,6 +29,7 @@ def export_dataset_command(cohort: str, out: Path | None) -> int:
         if out is None:
             last = queries.last_snapshot_date(conn, cohort)
             out = settings.exports_dir / f"{cohort}-{last}"
+        refuse_side_file(out, settings.duckdb_path)
         manifest = export_dataset(conn, cohort, out)
     rows = sum(f.get("rows", 0) for f in manifest["files"])
     click.echo(f"wrote the dataset of cohort {cohort} to {out}: {rows} rows in "

@@ -5,8 +5,6 @@ import unicodedata
 
 from research_pipeline.tiktok.errors import InvalidUsernameError
 
-
-
 # A profile URL pasted instead of a username: https://www.tiktok.com/@name (query, fragment or
 # a trailing path are ignored).
 PROFILE_URL = re.compile(r"^(?:https?://)?(?:www\.|m\.)?tiktok\.com/@([^/?#\s]+)", re.IGNORECASE)
