@@ -285,3 +285,22 @@ def test_a_per_user_answer_must_be_about_the_user_asked(message, status, final):
     assert (result.status, result.is_final) == (status, final)
     gone = result.error_kind in ("not_found", "refused", "private", "banned")
     assert gone == final  # only evidence about alice can make alice's data be forgotten
+
+
+def test_a_token_nested_in_an_extra_field_or_used_as_a_key_is_never_stored():
+    """Before: scrubbed only in top-level strings, so a token inside a list, a nested object
+    or a key of an extra field was stored in `extra_fields`."""
+
+    def echo_token(handler, _body) -> None:
+        bearer = handler.headers["Authorization"].removeprefix("Bearer ")
+        extra = {"tags": ["a", bearer], "deep": {"x": {"y": bearer}}, bearer: 1, SECRET: [SECRET]}
+        data = {"follower_count": 1, "open_id": extra}
+        send_json(handler, 200, {"data": data, "error": {"code": "ok", "log_id": "L"}})
+
+    stub = Stub(lambda h, _: send_json(h, 200, TOKEN_OK), echo_token)
+    with stub_server(stub) as url, client_for(url, fields=("follower_count",)) as c:
+        result = c.fetch_user_info("alice")
+    assert result.outcome is Outcome.OK
+    kept = json.dumps(result.extra)
+    assert "clt.fine-token" not in kept and SECRET not in kept and quote(SECRET) not in kept
+    assert result.extra["open_id"]["deep"] == {"x": {"y": "<redacted>"}}

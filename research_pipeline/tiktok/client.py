@@ -37,7 +37,7 @@ from research_pipeline.tiktok.limits import (
 )
 from research_pipeline.tiktok.models import Outcome, RequestRecord, UserInfoResult
 from research_pipeline.tiktok.ramp import InFlightRamp
-from research_pipeline.tiktok.scrub import scrub
+from research_pipeline.tiktok.scrub import scrub, scrub_deep
 from research_pipeline.tiktok.session import ApiSession, Exchange
 from research_pipeline.tiktok.settings import ClientSettings, source_of
 from research_pipeline.tiktok.token import AccessTokenProvider
@@ -295,9 +295,7 @@ class ResearchApiClient:
         """An answer can echo the request (an error page, a hostile server): never keep our
         secret or a token from it, in its message, its log_id or any text field."""
         secrets = (self.settings.client_secret, *self.tokens.issued())
-        data = answer.data
-        if data:
-            data = {k: scrub(v, secrets) if isinstance(v, str) else v for k, v in data.items()}
+        data = scrub_deep(answer.data, secrets) if answer.data else answer.data
         return replace(
             answer,
             message=scrub(answer.message, secrets),

@@ -24,3 +24,22 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
             if form in text:
                 text = text.replace(form, REDACTED)
     return text
+
+
+def scrub_deep(value, secrets: Iterable[str]):
+    """`value` (an answer's JSON: objects, lists, strings) with every secret scrubbed at any
+    depth, in keys as in values; a key scrubbed into another key's name keeps both."""
+    secrets = tuple(secrets)
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, list):
+        return [scrub_deep(item, secrets) for item in value]
+    if isinstance(value, dict):
+        scrubbed = {}
+        for key, item in value.items():
+            name = scrub(key, secrets) if isinstance(key, str) else key
+            while name in scrubbed:
+                name = f"{name}_"
+            scrubbed[name] = scrub_deep(item, secrets)
+        return scrubbed
+    return value
