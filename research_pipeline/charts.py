@@ -151,7 +151,10 @@ _DRAWING = Path(__file__).read_bytes()
 def withdraw_cohort_charts(out_dir: Path, cohorts: list[str]) -> None:
     """Delete the charts of `cohorts` (their totals changed: accounts were forgotten); each is
     drawn again from the new summaries by the cohort's next `cohort_summary` step, in the same
-    run when the cohort is part of it. Cheaper than drawing them here only to draw them again."""
+    run when the cohort is part of it. Cheaper than drawing them here only to draw them again.
+    No folder there (or a file in its place): nothing to withdraw."""
+    if not out_dir.is_dir():
+        return
     for cohort in cohorts:
         for name in (f"{cohort}.png", f"{cohort}.png.source", f"{cohort}.html"):
             (out_dir / name).unlink(missing_ok=True)

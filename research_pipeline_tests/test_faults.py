@@ -691,3 +691,14 @@ def test_a_reader_holding_the_warehouse_costs_no_fetched_user(pipeline):
     assert stats["user_info_requests"] == 50 and all(ok_requests(stats, u) == 1 for u in users)
     assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(50,)]
     assert pipeline.query("SELECT count(*) FROM tiktok.cohort_members") == [(50,)]
+
+
+def test_a_file_where_the_charts_folder_should_be_is_a_warning_never_a_failed_day(pipeline):
+    """Before: every later run failed (a crash loop, the days lost)."""
+    users = find_usernames(pipeline.api, "active", 5)
+    pipeline.write_cohort("c1", users)
+    pipeline.database.parent.mkdir(parents=True, exist_ok=True)
+    (pipeline.database.parent / "charts").write_text("not a folder")
+    [result] = pipeline.run(["c1"])
+    assert result.success
+    assert pipeline.query("SELECT count(*) FROM tiktok.cohort_summary") == [(1,)]

@@ -37,7 +37,9 @@ def _derive_partitions(
     with warehouse.session() as conn:
         written = derive(conn, table, keys)
         context.log.info(f"{table}: {sum(written.values())} rows for {len(keys)} partition(s)")
-        drawn = _write_charts(conn, keys, warehouse, charts) if charts is not None else {}
+        drawn = {}
+        if charts is not None:
+            drawn = _write_charts(conn, keys, warehouse, charts, context.log.warning)
         for key, (day, cohort) in zip(partition_keys, keys, strict=True):
             preview = queries.preview(conn, table, day, cohort)
             metadata = {
@@ -56,21 +58,29 @@ def _derive_partitions(
 
 
 def _write_charts(
-    conn, keys, warehouse: Warehouse, charts: ChartDrawing
+    conn, keys, warehouse: Warehouse, charts: ChartDrawing, warn
 ) -> dict[str, tuple[Path, bytes]]:
-    """One chart per cohort of the step, up to its latest day."""
+    """One chart per cohort of the step, up to its latest day. A charts folder that cannot be
+    written (a file where the folder should be, no permission, a full disk) is a warning, never
+    a failed day: the chart is a view of the data, which is derived all the same."""
     if warehouse.database == ":memory:":
         return {}
     folder = Path(warehouse.database).resolve().parent / "charts"
     latest: dict[str, object] = {}
     for day, cohort in keys:
         latest[cohort] = max(latest.get(cohort, day), day)
-    pages = {
-        cohort: write_cohort_chart(
-            cohort, queries.cohort_trajectories(conn, cohort, day), folder, charts.draw
-        )
-        for cohort, day in latest.items()
-    }
+    pages = {}
+    for cohort, day in latest.items():
+        rows = queries.cohort_trajectories(conn, cohort, day)
+        try:
+            pages[cohort] = write_cohort_chart(cohort, rows, folder, charts.draw)
+        except OSError as exc:
+            warn(
+                f"no chart drawn: the charts folder {folder} cannot be written "
+                f"({exc.strerror or exc}); the data is derived all the same. Move aside what "
+                "is in its place, or free space"
+            )
+            return {}
     return {cohort: page for cohort, page in pages.items() if page is not None}
 
 
