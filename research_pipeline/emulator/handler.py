@@ -192,14 +192,7 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
             state.record(label, "hang")
             time.sleep(config.hang_seconds)
 
-        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
-        with state.lock:
-            expires = state.tokens.get(token)
-            if expires is not None and config.token_max_uses is not None:
-                state.token_uses[token] += 1
-                if state.token_uses[token] > config.token_max_uses:
-                    expires = None  # lapsed early
-        if expires is None or expires <= time.monotonic():
+        if not self._token_valid():
             state.record(label, constants.ACCESS_TOKEN_INVALID)
             self._api_error(
                 401,
@@ -300,6 +293,19 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
             self._drip(label, json.dumps(answer).encode(), config.drip_seconds)
             return
         self._send_json(200, answer)
+
+    def _token_valid(self) -> bool:
+        """The bearer token was issued, has not expired, and (`token_max_uses`) has not lapsed
+        early after that many accepted requests."""
+        state, config = self.state, self.state.config
+        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        with state.lock:
+            expires = state.tokens.get(token)
+            if expires is not None and config.token_max_uses is not None:
+                state.token_uses[token] += 1
+                if state.token_uses[token] > config.token_max_uses:
+                    return False
+        return expires is not None and expires > time.monotonic()
 
     def _drip(self, label: str, body: bytes, seconds: float) -> None:
         self.send_response(200)

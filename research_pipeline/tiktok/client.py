@@ -105,7 +105,14 @@ class ResearchApiClient:
         )
         self.breaker = OutageBreaker(sleep=sleep)
         self.ramp = InFlightRamp(settings.concurrency)
-        self.session = ApiSession(
+        self.session = self._session(on_send)
+        self._user_info_url = settings.base_url + constants.USER_INFO_PATH
+        self._fields_param = ",".join(settings.fields)
+
+    def _session(self, on_send: Callable[[str], None] | None) -> ApiSession:
+        """The guards every request passes, in order (guards.py says what each does)."""
+        settings = self.settings
+        return ApiSession(
             self.http,
             [
                 guards.NotCancelled(),
@@ -127,8 +134,6 @@ class ResearchApiClient:
             max_bytes=MAX_USER_INFO_BYTES,
             scrub=self._scrubbed,
         )
-        self._user_info_url = settings.base_url + constants.USER_INFO_PATH
-        self._fields_param = ",".join(settings.fields)
 
     def __repr__(self) -> str:
         return f"ResearchApiClient(base_url={self.settings.base_url!r})"

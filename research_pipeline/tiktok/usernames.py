@@ -41,6 +41,9 @@ def _why_not(name: str) -> str:
     if not name:
         return "it is empty"
     bad = [c for c in dict.fromkeys(name) if not re.match(r"[A-Za-z0-9_.]", c)]
+    if bad and all(c.isascii() and c.isprintable() for c in bad):
+        shown = "".join(sorted(bad))
+        return f"it contains {shown!r} (allowed: letters, digits, '_' and '.')"
     if bad:
         named = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed')}" for c in bad[:3])
         return (
