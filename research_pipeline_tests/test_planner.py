@@ -168,8 +168,10 @@ def test_early_asks_only_when_nobody_is_overdue_or_due_for_a_recheck():
             assert plan.left_waiting == [] or len(plan.users) == plan.budget
             assert plan.due + plan.due_gone <= len(plan.users) - plan.early_planned
     roomy, _ = simulate(cohorts, 30, quota=200)  # room for everyone: early asks do happen
-    assert any(p.early_planned for p in roomy)
-    assert all(p.early_planned == 0 for p in plans[1:]) or early_days < len(plans)
+    roomy_days = sum(1 for p in roomy if p.early_planned)
+    # Short of quota, early asks are the exception; with room, the rule. (The line before
+    # this one, `... or early_days < len(plans)`, held whatever the planner did.)
+    assert roomy_days > 0 and early_days < roomy_days, (early_days, roomy_days)
 
 
 def test_thirty_days_with_an_edit_and_a_colleague_spend_every_request_where_the_plan_says():
