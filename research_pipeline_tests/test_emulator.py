@@ -299,3 +299,43 @@ def test_many_connections_opened_at_once_all_get_through_before_any_is_accepted(
             s.close()
         server._server.server_close()  # never served: shutdown() would wait for its loop
     assert len(sockets) == 64
+
+
+def test_the_emulator_invents_no_header_no_body_and_borrows_no_wording(emulator):
+    """No Server header, no `data` beside an error the sources show without one, no
+    Retry-After unless a test asks for it, and its codes and texts from its own table: a
+    wording shared with the client could never show that the client depends on it."""
+    import ast
+    from pathlib import Path
+
+    import research_pipeline.emulator as package
+
+    token = requests.post(
+        emulator.url + "/v2/oauth/token/",
+        data={"client_key": EMULATOR_KEY, "client_secret": EMULATOR_SECRET,
+              "grant_type": "client_credentials"},
+        timeout=10,
+    )  # fmt: skip
+    assert "Server" not in token.headers
+    emulator.config.update({"burst_429_every": 1, "burst_429_length": 1})
+    answer = requests.post(
+        emulator.url + "/v2/research/user/info/?fields=follower_count",
+        json={"username": "alice"},
+        headers={"Authorization": "Bearer " + token.json()["access_token"]},
+        timeout=10,
+    )
+    assert answer.status_code == 429 and "Retry-After" not in answer.headers
+    assert "data" not in answer.json() and "Server" not in answer.headers
+    for path in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith("research_pipeline.tiktok"), path
+
+
+def test_a_daily_quota_of_zero_is_refused_not_read_as_no_quota():
+    from click.testing import CliRunner
+
+    from research_pipeline.cli.emulator_cmd import emulator as command
+
+    result = CliRunner().invoke(command, ["--daily-quota", "0"])
+    assert result.exit_code == 2 and "say 'off' for no limit" in result.output

@@ -19,6 +19,8 @@ class _Limit(click.ParamType):
     def convert(self, value, param, ctx):
         if value is None or isinstance(value, int):
             return value
+        if str(value).strip() == "0":  # 0 read as 'off' was a trap: no limit at all
+            self.fail("0 would mean none left; say 'off' for no limit, or at least 1", param, ctx)
         try:
             return parse_limit(str(value), None, param.opts[0])
         except ConfigurationError as exc:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field, fields
 
-from research_pipeline.tiktok import constants
+from research_pipeline.emulator import documented
 
 
 @dataclass
@@ -12,9 +12,9 @@ class EmulatorConfig:
     seed: int = 0
     client_key: str = "emulator-key"
     client_secret: str = "emulator-secret"
-    rate_limit_per_minute: int | None = constants.RATE_LIMIT_PER_MINUTE
-    daily_quota: int | None = constants.DAILY_QUOTA
-    token_lifetime_seconds: float = constants.TOKEN_LIFETIME_SECONDS
+    rate_limit_per_minute: int | None = documented.RATE_LIMIT_PER_MINUTE
+    daily_quota: int | None = documented.DAILY_QUOTA
+    token_lifetime_seconds: float = documented.TOKEN_LIFETIME_SECONDS
     # Tokens seen to lapse before their `expires_in`: a token is refused (401
     # access_token_invalid) after it was accepted this many times (None: never).
     token_max_uses: int | None = None
@@ -65,7 +65,9 @@ class EmulatorConfig:
     quota_answer: str = "generic"
     burst_429_every: int | None = None  # every Nth request starts a burst of 429s
     burst_429_length: int = 3
-    retry_after_seconds: float = 2.0
+    # A Retry-After header on burst 429s: no source shows one from the Research API, so none
+    # unless a test sets it (the client honours it when present).
+    retry_after_seconds: float | None = None
     scope_authorized: bool = True
     midnight_after_requests: int | None = None  # the clock passes 00:00 UTC after N requests
     # The clock jumps by `date_jump_seconds` (e.g. -86400: back a day) after N requests: a Date

@@ -18,8 +18,8 @@ from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
+from research_pipeline.emulator import documented
 from research_pipeline.emulator.state import EmulatorState
-from research_pipeline.tiktok import constants
 
 # What a TikTok username can look like (2-24 of letters, digits, '_' and '.'); anything else is
 # answered as an account that does not exist.
@@ -33,8 +33,13 @@ def _log_id() -> str:
 class ResearchApiHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms ACK stall
-    server_version = "ResearchApiEmulator/1.0"
     state: EmulatorState  # set on the subclass made per server
+
+    def send_response(self, code, message=None) -> None:
+        """No `Server` header (no source shows the real API's): the status line and a Date."""
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
 
     def date_time_string(self, timestamp=None) -> str:
         """The Date header follows the emulator's clock, as a real server's follows its own."""
@@ -68,7 +73,9 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), headers=headers)
 
     def _api_error(self, status: int, code: str, message: str, headers: dict | None = None):
-        payload = {"data": {}, "error": {"code": code, "message": message, "log_id": _log_id()}}
+        payload: dict = {"error": {"code": code, "message": message, "log_id": _log_id()}}
+        if code == documented.DAILY_QUOTA_LIMIT_EXCEEDED:
+            payload = {"data": {}, **payload}  # as the public GUI recorded it; others: no data
         self._send_json(status, payload, headers)
 
     def _reset_connection(self) -> None:
@@ -102,9 +109,9 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         url = urlsplit(self.path)
         body = self._read_body()
-        if url.path == constants.TOKEN_PATH:
+        if url.path == documented.TOKEN_PATH:
             self._token(body)
-        elif url.path == constants.USER_INFO_PATH:
+        elif url.path == documented.USER_INFO_PATH:
             self._user_info(parse_qs(url.query), body)
         elif url.path == "/emulator/stats/reset":
             with self.state.lock:
@@ -135,18 +142,18 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
         # Failures are flat OAuth bodies (not the error object of the other endpoints), with the
         # documented texts; `token_error_status` chooses HTTP 4xx or the 200 a client has seen.
         if not form.get("client_secret"):
-            self._token_error(constants.INVALID_REQUEST, constants.MISSING_SECRET_MESSAGE)
+            self._token_error(documented.INVALID_REQUEST, documented.MISSING_SECRET_MESSAGE)
             return
         if form.get("grant_type") != "client_credentials" or "client_key" not in form:
             self._token_error(
-                constants.INVALID_REQUEST, "Only grant_type client_credentials is supported."
+                documented.INVALID_REQUEST, "Only grant_type client_credentials is supported."
             )
             return
         if (form.get("client_key"), form.get("client_secret")) != (
             config.client_key,
             config.client_secret,
         ):
-            self._token_error(constants.INVALID_CLIENT, "Client key or secret is incorrect.")
+            self._token_error(documented.INVALID_CLIENT, "")  # no source shows its text
             return
         token = "clt." + secrets.token_urlsafe(32)
         with state.lock:
@@ -165,7 +172,7 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
         with self.state.lock:
             self.state.token_requests[code] += 1
         status = self.state.config.token_error_status
-        if code == constants.INVALID_REQUEST and status != 200:
+        if code == documented.INVALID_REQUEST and status != 200:
             status = 400
         body = {"error": code, "error_description": description, "log_id": _log_id()}
         self._send_json(status, body)
@@ -193,33 +200,33 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
             time.sleep(config.hang_seconds)
 
         if not self._token_valid():
-            state.record(label, constants.ACCESS_TOKEN_INVALID)
+            state.record(label, documented.ACCESS_TOKEN_INVALID)
             self._api_error(
                 401,
-                constants.ACCESS_TOKEN_INVALID,
-                "The access token is invalid or not found in the request.",
+                documented.ACCESS_TOKEN_INVALID,
+                documented.ACCESS_TOKEN_INVALID_MESSAGE,
             )
             return
         if not config.scope_authorized:
-            state.record(label, constants.SCOPE_NOT_AUTHORIZED)
+            state.record(label, documented.SCOPE_NOT_AUTHORIZED)
             self._api_error(
                 401,
-                constants.SCOPE_NOT_AUTHORIZED,
-                "The user did not authorize the scope required for completing this request.",
+                documented.SCOPE_NOT_AUTHORIZED,
+                documented.SCOPE_NOT_AUTHORIZED_MESSAGE,
             )
             return
         limited = state.check_limits()
         if limited:
             state.record(label, limited[0])
-            code = constants.RATE_LIMIT_EXCEEDED
+            code = documented.RATE_LIMIT_EXCEEDED
             if limited[0] == "daily_quota_code":
-                code = constants.DAILY_QUOTA_LIMIT_EXCEEDED
+                code = documented.DAILY_QUOTA_LIMIT_EXCEEDED
             self._api_error(429, code, limited[1], limited[2])
             return
         # From here on the request counts against the daily quota, failed or not.
         if state.in_outage() or username.lower() in config.failing_usernames:
             state.record(label, "outage")
-            self._api_error(500, constants.INTERNAL_ERROR, "")
+            self._api_error(500, documented.INTERNAL_ERROR, "")
             return
         if state.random.chance(config.timeout_504_rate):
             state.record(label, "timeout_504")
@@ -227,14 +234,12 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
             self._api_error(504, "timeout", "")
             return
         if state.random.chance(config.error_rate):
-            state.record(label, constants.INTERNAL_ERROR)
-            self._api_error(500, constants.INTERNAL_ERROR, "")
+            state.record(label, documented.INTERNAL_ERROR)
+            self._api_error(500, documented.INTERNAL_ERROR, "")
             return
         if state.random.chance(config.request_error_rate):
             state.record(label, "invalid_params:request")
-            self._api_error(
-                400, constants.INVALID_PARAMS, "Something went wrong. Please try again later."
-            )
+            self._api_error(400, documented.INVALID_PARAMS, documented.REQUEST_ERROR_MESSAGE)
             return
         if state.random.chance(config.malformed_rate):
             self._malformed(label)
@@ -242,18 +247,14 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
 
         # The docs write the list with spaces after commas in places: accept both.
         requested = [f.strip() for f in (query.get("fields") or [""])[0].split(",") if f.strip()]
-        unknown = [f for f in requested if f not in constants.USER_INFO_FIELDS]
+        unknown = [f for f in requested if f not in documented.USER_INFO_FIELDS]
         if not requested or unknown:
-            state.record(label, constants.INVALID_PARAMS)
-            self._api_error(
-                400,
-                constants.INVALID_PARAMS,
-                f"Invalid fields: {','.join(unknown) or '(none requested)'}",
-            )
+            state.record(label, documented.INVALID_PARAMS)
+            self._api_error(400, documented.INVALID_PARAMS, "")  # no source shows its text
             return
         if not username:
-            state.record(label, constants.INVALID_PARAMS)
-            self._api_error(400, constants.INVALID_PARAMS, "username is required")
+            state.record(label, documented.INVALID_PARAMS)
+            self._api_error(400, documented.INVALID_PARAMS, "")  # no source shows its text
             return
         population = state.population()
         account = population.account(username.lower())
@@ -264,13 +265,13 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
         # one refusal recorded from the real API (a public client's notebook output) names no
         # user and gives no reason; no public source shows an "is private"/"is banned" text.
         message = {
-            "unknown": f"`username: {username}` is invalid: cannot find the user",
-            "private": constants.REFUSED_MESSAGE,
-            "banned": constants.REFUSED_MESSAGE,
+            "unknown": documented.NOT_FOUND_MESSAGE.format(username=username),
+            "private": documented.REFUSED_MESSAGE,
+            "banned": documented.REFUSED_MESSAGE,
         }.get(kind)
         if message:
-            state.record(label, f"{constants.INVALID_PARAMS}:{kind}")
-            self._api_error(400, constants.INVALID_PARAMS, message)
+            state.record(label, f"{documented.INVALID_PARAMS}:{kind}")
+            self._api_error(400, documented.INVALID_PARAMS, message)
             return
         info = population.user_info(account, state.clock.today())
         info.update(config.odd_values.get(username.lower(), {}))
@@ -284,10 +285,10 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2])  # then the connection closes
             self.close_connection = True
             return
-        state.record(label, constants.OK)
+        state.record(label, documented.OK)
         answer = {
             "data": {name: info[name] for name in requested},
-            "error": {"code": constants.OK, "message": "", "log_id": _log_id()},
+            "error": {"code": documented.OK, "message": "", "log_id": _log_id()},
         }
         if config.drip_seconds:
             self._drip(label, json.dumps(answer).encode(), config.drip_seconds)

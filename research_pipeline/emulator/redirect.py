@@ -5,7 +5,7 @@ conformance tests and the side-by-side benchmarks; no request ever leaves the ma
 import requests
 from requests.adapters import HTTPAdapter
 
-from research_pipeline.tiktok.constants import DEFAULT_BASE_URL
+from research_pipeline.emulator.documented import API_HOST as DEFAULT_BASE_URL
 
 
 class _ToEmulator(HTTPAdapter):

@@ -8,9 +8,9 @@ import time
 from collections import Counter, defaultdict, deque
 from datetime import UTC, date, datetime, timedelta
 
+from research_pipeline.emulator import documented
 from research_pipeline.emulator.config import EmulatorConfig
 from research_pipeline.emulator.population import Population
-from research_pipeline.tiktok import constants
 
 
 class EmulatorClock:
@@ -135,25 +135,27 @@ class EmulatorState:
                 state.burst_left = config.burst_429_length
             if state.burst_left > 0:
                 state.burst_left -= 1
-                retry_after = {"Retry-After": f"{config.retry_after_seconds:g}"}
-                return ("rate_limit_burst", constants.RATE_LIMIT_MESSAGE, retry_after)
+                retry_after = None
+                if config.retry_after_seconds is not None:
+                    retry_after = {"Retry-After": f"{config.retry_after_seconds:g}"}
+                return ("rate_limit_burst", documented.RATE_LIMIT_MESSAGE, retry_after)
             if config.rate_limit_per_minute is not None:
                 while state.window and state.window[0] <= now - 60:
                     state.window.popleft()
                 if len(state.window) >= config.rate_limit_per_minute:
-                    return ("rate_limit_minute", constants.RATE_LIMIT_MESSAGE, None)
+                    return ("rate_limit_minute", documented.RATE_LIMIT_MESSAGE, None)
                 state.window.append(now)
             state._roll_quota_day()
             now = self.clock.now()
             since_midnight = now - now.replace(hour=0, minute=0, second=0, microsecond=0)
             if since_midnight.total_seconds() < config.quota_reset_lag_seconds:
                 if config.quota_answer == "quota_code":  # yesterday's spent quota, still
-                    return ("daily_quota_code", constants.DAILY_QUOTA_MESSAGE, None)
-                return ("rate_limit_reset_lag", constants.RATE_LIMIT_MESSAGE, None)
+                    return ("daily_quota_code", documented.DAILY_QUOTA_MESSAGE, None)
+                return ("rate_limit_reset_lag", documented.RATE_LIMIT_MESSAGE, None)
             if config.daily_quota is not None and state.quota_used >= config.daily_quota:
                 if config.quota_answer == "quota_code":
-                    return ("daily_quota_code", constants.DAILY_QUOTA_MESSAGE, None)
-                return ("rate_limit_daily", constants.RATE_LIMIT_MESSAGE, None)
+                    return ("daily_quota_code", documented.DAILY_QUOTA_MESSAGE, None)
+                return ("rate_limit_daily", documented.RATE_LIMIT_MESSAGE, None)
             state.quota_used += 1
         return None
 
