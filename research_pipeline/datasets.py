@@ -9,7 +9,6 @@ the manifest says so.
 """
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from research_pipeline.errors import WarehouseError
+from research_pipeline.outputs import sha256_of
 from research_pipeline.planner import TERMS_MAX_DAYS
 from research_pipeline.warehouse.dataset import (
     DATASET_TABLES,
@@ -97,14 +97,6 @@ def _partial_folder(out: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def export_dataset(conn: duckdb.DuckDBPyConnection, cohort: str, out: Path) -> dict:
     """Write the dataset of `cohort` into folder `out`; returns its manifest."""
     dataset_facts(conn, cohort)  # refuses an unknown cohort before writing anything
@@ -139,9 +131,9 @@ def _write_dataset(conn, cohort: str, out: Path) -> dict:
     methods = methods_paragraph(facts)
     (out / METHODS).write_text(methods + "\n", encoding="utf-8")
     for entry in files:
-        entry["sha256"] = _sha256(out / entry["file"])
+        entry["sha256"] = sha256_of(out / entry["file"])
     for name in (DICTIONARY, METHODS):
-        files.append({"file": name, "sha256": _sha256(out / name)})
+        files.append({"file": name, "sha256": sha256_of(out / name)})
     manifest = {
         "dataset": f"TikTok Research API user info, cohort {cohort}",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -51,7 +51,7 @@ def _marker(out: Path) -> Path:
     return out.with_name(f".{out.name}.export")
 
 
-def _digest(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -82,12 +82,12 @@ def export_file(out: Path, database: str | Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             partial.unlink()
-    _marker(out).write_text(_digest(out) + "\n", encoding="utf-8")
+    _marker(out).write_text(sha256_of(out) + "\n", encoding="utf-8")
 
 
 def _ours(out: Path) -> bool:
     marker = _marker(out)
     try:
-        return out.is_file() and marker.read_text(encoding="utf-8").strip() == _digest(out)
+        return out.is_file() and marker.read_text(encoding="utf-8").strip() == sha256_of(out)
     except OSError:
         return False
