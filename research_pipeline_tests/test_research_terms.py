@@ -612,3 +612,32 @@ def test_the_figures_hold_over_edits_a_cadence_change_and_an_account_that_comes_
     with warehouse.connect(pipeline.database, read_only=True) as conn:
         manifest = export_dataset(conn, "politicians", out)
     assert_figures_match_files(out, manifest, other_cohort="journalists")
+
+
+def test_a_warehouse_reached_through_a_link_is_rewritten_at_its_target(tmp_path):
+    """A lab keeps its data on another disk and links the warehouse's path there: the rewrite
+    after forgetting must leave the link a link and the target without the forgotten values."""
+    other_disk = tmp_path / "other"
+    other_disk.mkdir()
+    target, link = other_disk / "w.duckdb", tmp_path / "w.duckdb"
+    marker = "Bio-" + secrets.token_hex(20)
+    day = date(2026, 3, 1)
+    with warehouse.connect(target) as conn:
+        conn.execute("SET force_compression = 'uncompressed'")
+        fields = {"display_name": "Dora", "bio_description": marker, "follower_count": 7}
+        ok = UserInfoResult("dora", Outcome.OK, "ok", datetime.now(UTC), fields=fields)
+        gone = UserInfoResult(
+            "dora", Outcome.USER_ERROR, "invalid_params", datetime.now(UTC),
+            error_message="API cannot return this user's information",
+        )  # fmt: skip
+        warehouse.save_fetched(conn, [(day, "x", ok)], [])
+        warehouse.save_fetched(conn, [(day + timedelta(days=1), "x", gone)], [])
+        conn.execute("CHECKPOINT")  # the value on disk, then redacted: left in a freed block
+        forget_gone_accounts(conn)
+        conn.execute("CHECKPOINT")
+    link.symlink_to(target)
+    assert marker.encode() in target.read_bytes()
+    rewrite_file(link)
+    assert link.is_symlink() and link.resolve() == target
+    assert marker.encode() not in target.read_bytes()
+    assert list(tmp_path.glob("w.duckdb.rewrite*")) == []

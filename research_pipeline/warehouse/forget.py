@@ -199,10 +199,8 @@ def mark_rewrite_needed(database: str | Path) -> None:
 
 
 def rewrite_pending(database: str | Path) -> bool:
-    database = Path(database)
-    return (
-        rewrite_marker(database).exists() or database.with_name(database.name + ".rewrite").exists()
-    )
+    real = Path(database).resolve()
+    return rewrite_marker(database).exists() or real.with_name(real.name + ".rewrite").exists()
 
 
 def rewrite_file(database: str | Path) -> None:
@@ -213,8 +211,12 @@ def rewrite_file(database: str | Path) -> None:
     taken its name: no batch of another process can land in a file about to be replaced (its
     writers open the path again on every try, so after the swap they write the new file). A
     copy that fails (a full disk) is removed and the old file is left as it was, the marker too:
-    the next run tries again."""
-    database = Path(database)
+    the next run tries again. A warehouse path that is a link (a lab keeps data on another
+    disk) is rewritten at its target, in the target's folder: the link stays a link, and the
+    file it points to is the one that keeps nothing (before: the link was replaced by a file
+    and the target kept the forgotten values)."""
+    given = Path(database)
+    database = given.resolve()
     fresh = database.with_name(database.name + ".rewrite")
     fresh.unlink(missing_ok=True)
     try:
@@ -236,7 +238,7 @@ def rewrite_file(database: str | Path) -> None:
     finally:
         conn.close()
     Path(str(database) + ".wal").unlink(missing_ok=True)
-    rewrite_marker(database).unlink(missing_ok=True)
+    rewrite_marker(given).unlink(missing_ok=True)
 
 
 def _rewrite_error(database: Path, exc: Exception) -> WarehouseError:
