@@ -228,7 +228,7 @@ class DailySnapshot:
         open_warehouse: OpenWarehouse,
         *,
         coordination: Coordination | None = None,
-        read_warehouse: OpenWarehouse | None = None,
+        read_views: Sequence[OpenWarehouse] = (),
         allow_mixed_sources: bool = False,
         deadline_seconds: float | None = None,
         tries_per_user_per_day: int = 5,
@@ -241,9 +241,9 @@ class DailySnapshot:
         self.cohorts = list(cohorts)
         self.open_warehouse = open_warehouse
         self.coordination = coordination  # None: nothing shared (in-memory warehouse, tests)
-        # A read-only open: the day is planned from it when a reader holds the file (None: the
+        # Read-only opens, tried in order, to plan from when a reader holds the file (none: the
         # run waits for the write lock, then fails).
-        self.read_warehouse = read_warehouse
+        self.read_views = list(read_views)
         self.allow_mixed_sources = allow_mixed_sources
         self.deadline_seconds = deadline_seconds
         self.tries_per_user_per_day = tries_per_user_per_day
@@ -281,8 +281,25 @@ class DailySnapshot:
         with self.coordination.day() as shared:
             return self._shared_run(day, chosen, refetch, signals, shared)
 
+    def _plan_from_a_view(self, locked: WarehouseLockedError, day, chosen, refetch):
+        """A reader holds the warehouse: plan from the first view that opens (the file read
+        only, beside a read-only reader; else the readers' copy, when it holds all the file
+        does), and ask as planned; the answers wait in the journal until the file is free."""
+        for view in self.read_views:
+            try:
+                with view(wait_seconds=START_LOCK_WAIT_SECONDS) as conn:
+                    planned = self._plan_run(conn, day, chosen, refetch, False)
+            except WarehouseError:
+                continue
+            self.warn(
+                f"{str(locked).split('. ')[0]}: the day is planned from a read-only view and "
+                "asked as planned; its answers wait in the journal until the file is free"
+            )
+            return planned
+        raise locked
+
     def _open_before_asking(self):
-        if self.read_warehouse is None:
+        if not self.read_views:
             return self.open_warehouse()
         return self.open_warehouse(wait_seconds=START_LOCK_WAIT_SECONDS)
 
@@ -321,14 +338,9 @@ class DailySnapshot:
                 self._recover(conn, claims, day)
                 plan, history, run, todo = self._plan_run(conn, day, chosen, refetch, True)
         except WarehouseLockedError as exc:
-            if self.read_warehouse is None or self._journal_pending():
+            if not self.read_views or self._journal_pending():
                 raise
-            self.warn(
-                f"{str(exc).split('. ')[0]}: the day is planned from a read-only view and "
-                "asked as planned; its answers wait in the journal until the file is free"
-            )
-            with self.read_warehouse() as conn:
-                plan, history, run, todo = self._plan_run(conn, day, chosen, refetch, False)
+            plan, history, run, todo = self._plan_from_a_view(exc, day, chosen, refetch)
         self.log(plan.summary())
         journal = self._open_journal(day)
         keeper = AnswerKeeper(journal, day, todo, signals.stop)

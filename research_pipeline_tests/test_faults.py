@@ -658,7 +658,8 @@ def test_the_quota_codes_reset_lag_is_counted_on_the_apis_clock_not_this_machine
 
 _READER = """
 import sys, time, duckdb, requests
-conn = duckdb.connect(sys.argv[1], read_only=True)  # a colleague's notebook, the obvious way
+# A colleague's notebook, the obvious way: read-only, or (worse) duckdb.connect(path).
+conn = duckdb.connect(sys.argv[1], read_only=sys.argv[4] == "read_only")
 print("open", flush=True)
 stats = sys.argv[2] + "/emulator/stats"
 while requests.get(stats, timeout=10).json()["user_info_requests"] < int(sys.argv[3]):
@@ -667,16 +668,19 @@ conn.close()
 """
 
 
-def test_a_reader_holding_the_warehouse_costs_no_fetched_user(pipeline):
-    """A notebook holds the warehouse read-only when the day's run starts and until every
-    planned user was asked: the day is planned from a read-only view, asked in full, and
-    stored once the reader lets go (before: 0 users fetched, the day lost)."""
-    users = find_usernames(pipeline.api, "active", 50)
-    pipeline.write_cohort("c1", users)
-    with warehouse.connect(pipeline.database):
-        pass  # the file exists, as on any day after the first
+@pytest.mark.parametrize("mode", ["read_only", "read_write"])
+def test_a_reader_holding_the_warehouse_costs_no_fetched_user(pipeline, mode):
+    """A notebook holds the warehouse when the day's run starts and until every planned user
+    was asked: the day is planned from a read-only view (the file itself beside a read-only
+    reader, else the readers' copy published after the last run), asked in full into the
+    journal, and stored once the reader lets go (before: 0 users fetched, the day lost)."""
+    users = find_usernames(pipeline.api, "active", 60)
+    pipeline.write_cohort("c1", users[:10])
+    [first] = pipeline.run(["c1"])  # an earlier day's run: the file and its published copy
+    assert first.success
+    pipeline.write_cohort("c1", users)  # 50 new members, due at once
     reader = subprocess.Popen(
-        [sys.executable, "-c", _READER, str(pipeline.database), pipeline.api.url, "50"],
+        [sys.executable, "-c", _READER, str(pipeline.database), pipeline.api.url, "60", mode],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -688,9 +692,9 @@ def test_a_reader_holding_the_warehouse_costs_no_fetched_user(pipeline):
         reader.wait()
     assert result.success
     stats = pipeline.api.stats()
-    assert stats["user_info_requests"] == 50 and all(ok_requests(stats, u) == 1 for u in users)
-    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(50,)]
-    assert pipeline.query("SELECT count(*) FROM tiktok.cohort_members") == [(50,)]
+    assert stats["user_info_requests"] == 60 and all(ok_requests(stats, u) == 1 for u in users)
+    assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(60,)]
+    assert pipeline.query("SELECT count(*) FROM tiktok.cohort_members") == [(60,)]
 
 
 def test_a_file_where_the_charts_folder_should_be_is_a_warning_never_a_failed_day(pipeline):

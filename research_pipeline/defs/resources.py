@@ -22,10 +22,12 @@ from research_pipeline import warehouse
 from research_pipeline.cohorts import Cohort, cohort_files, find_cohort, read_cohort
 from research_pipeline.coordination import Coordination
 from research_pipeline.drawing_process import DrawingProcess
+from research_pipeline.errors import WarehouseError
 from research_pipeline.notify import AlertChannels
 from research_pipeline.settings import PipelineSettings, daily_budget, parse_flag
 from research_pipeline.tiktok import ClientSettings
 from research_pipeline.tiktok.settings import ENVIRONMENT, parse_number
+from research_pipeline.warehouse.connection import published_path
 
 
 def _client_field(name: str, text: str):
@@ -160,6 +162,19 @@ class Warehouse(DuckDBResource):
         """The side files every process using this warehouse shares (coordination.py): the
         day's quota reservations and claims, and the journal; None for an in-memory one."""
         return Coordination.beside(self.database, self.journal_dir or None)
+
+    @contextmanager
+    def published_view(
+        self, wait_seconds: float = warehouse.LOCK_WAIT_SECONDS
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The readers' copy, read only, when it holds all the warehouse does (published after
+        the file's last change): what a day can be planned from while a process holds the
+        warehouse itself open for writing. Else WarehouseError."""
+        store, copy = Path(self.database), published_path(self.database)
+        if not copy.is_file() or copy.stat().st_mtime < store.stat().st_mtime:
+            raise WarehouseError(f"{copy} is older than {store}: not a view of it")
+        with warehouse.connect(copy, True, wait_seconds) as conn:
+            yield conn
 
     @contextmanager
     def session(

@@ -105,7 +105,7 @@ def user_info(
             specs,
             warehouse.session,
             coordination=coordination,
-            read_warehouse=partial(warehouse.session, read_only=True),
+            read_views=[partial(warehouse.session, read_only=True), warehouse.published_view],
             allow_mixed_sources=research_terms.allow_mixed_sources,
             deadline_seconds=research_api.run_deadline_seconds,
             tries_per_user_per_day=research_api.tries_per_user_per_day,
