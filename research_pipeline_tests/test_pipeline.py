@@ -444,3 +444,13 @@ def test_each_partition_of_a_two_cohort_run_carries_its_own_numbers(pipeline):
         assert f"![cohort {cohort}](data:image/png;base64," in summary["chart"].value
         followers = by_partition[("tiktok/follower_snapshots", cohort)]
         assert followers["dagster/row_count"].value == expected[1]
+
+
+def test_the_cohort_sensor_warns_once_and_never_about_the_projects_own_files(tmp_path):
+    """Before: the repository's own cohorts/.gitkeep was warned about at every tick (36 times
+    in 25 minutes)."""
+    from research_pipeline.defs.tiktok.sensors import misnamed_cohort_files
+
+    for name in (".gitkeep", "cohorts.toml", "README.md", "Bad Name.txt", "ok.csv"):
+        (tmp_path / name).write_text("x\n")
+    assert misnamed_cohort_files(sorted(tmp_path.iterdir())) == ["Bad Name.txt"]

@@ -11,9 +11,24 @@ from dagster import (
     sensor,
 )
 
-from research_pipeline.cohorts import COHORT_NAME_PATTERN
+from research_pipeline.cohorts import COHORT_NAME_PATTERN, COHORT_SUFFIXES
 from research_pipeline.defs.resources import CohortFolder
 from research_pipeline.orchestration.partitions import cohort_partitions
+
+# The cursor's entry for the misnamed files last told (no cohort name starts with '_').
+MISNAMED = "_misnamed"
+
+
+def misnamed_cohort_files(files) -> list[str]:
+    """Cohort files (.txt, .csv) whose names no cohort can have. The folder's other files are
+    the project's own (`.gitkeep`, cohorts.toml, a README): never warned about."""
+    return [
+        p.name
+        for p in files
+        if p.suffix.lower() in COHORT_SUFFIXES
+        and not p.name.startswith(".")
+        and not COHORT_NAME_PATTERN.match(p.stem)
+    ]
 
 
 @sensor(minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
@@ -28,10 +43,10 @@ def cohort_files_sensor(context: SensorEvaluationContext, cohort_folder: CohortF
     changed = sorted(n for n in current if n in seen and seen[n] != current[n])
     for name in changed:
         context.log.info(f"cohort {name} changed ({files[name]}): the next snapshot uses it")
-    misnamed = [p.name for p in cohort_folder.all_files() if not COHORT_NAME_PATTERN.match(p.stem)]
-    if misnamed:
+    misnamed = misnamed_cohort_files(cohort_folder.all_files())
+    if misnamed and misnamed != seen.get(MISNAMED):  # told once, not at every tick
         context.log.warning(f"ignored files with invalid cohort names: {', '.join(misnamed)}")
-    cursor = json.dumps(current, sort_keys=True)
+    cursor = json.dumps({**current, MISNAMED: misnamed}, sort_keys=True)
     if not new:
         message = f"no new cohorts; changed: {', '.join(changed) or 'none'}"
         return SensorResult(skip_reason=SkipReason(message), cursor=cursor)
