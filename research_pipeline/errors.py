@@ -9,7 +9,10 @@ from datetime import datetime
 
 
 class ResearchPipelineError(Exception):
-    """Base of every expected failure: the message says what, where and what to do."""
+    """Base of every expected failure: the message says what, where and what to do. `cause`
+    names the kind of trouble for whoever is told (alerts go once per day and cause)."""
+
+    cause = "failed"
 
 
 class ConfigurationError(ResearchPipelineError):
@@ -27,6 +30,8 @@ class CohortError(ResearchPipelineError, ValueError):
 class WarehouseError(ResearchPipelineError):
     """The DuckDB file cannot be opened, upgraded or written."""
 
+    cause = "storage"
+
 
 class WarehouseLockedError(WarehouseError):
     """Another process holds the warehouse open, so it cannot be written now."""
@@ -43,6 +48,8 @@ class WarehouseNeedsUpgradeError(WarehouseError):
 class DagsterStorageError(ResearchPipelineError):
     """Dagster's own storage (run history, event log) cannot be read or written."""
 
+    cause = "storage"
+
 
 # -- the Research API -------------------------------------------------------------------------
 
@@ -54,9 +61,13 @@ class TikTokApiError(ResearchPipelineError):
 class TransientApiError(TikTokApiError):
     """Worth retrying later (token endpoint down, 5xx): nothing is wrong with our setup."""
 
+    cause = "outage"
+
 
 class FatalApiError(TikTokApiError):
     """The API refused us as a whole (bad credentials, no research scope): retrying wastes quota."""
+
+    cause = "credentials"
 
     def __init__(self, message: str, code: str = "", log_id: str = ""):
         super().__init__(message)
@@ -90,8 +101,14 @@ class FetchCancelledError(TikTokApiError):
 class SnapshotDateError(ResearchPipelineError, ValueError):
     """The API serves current values only: a snapshot can be fetched on its own day only."""
 
+    cause = "date"
+
 
 class SnapshotIncompleteError(ResearchPipelineError):
     """Fetching stopped before every planned user was answered; the rows fetched are stored.
 
     Never retried by Dagster: the causes (quota, refused credentials) do not heal in minutes."""
+
+    def __init__(self, message: str, cause: str = "failed"):
+        super().__init__(message)
+        self.cause = cause

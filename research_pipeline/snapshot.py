@@ -152,6 +152,20 @@ class SnapshotRun:
         return max(0, self.planned_users - self.answered - self.asked_elsewhere)
 
     @property
+    def cause(self) -> str:
+        """The kind of trouble that ended the asking early (alerts go once per day and cause);
+        empty when the plan ran to its end."""
+        for cause, message in (
+            ("interrupted", self.interrupt_message),
+            ("quota", self.quota_message),
+            ("outage", self.outage_message),
+            ("deadline", self.deadline_message),
+        ):
+            if message:
+                return cause
+        return "quota" if self.unreached else ""
+
+    @property
     def stopped_because(self) -> str:
         """Why the day's asking ended early, for good today or until the next tick; empty when
         it ran to the end of the plan."""
@@ -514,11 +528,13 @@ def _check_snapshot_date(
     try:
         api_today = client.api_now().date()
     except FatalApiError as exc:
-        raise SnapshotIncompleteError(f"no snapshot taken: {exc}") from None
+        raise SnapshotIncompleteError(f"no snapshot taken: {exc}", exc.cause) from None
     except TransientApiError as exc:
         # An API that cannot be reached now will not be in the next minutes either: say so at
         # once (the schedule's next tick tries again) instead of minutes of retries in silence.
-        raise SnapshotIncompleteError(f"no snapshot taken, the API is unreachable: {exc}") from None
+        raise SnapshotIncompleteError(
+            f"no snapshot taken, the API is unreachable: {exc}", exc.cause
+        ) from None
     if snapshot_date != api_today:
         raise SnapshotDateError(
             f"cannot fetch the snapshot of {snapshot_date}: the Research API returns current "
@@ -596,7 +612,7 @@ class _Stream:
                 self.owner.warn(run.outage_message)
             except FatalApiError as exc:
                 raise SnapshotIncompleteError(
-                    f"stopped after {run.answered} users answered: {exc}"
+                    f"stopped after {run.answered} users answered: {exc}", exc.cause
                 ) from None
         finally:
             saver.stop()

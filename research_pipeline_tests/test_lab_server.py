@@ -367,3 +367,26 @@ def test_a_broken_run_history_fails_in_one_line_spends_nothing_and_is_told(
     assert emulator.stats()["user_info_requests"] == 0
     [post] = posts
     assert "Dagster's storage is broken" in post["text"] and str(runs) in post["text"]
+
+
+def test_each_cause_of_a_day_is_told_once_whichever_came_first(pipeline, chat_webhook):
+    """The API unreachable, then the credentials refused, the same API day: before, the
+    second was never sent ('already told today': alerts were keyed per day, not per cause)."""
+    webhook_url, posts = chat_webhook
+    pipeline.write_cohort("alpha", find_usernames(pipeline.api, "active", 3))
+    pipeline.configure(timeout_seconds=0.2)
+    pipeline.use_environment()
+    pipeline.monkeypatch.setenv("RESEARCH_PIPELINE_ALERT_WEBHOOK_URL", webhook_url)
+    pipeline.defs = load_project_defs()
+    pipeline.api.config.update({"token_stalls": 100, "hang_seconds": 0.5})
+    for _ in range(2):  # two ticks while the API cannot be reached: told once
+        [result] = pipeline.run(["alpha"])
+        assert not result.success
+        evaluate(failed_day_alert, pipeline, result, failed=True)
+    assert len(posts) == 1 and "(outage)" in posts[0]["text"]
+    pipeline.api.config.update({"token_stalls": 0, "scope_authorized": False})
+    for _ in range(2):  # then the credentials are refused: told once too
+        [result] = pipeline.run(["alpha"])
+        assert not result.success
+        evaluate(failed_day_alert, pipeline, result, failed=True)
+    assert len(posts) == 2 and "(credentials)" in posts[1]["text"]

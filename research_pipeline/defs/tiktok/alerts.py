@@ -1,6 +1,8 @@
 """Someone is told when a day fails: Dagster's own run-failure and run-status sensors, run by
 the daemon, turn a failed run, or a run whose plan was not finished or whose data breaks the
-15-day terms, into one alert a day per cause (research_pipeline.notify delivers it).
+15-day terms, into one alert per API day and cause (research_pipeline.notify delivers it): an
+outage, refused credentials, the quota spent, cadences the budget cannot serve, a storage
+failure, a failed derivation are each told once, whichever came first.
 
 A lab server runs unattended for months and the API serves today only: a day found missing
 weeks later in a chart is lost for good. The alert names the cohorts, the API day, what failed
@@ -91,14 +93,20 @@ def _where(run: DagsterRun, alerts: AlertsResource) -> str:
     return f"{base}/runs/{run.run_id}" if base else f"run {run.run_id} in the Dagster UI"
 
 
-def _step_failures(context: RunFailureSensorContext) -> list[str]:
-    reasons = []
+def _step_failures(context: RunFailureSensorContext) -> tuple[list[str], str]:
+    """Each failed step's one-line reason, and the run's cause: the one its snapshot step
+    gave (credentials, outage, storage, date, interrupted), `derivation` when only a later
+    step failed, else `failed`."""
+    reasons, causes = [], []
     for event in context.get_step_failure_events():
         data = event.step_failure_data
         described = data.user_failure_data.description if data.user_failure_data else None
         text = described or (data.error.message if data.error else event.message) or ""
         reasons.append(f"{event.step_key}: {text.strip().splitlines()[0] if text else '?'}")
-    return reasons
+        metadata = data.user_failure_data.metadata if data.user_failure_data else {}
+        cause = getattr(metadata.get("cause"), "value", None)
+        causes.append(cause or ("failed" if "user_info" in event.step_key else "derivation"))
+    return reasons, (causes[0] if causes else "failed")
 
 
 @run_failure_sensor(default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=30)
@@ -106,9 +114,10 @@ def failed_day_alert(context: RunFailureSensorContext, alerts: AlertsResource):
     """A snapshot run failed: the day's data may be incomplete."""
     run = context.dagster_run
     day, cohorts = run_scope(context.instance, run)
-    reasons = _step_failures(context) or [context.failure_event.message or "the run failed"]
+    reasons, cause = _step_failures(context)
+    reasons = reasons or [context.failure_event.message or "the run failed"]
     alert = Alert(
-        subject=f"research-pipeline: the snapshot of {day or 'a day'} failed",
+        subject=f"research-pipeline: the snapshot of {day or 'a day'} failed ({cause})",
         text="\n".join(
             [
                 f"API day: {day or 'unknown'}; cohorts: {', '.join(cohorts) or 'unknown'}.",
@@ -120,7 +129,7 @@ def failed_day_alert(context: RunFailureSensorContext, alerts: AlertsResource):
             ]
         ),
     )
-    return _deliver(context, alerts, day, "failed", alert)
+    return _deliver(context, alerts, day, f"failed:{cause}", alert)
 
 
 @run_status_sensor(
@@ -134,7 +143,7 @@ def unfinished_day_alert(context: RunStatusSensorContext, alerts: AlertsResource
     records = context.instance.get_records_for_run(
         run_id=run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
     ).records
-    failed = [
+    evaluations = [
         evaluation
         for record in records
         if isinstance(
@@ -142,14 +151,14 @@ def unfinished_day_alert(context: RunStatusSensorContext, alerts: AlertsResource
             AssetCheckEvaluation,
         )
         and evaluation.check_name in DAY_CHECKS
-        and not evaluation.passed
     ]
+    failed = [(e, _cause(e)) for e in evaluations if not e.passed or _cause(e) == "infeasible"]
     if not failed:
         return SkipReason("the day's plan was carried out and the data is within the terms")
     day, cohorts = run_scope(context.instance, run)
     skipped = None
-    for evaluation in failed:
-        what, todo = DAY_CHECKS[evaluation.check_name]
+    for evaluation, cause in failed:
+        what, todo = INFEASIBLE if cause == "infeasible" else DAY_CHECKS[evaluation.check_name]
         facts = ", ".join(
             f"{name} {value.value}"
             for name, value in evaluation.metadata.items()
@@ -166,5 +175,26 @@ def unfinished_day_alert(context: RunStatusSensorContext, alerts: AlertsResource
                 ]
             ),
         )
-        skipped = _deliver(context, alerts, day, evaluation.check_name, alert) or skipped
+        key = f"{evaluation.check_name}:{cause}" if cause else evaluation.check_name
+        skipped = _deliver(context, alerts, day, key, alert) or skipped
     return skipped
+
+
+# The plan was carried out, but the cadences need more than the budget: due users wait.
+INFEASIBLE = (
+    "the cadences need more requests than the budget: due members wait for later days",
+    "lengthen a cadence, shrink a cohort, or raise RESEARCH_PIPELINE_DAILY_BUDGET; "
+    "`research-pipeline plan` shows the cadence the budget sustains",
+)
+
+
+def _cause(evaluation: AssetCheckEvaluation) -> str:
+    """plan_completed's cause (outage, quota, deadline, interrupted), or `infeasible` when the
+    plan was carried out with due members left for later days; empty for the other checks."""
+    if evaluation.check_name != "plan_completed":
+        return ""
+    metadata = evaluation.metadata
+    cause = getattr(metadata.get("cause"), "value", "") or ""
+    if evaluation.passed:
+        return "infeasible" if getattr(metadata.get("due_waiting"), "value", 0) else ""
+    return cause

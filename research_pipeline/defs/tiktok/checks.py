@@ -157,6 +157,10 @@ def check_user_info(
                 "answered": run.answered,
                 "not_reached": run.unreached,
                 "why": run.stopped_because or ("the API's day changed" if run.new_day else ""),
+                "cause": run.cause,
+                # Due users the plan itself left for later days (the cadences need more than
+                # the budget): the plan was carried out, yet someone must hear of it.
+                "due_waiting": _waiting_for_want_of_budget(run.plan),
             },
         ),
         AssetCheckResult(
@@ -167,3 +171,11 @@ def check_user_info(
             metadata={"error_share": round(share, 4), "threshold": max_error_share},
         ),
     ]
+
+
+def _waiting_for_want_of_budget(plan) -> int:
+    """Due users left for later days because the cadences need more than the daily budget (not
+    the first days' catch-up of a new panel, which the budget clears)."""
+    if plan is None or plan.daily_budget is None or plan.demand_per_day <= plan.daily_budget:
+        return 0
+    return len(plan.left_waiting)

@@ -124,14 +124,18 @@ def user_info(
     try:
         run = daily.run(day, cohorts, refetch=config.refetch)
     except (SnapshotDateError, SnapshotIncompleteError, WarehouseError) as exc:
-        raise Failure(str(exc), allow_retries=False) from None
+        raise Failure(str(exc), allow_retries=False, metadata={"cause": exc.cause}) from None
     if run.new_day:
         context.log.warning(
             f"the API's day changed to {run.new_day}: {run.new_day_answers} answers are stored "
             f"under {run.new_day}; the members not reached are planned again on {run.new_day}"
         )
     if run.interrupted:  # "stop spending now": the run ends, and Dagster must not retry it
-        raise Failure(run.interrupt_message, allow_retries=False, metadata={"interrupted": True})
+        raise Failure(
+            run.interrupt_message,
+            allow_retries=False,
+            metadata={"interrupted": True, "cause": "interrupted"},
+        )
     if retry_wanted(run, context.retry_number, SNAPSHOT_RETRIES):
         context.log.warning(
             f"{run.unfinished} users ended with transient errors (429/5xx/timeouts); their rows "
