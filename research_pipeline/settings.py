@@ -17,7 +17,7 @@ from research_pipeline.tiktok.constants import DAILY_QUOTA
 from research_pipeline.tiktok.settings import check_range, parse_limit, parse_number
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_SNAPSHOT_CRON = "15 */4 * * *"
+DEFAULT_SNAPSHOT_CRON = "15 * * * *"
 
 
 def project_dir() -> Path:

@@ -454,3 +454,42 @@ def test_the_cohort_sensor_warns_once_and_never_about_the_projects_own_files(tmp
     for name in (".gitkeep", "cohorts.toml", "README.md", "Bad Name.txt", "ok.csv"):
         (tmp_path / name).write_text("x\n")
     assert misnamed_cohort_files(sorted(tmp_path.iterdir())) == ["Bad Name.txt"]
+
+
+def test_the_schedule_plans_the_apis_day_and_queues_nothing_while_a_run_of_it_is_in_flight(
+    pipeline,
+):
+    """Before: the schedule planned this machine's date (0 users planned with the emulator's
+    clock a day ahead), and a tick while a run was in flight queued a redundant one."""
+    from dagster import DagsterRun, DagsterRunStatus
+
+    from research_pipeline.orchestration.runs import partition_range_tags
+
+    machine_today = pipeline.api.clock.today()
+    api_day = machine_today + timedelta(days=1)  # within RESEARCH_PIPELINE_DAYS_AHEAD (1)
+    pipeline.api.clock.set_date(api_day)
+    pipeline.write_cohort("small", find_usernames(pipeline.api, "active", 3))
+    pipeline.instance.add_dynamic_partitions("cohorts", ["small"])
+
+    def tick():
+        needed = daily_snapshot_schedule.required_resource_keys
+        context = build_schedule_context(
+            instance=pipeline.instance,
+            resources={k: v for k, v in pipeline.defs.resources.items() if k in needed},
+            scheduled_execution_time=_midnight_plus(machine_today),
+            repository_def=pipeline.defs.get_repository_def(),
+        )
+        return daily_snapshot_schedule.evaluate_tick(context)
+
+    [request] = tick().run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == f"small|{api_day}"
+    pipeline.instance.add_run(
+        DagsterRun(
+            job_name="snapshot_job",
+            run_id="00000000-0000-0000-0000-0000000000aa",
+            status=DagsterRunStatus.STARTED,
+            tags=partition_range_tags(api_day, ["small"]),
+        )
+    )
+    skipped = tick()
+    assert not skipped.run_requests and "in flight (00000000)" in skipped.skip_message

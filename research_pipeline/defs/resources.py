@@ -11,6 +11,7 @@ values).
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -108,6 +109,14 @@ class ResearchApiResource(ConfigurableResource):
         description="Requests one user may cost in an API day, across every run and retry "
         "(RESEARCH_PIPELINE_TRIES_PER_USER_PER_DAY).",
     )
+
+    def api_today(self) -> date:
+        """Today at the API (its Date header): the day a snapshot is for, whatever this
+        machine's clock says. Costs one token request, no quota."""
+        from research_pipeline.tiktok import ResearchApiClient
+
+        with ResearchApiClient(self.settings()) as client:
+            return client.api_now().date()
 
     def settings(self) -> ClientSettings:
         """The client's settings from these fields, checked (one line for what makes no sense);

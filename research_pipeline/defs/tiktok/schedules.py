@@ -1,20 +1,33 @@
 """The daily snapshot: one run that carries out the day's plan for every cohort.
 
-It ticks every 4 hours from 00:15 UTC (RESEARCH_PIPELINE_SNAPSHOT_CRON, read when the code
-location loads, changes it): the first tick does the day's work; the later ones find nothing
-due and skip, unless the quota came back late after midnight (seen for hours from the real API)
-or ran out, in which case they carry out what is still due."""
+It ticks every hour from 00:15 UTC (RESEARCH_PIPELINE_SNAPSHOT_CRON, read when the code location
+loads, changes it): the first tick does the day's work; the later ones find nothing due and
+skip, unless the quota came back late after midnight (seen for hours from the real API), a run
+failed or an outage stopped it, in which case they carry out what is still due (within the
+hour, while the day lasts; never against a spent quota: the plan then has no budget). The day
+is the API's (its Date header), as for the CLI; a tick while a run of that day is in flight
+queues nothing."""
 
 from pathlib import Path
 
 import duckdb
-from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
+from dagster import (
+    DagsterInstance,
+    DagsterRun,
+    RunRequest,
+    RunsFilter,
+    ScheduleEvaluationContext,
+    SkipReason,
+    schedule,
+)
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from research_pipeline import panels
 from research_pipeline.defs.resources import CohortFolder, ResearchApiResource, Warehouse
+from research_pipeline.defs.tiktok.alerts import run_scope
 from research_pipeline.defs.tiktok.jobs import snapshot_job
-from research_pipeline.errors import WarehouseError
-from research_pipeline.orchestration.partitions import cohort_partitions
+from research_pipeline.errors import ResearchPipelineError, WarehouseError
+from research_pipeline.orchestration.partitions import check_partition_day, cohort_partitions
 from research_pipeline.orchestration.recovery import recover_dead_runs
 from research_pipeline.orchestration.runs import partition_range_tags
 from research_pipeline.planner import Plan
@@ -55,7 +68,17 @@ def daily_snapshot_schedule(
 ):
     """Requests one run over today's partitions of every cohort: the day's plan, in one stream."""
     tick = context.scheduled_execution_time
-    today = tick.date()
+    today = _api_day(context, research_api)
+    try:
+        check_partition_day(today)
+    except ResearchPipelineError as exc:
+        return SkipReason(str(exc))
+    in_flight = _run_in_flight(context.instance, today)
+    if in_flight is not None:
+        return SkipReason(
+            f"a run of {today} is in flight ({in_flight.run_id[:8]}): nothing queued; the "
+            "next tick carries out what it leaves"
+        )
     registered = context.instance.get_dynamic_partitions(cohort_partitions.name)
     files = cohort_folder.files()
     cohorts = [name for name in registered if name in files]
@@ -69,3 +92,20 @@ def daily_snapshot_schedule(
         return SkipReason(f"nothing to fetch: {plan.summary()}")
     # One run over the registered range: a partition whose file is gone is skipped by the asset.
     return RunRequest(run_key=tick.isoformat(), tags=partition_range_tags(today, registered))
+
+
+def _api_day(context: ScheduleEvaluationContext, research_api: ResearchApiResource):
+    """The API's day; the tick's own when the API cannot be asked (the run then says why)."""
+    try:
+        return research_api.api_today()
+    except ResearchPipelineError as exc:
+        context.log.warning(f"the API's date could not be read ({exc}): planning the tick's day")
+        return context.scheduled_execution_time.date()
+
+
+def _run_in_flight(instance: DagsterInstance, day) -> DagsterRun | None:
+    """A snapshot run of `day` queued or under way."""
+    runs = instance.get_runs(
+        filters=RunsFilter(job_name=snapshot_job.name, statuses=IN_PROGRESS_RUN_STATUSES)
+    )
+    return next((run for run in runs if run_scope(instance, run)[0] == day), None)
