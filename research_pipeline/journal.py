@@ -25,8 +25,10 @@ Plain Python over the warehouse package: no Dagster, no HTTP.
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import shutil
 import socket
 import stat
@@ -36,6 +38,8 @@ from dataclasses import asdict, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from research_pipeline.errors import JournalError, WarehouseError
 from research_pipeline.tiktok.models import Outcome, RequestRecord, UserInfoResult
@@ -67,13 +71,48 @@ def _decode(cls, body: dict):
     return cls(**values)
 
 
-def _exchange_line(request: Request | None, rows: Sequence[Row]) -> bytes:
-    entry = {
+def _signed(entry: dict, key: bytes | None) -> bytes:
+    """One line: the entry, and its HMAC under the installation's key (a planted or edited
+    line has none that matches)."""
+    text = json.dumps(entry, ensure_ascii=False, default=str, sort_keys=True)
+    mac = hmac.new(key or b"", text.encode(), hashlib.sha256).hexdigest()
+    return (
+        json.dumps({"entry": entry, "mac": mac}, ensure_ascii=False, default=str) + "\n"
+    ).encode()
+
+
+def _verified(line: str, key: bytes) -> dict:
+    wrapped = json.loads(line)
+    if not isinstance(wrapped, dict) or not isinstance(wrapped.get("entry"), dict):
+        raise ValueError("a line that is not a journal record")
+    text = json.dumps(wrapped["entry"], ensure_ascii=False, default=str, sort_keys=True)
+    mac = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(mac, str(wrapped.get("mac", ""))):
+        raise ValueError("a line this installation did not write (its signature does not match)")
+    return wrapped["entry"]
+
+
+def _exchange_entry(request: Request | None, rows: Sequence[Row]) -> dict:
+    return {
         "kind": "exchange",
         "request": None if request is None else _item(*request),
         "answers": [_item(day, cohort, result) for day, cohort, result in rows],
     }
-    return (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode()
+
+
+def installation_key(folder: Path) -> bytes:
+    """The journal folder's own key (`.key`, 0600, made once): lines are signed with it, so
+    only what this installation wrote is ever stored."""
+    path = folder / ".key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secrets.token_bytes(32))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return path.read_bytes()
 
 
 # Journals this process has open: never read back by another run of the same process (a step
@@ -87,7 +126,7 @@ class RunJournal:
     entries the warehouse has not stored yet, `close` when the run ends. Without a path (a
     warehouse that shares nothing: in memory), entries are only held for the warehouse."""
 
-    def __init__(self, path: Path | None, source: str):
+    def __init__(self, path: Path | None, source: str, key: bytes | None = None):
         self.path = path
         self.source = source
         self._lock = threading.Lock()
@@ -99,9 +138,10 @@ class RunJournal:
         self.failure: JournalError | None = None
         self.lines = 0
         self._fd = -1
+        self._key = key
         if path is None:
             return
-        header = json.dumps({"kind": "source", "source": source, "host": socket.gethostname()})
+        header = _signed({"kind": "source", "source": source, "host": socket.gethostname()}, key)
         try:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         except OSError as exc:
@@ -109,7 +149,7 @@ class RunJournal:
         with _OPEN_LOCK:
             _OPEN.add(path)
         try:
-            self._write((header + "\n").encode())
+            self._write(header)
             _fsync_folder(path.parent)
         except JournalError:
             self.close()
@@ -119,7 +159,7 @@ class RunJournal:
         """Keep one exchange: on the disk first, then for the warehouse's next save. When the
         disk refuses it, it is still kept for the warehouse (in memory) and `failure` is set:
         the caller stops sending."""
-        line = _exchange_line(request, rows)
+        line = _signed(_exchange_entry(request, rows), self._key)
         with self._lock:
             if request is not None:
                 self._requests.append(request)
@@ -209,7 +249,11 @@ class Journal:
             )
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         name = f"{self.prefix}-{day.isoformat()}-{socket.gethostname()}-{os.getpid()}-{stamp}"
-        return RunJournal(self.folder / f"{name}.jsonl", source)
+        try:
+            key = installation_key(self.folder)
+        except OSError as exc:
+            raise _journal_error(self.folder, exc) from None
+        return RunJournal(self.folder / f"{name}.jsonl", source, key)
 
     def pending(self) -> list[Path]:
         """Journal files of this warehouse whose writer has ended, oldest first."""
@@ -236,18 +280,17 @@ class Journal:
         answers = requests = 0
         for path in self.pending():
             try:
-                found, rows, records = _read(path)
+                found, rows, records = _read(path, installation_key(self.folder))
                 _check(found, source, rows, records, around)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                aside = path.with_suffix(".rejected")
-                os.replace(path, aside)
-                warn(
-                    f"a journal file was not stored and is moved aside: {aside} ({exc}); if it "
-                    "is a real one, tell the maintainers, else delete it"
-                )
+                self._reject(path, exc, warn)
                 continue
             try:
                 raw.save_fetched(conn, rows, records, source, skip_recorded_requests=True)
+            except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+                # A value no column takes: the file is damaged, never a crash loop.
+                self._reject(path, exc, warn)
+                continue
             except Exception as exc:
                 raise WarehouseError(
                     f"cannot store the {len(rows)} answers kept in the journal {path} ({exc}); "
@@ -257,6 +300,16 @@ class Journal:
             answers += len(rows)
             requests += len(records)
         return answers, requests
+
+    @staticmethod
+    def _reject(path: Path, exc: Exception, warn: Callable[[str], None]) -> None:
+        aside = path.with_suffix(".rejected")
+        os.replace(path, aside)
+        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        warn(
+            f"a journal file was not stored and is moved aside: {aside} ({cause}); if it is "
+            "a real one, tell the maintainers, else delete it"
+        )
 
 
 def free_space(path: Path) -> str:
@@ -313,7 +366,7 @@ def _check(source: str, expected: str, rows, records, around: date) -> None:
             raise ValueError("it holds an answer without a username")
 
 
-def _read(path: Path) -> tuple[str, list[Row], list[Request]]:
+def _read(path: Path, key: bytes) -> tuple[str, list[Row], list[Request]]:
     source, rows, records = "", [], []
     text = path.read_text(encoding="utf-8")
     lines = text.split("\n")
@@ -323,7 +376,7 @@ def _read(path: Path) -> tuple[str, list[Row], list[Request]]:
     for line in lines:
         if not line.strip():
             continue
-        entry = json.loads(line)
+        entry = _verified(line, key)
         if not isinstance(entry, dict) or entry.get("kind") not in ("source", "exchange"):
             raise ValueError("a line that is not a journal record")
         if entry["kind"] == "source":

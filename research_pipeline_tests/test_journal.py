@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -136,6 +137,8 @@ def test_a_journal_of_another_warehouse_is_left_alone(tmp_path):
         ("not_json", "Expecting value"),
         ("far_day", "far from the API's"),
         ("not_a_record", "not a journal record"),
+        ("planted", "did not write (its signature does not match)"),
+        ("bad_value", "Could not convert"),
     ],
 )
 def test_a_journal_file_that_is_not_ours_is_moved_aside_named_and_never_stored(
@@ -145,13 +148,22 @@ def test_a_journal_file_that_is_not_ours_is_moved_aside_named_and_never_stored(
     journal = Journal(database)
     rows, requests = answers()
     source = "open.tiktokapis.com" if planted == "real_source" else "emulator"
+    if planted == "far_day":  # a real journal, of a day long past
+        far = date(2026, 10, 1)
+        rows = [(far, c, r) for _, c, r in rows]
+        requests = [(far, c, r) for _, c, r in requests]
+    if planted == "bad_value":  # signed, yet a value no column takes: never a crash loop
+        odd = replace(rows[0][2], fields={**rows[0][2].fields, "follower_count": "12,345"})
+        rows = [(DAY, "c1", odd)]
     path = written(journal, rows, requests, source)
     if planted == "not_json":
         path.write_text(path.read_text() + "this is not json\n")
-    elif planted == "far_day":
-        path.write_text(path.read_text().replace("2026-11-30", "2026-10-01"))
     elif planted == "not_a_record":
         path.write_text(path.read_text() + "[]\n")
+    elif planted == "planted":  # a fake member with 999,999,999 followers, in a line of ours
+        text = path.read_text()
+        assert '"follower_count": 1099511627776' in text
+        path.write_text(text.replace('"follower_count": 1099511627776', '"follower_count": 9'))
     warned = []
     with warehouse.connect(database) as conn:
         assert journal.restore(conn, "emulator", DAY, warned.append) == (0, 0)
