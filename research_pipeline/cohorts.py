@@ -7,6 +7,8 @@ Files are read as a stream, so a million-line file costs its unique usernames, n
 """
 
 import csv
+import logging
+import os
 import re
 import tomllib
 from collections.abc import Iterator
@@ -17,6 +19,8 @@ from research_pipeline.errors import CohortError, InvalidUsernameError
 from research_pipeline.planner import TERMS_MAX_DAYS
 from research_pipeline.tiktok.usernames import normalize_username
 from research_pipeline.wording import plural
+
+log = logging.getLogger(__name__)
 
 COHORT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 COHORT_SUFFIXES = (".txt", ".csv")
@@ -214,6 +218,26 @@ def read_cadences(directory: Path) -> dict[str, int]:
         # Over the terms' 15 days (a file edited by hand): 15, the same in every command.
         cadences[check_cohort_name(name)] = min(days, MAX_CADENCE_DAYS)
     return cadences
+
+
+def read_cadences_or_set_aside(directory: Path) -> dict[str, int]:
+    """The cadences for a day's run: a cohorts.toml that cannot be read is moved aside
+    (`cohorts.toml.rejected`) and named in one warning, and every cohort takes the default
+    cadence, rather than the day being lost (`cohorts cadence` writes a new file)."""
+    try:
+        return read_cadences(directory)
+    except CohortError as exc:
+        path = Path(directory) / CADENCE_FILE
+        aside = path.with_name(CADENCE_FILE + ".rejected")
+        os.replace(path, aside)
+        log.warning(
+            "%s; moved aside to %s: every cohort is asked at the default cadence (%d day) until "
+            "`research-pipeline cohorts cadence NAME DAYS` writes a new one",
+            exc,
+            aside,
+            DEFAULT_CADENCE_DAYS,
+        )
+        return {}
 
 
 def write_cadence(directory: Path, name: str, days: int) -> Path:

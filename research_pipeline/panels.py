@@ -10,7 +10,12 @@ from pathlib import Path
 import duckdb
 
 from research_pipeline import warehouse
-from research_pipeline.cohorts import DEFAULT_CADENCE_DAYS, cohort_files, read_cadences, read_cohort
+from research_pipeline.cohorts import (
+    DEFAULT_CADENCE_DAYS,
+    cohort_files,
+    read_cadences_or_set_aside,
+    read_cohort,
+)
 from research_pipeline.errors import WarehouseNeedsUpgradeError
 from research_pipeline.planner import CohortSpec, LastAnswer, Plan, plan_day
 from research_pipeline.warehouse import panel, raw
@@ -19,7 +24,7 @@ from research_pipeline.warehouse import panel, raw
 def cohort_specs(folder: Path, names: Iterable[str] | None = None) -> list[CohortSpec]:
     """Every cohort of the folder (or those named, in that order) with its cadence."""
     files = cohort_files(folder)
-    cadences = read_cadences(folder)
+    cadences = read_cadences_or_set_aside(folder)
     chosen = sorted(files) if names is None else [n for n in names if n in files]
     return [
         CohortSpec(

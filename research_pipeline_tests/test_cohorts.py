@@ -131,3 +131,16 @@ def test_a_lookalike_of_a_username_is_refused_as_written_never_folded(tmp_path, 
     [problem] = cohort.problems
     assert problem.line == 2 and character in problem.reason
     assert f"{path}:2:" in cohort.report()
+
+
+def test_a_cadence_file_that_does_not_parse_is_set_aside_never_a_lost_day(tmp_path, caplog):
+    from research_pipeline.panels import cohort_specs
+
+    (tmp_path / "c1.txt").write_text("alice\nbob\n")
+    (tmp_path / "cohorts.toml").write_text("[c1\ncadence_days = 7\n")  # a hand edit gone wrong
+    [spec] = cohort_specs(tmp_path)  # before: CohortError, the day's run failed
+    assert spec.cadence_days == 1 and spec.members == ["alice", "bob"]
+    assert (tmp_path / "cohorts.toml.rejected").exists()
+    assert "cohorts.toml.rejected" in caplog.text
+    [again] = cohort_specs(tmp_path)  # said once: the file is aside now
+    assert again.cadence_days == 1 and caplog.text.count("moved aside") == 1
