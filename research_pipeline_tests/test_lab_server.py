@@ -390,3 +390,27 @@ def test_each_cause_of_a_day_is_told_once_whichever_came_first(pipeline, chat_we
         assert not result.success
         evaluate(failed_day_alert, pipeline, result, failed=True)
     assert len(posts) == 2 and "(credentials)" in posts[1]["text"]
+
+
+def test_a_failed_cli_snapshot_tells_the_channels_itself_once_per_day_and_cause(
+    tmp_path, emulator, chat_webhook
+):
+    """Two failed `research-pipeline snapshot` runs (cron, as deploy.md documents): before, no
+    alert at all (the sensor watches the daemon's runs only)."""
+    url, posts = chat_webhook
+    env = cli_process_environment(tmp_path, emulator)
+    env["RESEARCH_PIPELINE_ALERT_WEBHOOK_URL"] = url
+    (tmp_path / "cohorts" / "c1.txt").write_text("\n".join(find_usernames(emulator, "active", 3)))
+    emulator.config.scope_authorized = False
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "research_pipeline.cli", "snapshot"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+    [post] = posts
+    assert "failed (credentials)" in post["text"] and "cohorts: c1" in post["text"]
+    assert url not in done.stdout + done.stderr  # the webhook's token stays put

@@ -1,5 +1,6 @@
 """What the CLI prints about runs and the warehouse after them."""
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -68,6 +69,8 @@ def run_and_report(
                 why = evaluation.metadata.get("why")
                 outcome.plan_incomplete = str(why.value) if why else "see the run's checks"
         outcome.succeeded = outcome.succeeded and result.success
+        if not result.success:
+            _tell_failure(instance, snapshot_date, cohorts, result)
     rows, unrecorded = _ledger_requests(database)
     unrecorded -= before[1]
     outcome.requests = rows - before[0] - unrecorded
@@ -76,6 +79,24 @@ def run_and_report(
         spent += f" (and {unrecorded} sent by a run that died before recording them, counted now)"
     click.echo(spent)
     return outcome
+
+
+def _tell_failure(instance, day, cohorts, result) -> None:
+    """A failed CLI run tells the alert channels itself (the daemon's sensor may not watch it,
+    or may not run): once per day and cause, as the sensor would."""
+    from research_pipeline.defs.resources import alert_channels_from_env
+    from research_pipeline.defs.tiktok.alerts import failed_day, step_failures, tell_once
+    from research_pipeline.notify import NotificationError
+
+    reasons, cause = step_failures(result.all_events)
+    alert = failed_day(day, cohorts, reasons, cause, f"run {result.run_id} in the Dagster UI")
+    channels = alert_channels_from_env(os.environ)
+    try:
+        said = tell_once(instance, channels, day, f"failed:{cause}", alert, result.run_id)
+    except NotificationError as exc:
+        said = str(exc)
+    if channels.configured:
+        click.echo(f"  {said}")
 
 
 def _withdrawn_exports(result) -> list[str]:

@@ -32,7 +32,7 @@ from dagster._core.storage.tags import (
 )
 
 from research_pipeline.defs.resources import AlertsResource
-from research_pipeline.notify import Alert
+from research_pipeline.notify import Alert, AlertChannels
 from research_pipeline.orchestration.partitions import cohort_partitions, split_key
 
 # The checks of user_info that mean a day went wrong (the others are about the data's shape).
@@ -70,21 +70,35 @@ def run_scope(instance: DagsterInstance, run: DagsterRun) -> tuple[date | None, 
     return day, [first, last]
 
 
-def _deliver(context, alerts: AlertsResource, day, cause: str, alert: Alert):
-    """Sends `alert` unless this day's alert for `cause` went out already."""
-    channels = alerts.channels()
+def tell_once(
+    instance: DagsterInstance, channels: AlertChannels, day, cause: str, alert: Alert, run_id: str
+) -> str:
+    """Sends `alert` unless this day's alert for `cause` went out already, from the daemon's
+    sensors or the CLI (the record is in Dagster's run storage, which both share). Returns what
+    was done, in one line; raises NotificationError when a channel failed."""
     if not channels.configured:
-        return SkipReason(
+        return (
             "no alert channel configured (RESEARCH_PIPELINE_ALERT_WEBHOOK_URL or "
             f"RESEARCH_PIPELINE_ALERT_EMAIL_TO): not sent: {alert.subject}"
         )
     key = f"research_pipeline/alert_sent/{day}/{cause}"
-    storage = context.instance.run_storage
+    storage = instance.run_storage
     if storage.get_cursor_values({key}).get(key):
-        return SkipReason(f"already told today: {alert.subject}")
-    used = channels.send(alert)  # a failure fails the tick: Dagster shows it and tries again
-    storage.set_cursor_values({key: context.dagster_run.run_id})
-    context.log.info(f"alert sent by {', '.join(used)}: {alert.subject}")
+        return f"already told today: {alert.subject}"
+    used = channels.send(alert)
+    storage.set_cursor_values({key: run_id})
+    return f"alert sent by {', '.join(used)}: {alert.subject}"
+
+
+def _deliver(context, alerts: AlertsResource, day, cause: str, alert: Alert):
+    """The sensors' delivery: a channel's failure fails the tick (Dagster shows it and tries
+    again); anything not sent is the tick's skip reason."""
+    said = tell_once(
+        context.instance, alerts.channels(), day, cause, alert, context.dagster_run.run_id
+    )
+    if not said.startswith("alert sent"):
+        return SkipReason(said)
+    context.log.info(said)
     return None
 
 
@@ -93,12 +107,12 @@ def _where(run: DagsterRun, alerts: AlertsResource) -> str:
     return f"{base}/runs/{run.run_id}" if base else f"run {run.run_id} in the Dagster UI"
 
 
-def _step_failures(context: RunFailureSensorContext) -> tuple[list[str], str]:
+def step_failures(events) -> tuple[list[str], str]:
     """Each failed step's one-line reason, and the run's cause: the one its snapshot step
     gave (credentials, outage, storage, date, interrupted), `derivation` when only a later
     step failed, else `failed`."""
     reasons, causes = [], []
-    for event in context.get_step_failure_events():
+    for event in (e for e in events if e.is_step_failure):
         data = event.step_failure_data
         described = data.user_failure_data.description if data.user_failure_data else None
         text = described or (data.error.message if data.error else event.message) or ""
@@ -114,9 +128,15 @@ def failed_day_alert(context: RunFailureSensorContext, alerts: AlertsResource):
     """A snapshot run failed: the day's data may be incomplete."""
     run = context.dagster_run
     day, cohorts = run_scope(context.instance, run)
-    reasons, cause = _step_failures(context)
+    reasons, cause = step_failures(context.get_step_failure_events())
     reasons = reasons or [context.failure_event.message or "the run failed"]
-    alert = Alert(
+    alert = failed_day(day, cohorts, reasons, cause, _where(run, alerts))
+    return _deliver(context, alerts, day, f"failed:{cause}", alert)
+
+
+def failed_day(day, cohorts, reasons: list[str], cause: str, where: str) -> Alert:
+    """The alert of a failed snapshot run (the daemon's sensor and the CLI send the same)."""
+    return Alert(
         subject=f"research-pipeline: the snapshot of {day or 'a day'} failed ({cause})",
         text="\n".join(
             [
@@ -125,11 +145,10 @@ def failed_day_alert(context: RunFailureSensorContext, alerts: AlertsResource):
                 "What to do: the line above says it where it can. The API serves today only: "
                 "fix it before the day ends (00:00 UTC); the next tick, or "
                 "`research-pipeline snapshot`, fetches only what is still missing.",
-                f"Details: {_where(run, alerts)}",
+                f"Details: {where}",
             ]
         ),
     )
-    return _deliver(context, alerts, day, f"failed:{cause}", alert)
 
 
 @run_status_sensor(
