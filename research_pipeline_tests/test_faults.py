@@ -569,7 +569,7 @@ def test_a_full_warehouse_costs_no_answer_its_journal_keeps_them_for_the_next_ru
     assert stats["user_info_requests"] == len(users)
     assert pipeline.query("SELECT count(*) FROM tiktok.user_info WHERE status = 'ok'") == [(300,)]
     assert pipeline.query("SELECT count(*) FROM tiktok.api_requests") == [(len(users),)]
-    assert list((side / "journal").iterdir()) == []  # stored, then deleted
+    assert list((side / "journal").glob("*.jsonl")) == []  # stored, then deleted
 
 
 def test_a_full_journal_disk_stops_the_asking_at_once_and_nothing_is_bought_again(
