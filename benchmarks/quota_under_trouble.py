@@ -24,7 +24,7 @@ import requests
 
 from benchmarks.common import cli_env, release_checkout, start_emulator, stats
 
-BEFORE = "d5ef443"  # the landing before this round (2026-12-01)
+BEFORE = "5646138"  # the landing before this round (2026-12-03): before the journal and session
 
 
 def configure(url: str, **values) -> None:
