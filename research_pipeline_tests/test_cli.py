@@ -199,7 +199,9 @@ def test_no_command_loads_pandas_or_dagster_to_parse_its_arguments():
     import subprocess
     import sys
 
-    commands = ["snapshot", "plan", "export", "export-dataset", "cohorts", "demo", "emulator"]
+    commands = [
+        "snapshot", "plan", "export", "export-dataset", "cohorts", "demo", "emulator", "watchdog"
+    ]  # fmt: skip
     script = (
         "import sys, contextlib, io\n"
         "from research_pipeline.cli import main\n"

@@ -414,3 +414,38 @@ def test_a_failed_cli_snapshot_tells_the_channels_itself_once_per_day_and_cause(
     [post] = posts
     assert "failed (credentials)" in post["text"] and "cohorts: c1" in post["text"]
     assert url not in done.stdout + done.stderr  # the webhook's token stays put
+
+
+def test_the_watchdog_tells_once_a_day_when_the_daemon_has_stopped_ticking(
+    tmp_path, emulator, chat_webhook
+):
+    """Alerts come from the daemon: a dead daemon was the one failure nobody heard of."""
+    import time as clock
+
+    from dagster._daemon.types import DaemonHeartbeat
+
+    url, posts = chat_webhook
+    env = cli_process_environment(tmp_path, emulator)
+    env["RESEARCH_PIPELINE_ALERT_WEBHOOK_URL"] = url
+    home = tmp_path / "dagster_home"
+
+    def watchdog():
+        return subprocess.run(
+            [sys.executable, "-m", "research_pipeline.cli", "watchdog"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    def beat(seconds_ago: float) -> None:
+        with DagsterInstance.from_config(str(home)) as instance:
+            instance.add_daemon_heartbeat(
+                DaemonHeartbeat(clock.time() - seconds_ago, "SCHEDULER", "d1", [])
+            )
+
+    beat(30)  # ticking
+    assert watchdog().returncode == 0 and posts == []
+    beat(3600)  # its last heartbeat an hour ago: stopped
+    for _ in range(2):
+        done = watchdog()
+        assert done.returncode == 1 and "60 minutes ago" in done.stderr
+    [post] = posts  # told once that day
+    assert "the Dagster daemon has stopped" in post["text"]

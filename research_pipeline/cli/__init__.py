@@ -27,6 +27,7 @@ COMMANDS = {
     "emulator": "research_pipeline.cli.emulator_cmd:emulator",
     "demo": "research_pipeline.cli.demo_cmd:demo",
     "demo-ui": "research_pipeline.cli.demo_ui_cmd:demo_ui",
+    "watchdog": "research_pipeline.cli.watchdog_cmd:watchdog",
 }
 
 
