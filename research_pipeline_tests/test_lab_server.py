@@ -390,6 +390,13 @@ def test_each_cause_of_a_day_is_told_once_whichever_came_first(pipeline, chat_we
         assert not result.success
         evaluate(failed_day_alert, pipeline, result, failed=True)
     assert len(posts) == 2 and "(credentials)" in posts[1]["text"]
+    pipeline.api.config.scope_authorized = True  # fixed the same day: the recovery is told
+    for _ in range(2):
+        [result] = pipeline.run(["alpha"])
+        assert result.success
+        evaluate(unfinished_day_alert, pipeline, result, failed=False)
+    assert len(posts) == 3 and "recovered" in posts[2]["text"]
+    assert "failed:credentials" in posts[2]["text"]
 
 
 def test_a_failed_cli_snapshot_tells_the_channels_itself_once_per_day_and_cause(
@@ -414,6 +421,13 @@ def test_a_failed_cli_snapshot_tells_the_channels_itself_once_per_day_and_cause(
     [post] = posts
     assert "failed (credentials)" in post["text"] and "cohorts: c1" in post["text"]
     assert url not in done.stdout + done.stderr  # the webhook's token stays put
+    emulator.config.scope_authorized = True  # fixed: the next run completes the day
+    done = subprocess.run(
+        [sys.executable, "-m", "research_pipeline.cli", "snapshot"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(posts) == 2 and "recovered" in posts[1]["text"]
 
 
 def test_the_watchdog_tells_once_a_day_when_the_daemon_has_stopped_ticking(

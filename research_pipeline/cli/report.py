@@ -71,6 +71,8 @@ def run_and_report(
         outcome.succeeded = outcome.succeeded and result.success
         if not result.success:
             _tell_failure(instance, snapshot_date, cohorts, result)
+        elif not outcome.plan_incomplete:
+            _tell_recovery(instance, snapshot_date, result)
     rows, unrecorded = _ledger_requests(database)
     unrecorded -= before[1]
     outcome.requests = rows - before[0] - unrecorded
@@ -96,6 +98,23 @@ def _tell_failure(instance, day, cohorts, result) -> None:
     except NotificationError as exc:
         said = str(exc)
     if channels.configured:
+        click.echo(f"  {said}")
+
+
+def _tell_recovery(instance, day, result) -> None:
+    """A day told as failed (by the CLI or the daemon) carried out now: told once."""
+    from research_pipeline.defs.resources import alert_channels_from_env
+    from research_pipeline.defs.tiktok.alerts import tell_recovery
+    from research_pipeline.notify import NotificationError
+
+    channels = alert_channels_from_env(os.environ)
+    if not channels.configured:
+        return
+    try:
+        said = tell_recovery(instance, channels, day, result.run_id)
+    except NotificationError as exc:
+        said = str(exc)
+    if said.startswith("alert sent") or "not delivered" in said:
         click.echo(f"  {said}")
 
 

@@ -90,6 +90,31 @@ def tell_once(
     return f"alert sent by {', '.join(used)}: {alert.subject}"
 
 
+# Every cause an alert of a day may have been sent for (tell_once's keys).
+_CAUSES = (
+    *(f"failed:{c}" for c in ("credentials", "outage", "storage", "date", "interrupted",
+                               "failed", "derivation")),
+    *(f"plan_completed:{c}" for c in ("quota", "outage", "deadline", "interrupted",
+                                      "infeasible")),
+    "plan_completed", "refreshed_within_terms", "daemon",
+)  # fmt: skip
+
+
+def tell_recovery(instance: DagsterInstance, channels: AlertChannels, day, run_id: str) -> str:
+    """A day that was told as failed has now been carried out: say so, once."""
+    keys = {f"research_pipeline/alert_sent/{day}/{cause}": cause for cause in _CAUSES}
+    told = instance.run_storage.get_cursor_values(set(keys))
+    causes = sorted(keys[key] for key, value in told.items() if value)
+    if not causes:
+        return "nothing was told of this day: no recovery to tell"
+    alert = Alert(
+        subject=f"research-pipeline: {day} recovered",
+        text=f"API day {day}: the day's plan has now been carried out (told before: "
+        f"{', '.join(causes)}). Nothing more to do.",
+    )
+    return tell_once(instance, channels, day, "recovered", alert, run_id)
+
+
 def _deliver(context, alerts: AlertsResource, day, cause: str, alert: Alert):
     """The sensors' delivery: a channel's failure fails the tick (Dagster shows it and tries
     again); anything not sent is the tick's skip reason."""
@@ -172,9 +197,14 @@ def unfinished_day_alert(context: RunStatusSensorContext, alerts: AlertsResource
         and evaluation.check_name in DAY_CHECKS
     ]
     failed = [(e, _cause(e)) for e in evaluations if not e.passed or _cause(e) == "infeasible"]
-    if not failed:
-        return SkipReason("the day's plan was carried out and the data is within the terms")
     day, cohorts = run_scope(context.instance, run)
+    if not failed:
+        said = tell_recovery(context.instance, alerts.channels(), day, run.run_id)
+        if said.startswith("alert sent"):
+            context.log.info(said)
+        return SkipReason(
+            f"the day's plan was carried out and the data is within the terms; {said}"
+        )
     skipped = None
     for evaluation, cause in failed:
         what, todo = INFEASIBLE if cause == "infeasible" else DAY_CHECKS[evaluation.check_name]
