@@ -31,6 +31,7 @@ def side_files(database: str | Path) -> list[Path]:
         database,
         database.with_name(database.name + ".wal"),
         published_path(database).resolve(),
+        database.with_name(".published"),  # every run's copy (warehouse.published)
         database.with_name(database.name + ".journal"),
         database.with_name(database.name + ".coordination"),
     ]

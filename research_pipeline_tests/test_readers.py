@@ -4,6 +4,7 @@ a reader in another process, real Dagster runs, the emulator, DuckDB files in tm
 import subprocess
 import sys
 
+import duckdb
 import pytest
 
 from research_pipeline import warehouse
@@ -73,3 +74,27 @@ def test_a_reader_on_the_pipelines_own_file_is_named_with_its_process(pipeline):
     assert (
         f"process {notebook.pid}" in message and str(published_path(pipeline.database)) in message
     )
+
+
+def test_a_notebook_reconnecting_in_the_same_process_sees_the_latest_run(pipeline):
+    """DuckDB keeps one database per file in a process: with the copy renamed over the old
+    one, a notebook that kept any connection open and reconnected saw the old data (4,007
+    rows instead of 5,036). Each run's copy is a new file behind the link now."""
+    users = find_usernames(pipeline.api, "active", 8)
+    pipeline.write_cohort("c1", users[:3])
+    assert pipeline.run(["c1"])[0].success
+    copy = published_path(pipeline.database)
+    kept = duckdb.connect(str(copy), read_only=True)  # left open, as notebooks do
+    try:
+        assert kept.execute("SELECT count(*) FROM tiktok.user_info").fetchone() == (3,)
+        pipeline.write_cohort("c1", users)
+        assert pipeline.run(["c1"])[0].success
+        again = duckdb.connect(str(copy), read_only=True)  # the same process reconnects
+        try:
+            assert again.execute("SELECT count(*) FROM tiktok.user_info").fetchone() == (8,)
+        finally:
+            again.close()
+        assert kept.execute("SELECT count(*) FROM tiktok.user_info").fetchone() == (3,)
+    finally:
+        kept.close()
+    assert copy.is_symlink() and len(list(copy.parent.glob(".published/*.duckdb"))) == 1
