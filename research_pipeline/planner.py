@@ -225,7 +225,6 @@ def plan_day(
     *,
     daily_quota: int | None,
     spent_today: int = 0,
-    lab_budget: int | None = None,
     out_of_tries: Collection[str] = (),
 ) -> Plan:
     """The plan for `day`. `history` maps username -> last final answer (any cohort), up to and
@@ -237,8 +236,7 @@ def plan_day(
         for user in cohort.members:
             cadence[user] = min(cadence.get(user, days), days)
 
-    caps = [c for c in (daily_quota, lab_budget) if c is not None]
-    daily_budget = min(caps) if caps else None
+    daily_budget = daily_quota  # the quota, or the lab's budget below it (settings.daily_budget)
     budget = None if daily_budget is None else max(0, daily_budget - spent_today)
 
     due_live: list[tuple] = []

@@ -10,6 +10,7 @@ from research_pipeline.planner import (
     gone_recheck_days,
     plan_day,
 )
+from research_pipeline.settings import daily_budget
 
 DAY0 = date(2026, 3, 1)
 
@@ -124,7 +125,7 @@ def test_the_budget_counts_what_was_spent_today_and_the_lab_budget():
     cohorts = [CohortSpec("c", [f"u{i}" for i in range(50)], 1)]
     plan = plan_day(cohorts, {}, DAY0, daily_quota=1000, spent_today=985)
     assert len(plan.users) == 15 and len(plan.left_waiting) == 35
-    lab = plan_day(cohorts, {}, DAY0, daily_quota=1000, lab_budget=20, spent_today=5)
+    lab = plan_day(cohorts, {}, DAY0, daily_quota=daily_budget(1000, 20), spent_today=5)
     assert len(lab.users) == 15 and lab.daily_budget == 20
 
 

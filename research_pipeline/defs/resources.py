@@ -20,7 +20,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
 from research_pipeline import warehouse
-from research_pipeline.cohorts import Cohort, cohort_files, find_cohort, read_cohort
+from research_pipeline.cohorts import cohort_files
 from research_pipeline.coordination import Coordination
 from research_pipeline.drawing_process import DrawingProcess
 from research_pipeline.errors import WarehouseError
@@ -143,9 +143,6 @@ class CohortFolder(ConfigurableResource):
         """Every file in the folder, including those with names no cohort can have."""
         folder = Path(self.path)
         return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
-
-    def read(self, name: str) -> Cohort:
-        return read_cohort(find_cohort(Path(self.path), name), name)
 
 
 class Warehouse(DuckDBResource):
