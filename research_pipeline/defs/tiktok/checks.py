@@ -85,97 +85,111 @@ def check_user_info(
     day: date | None = None,
     max_data_age_days: int = TERMS_MAX_DAYS,
 ) -> list[AssetCheckResult]:
-    """Evaluate the checks over the run's partitions."""
+    """Evaluate the checks over the run's partitions, each a small function of its own."""
     counts = queries.raw_check_counts(conn, {p.key: p.members for p in partitions})
-    share = counts.error_rows / counts.rows if counts.rows else 0.0
     day = day or max((p.snapshot_date for p in partitions), default=None)
     cohorts = [p.cohort for p in partitions]
-    plan = run.plan
+    return [
+        *_shape_checks(counts),
+        _cadence_check(conn, day, cohorts, run.plan),
+        _terms_check(conn, day, cohorts, max_data_age_days),
+        _plan_check(run),
+        _error_share_check(counts, max_error_share),
+    ]
+
+
+def _result(name: str, passed: bool, metadata: dict, warn: bool = False) -> AssetCheckResult:
+    severity = AssetCheckSeverity.WARN if warn else AssetCheckSeverity.ERROR
+    return AssetCheckResult(
+        check_name=name, asset_key=USER_INFO_KEY, passed=passed, severity=severity,
+        metadata=metadata,
+    )  # fmt: skip
+
+
+def _shape_checks(counts) -> list[AssetCheckResult]:
+    """One row per user and partition; no negative count."""
+    return [
+        _result("unique_users", counts.duplicate_rows == 0,
+                {"duplicate_rows": counts.duplicate_rows}),
+        _result("counts_not_negative", counts.rows_with_negative_counts == 0,
+                {"rows_with_negative_counts": counts.rows_with_negative_counts}),
+    ]  # fmt: skip
+
+
+def _cadence_check(conn, day, cohorts, plan) -> AssetCheckResult:
+    """Every member answered within its cadence (or the cadence the budget sustains, when the
+    plan says the cadences need more than the budget)."""
     sustainable = None if plan is None or plan.feasible else plan.sustainable_cadence_days
     stale = stale_members(conn, day, cohorts, sustainable_days=sustainable) if day else []
+    allowed = (
+        "each cohort's cadence"
+        if sustainable is None
+        else f"the cadence the budget sustains, {sustainable} days (plan: INFEASIBLE)"
+    )
+    return _result(
+        "refreshed_within_cadence",
+        not stale,
+        {
+            "allowed_days": allowed,
+            "stale_members": len(stale),
+            "never_answered": sum(1 for *_, age in stale if age is None),
+            "stalest": ", ".join(
+                f"{c}/{u} ({'never' if a is None else f'{a} days'})" for c, u, a in stale[:10]
+            ),
+        },
+    )
+
+
+def _terms_check(conn, day, cohorts, max_data_age_days: int) -> AssetCheckResult:
+    """No live data older than the terms allow, of members or of anyone else the warehouse
+    holds data of (members removed from their cohort, cohorts removed)."""
     too_old = stale_members(conn, day, cohorts, max_data_age_days) if day else []
-    # Anyone else the warehouse holds data of (members removed from their cohort, cohorts
-    # removed): the terms reach them too.
     current = set(queries.members_on(conn, day)) if day else set()
-    outside = [
-        ("(no cohort)", user, age)
-        for user, age in (
-            queries.live_data_older_than(conn, day, max_data_age_days, GONE_KINDS) if day else []
-        )
-        if user not in current
-    ]
+    older = queries.live_data_older_than(conn, day, max_data_age_days, GONE_KINDS) if day else []
+    outside = [("(no cohort)", user, age) for user, age in older if user not in current]
     too_old += outside
-    return [
-        AssetCheckResult(
-            check_name="unique_users",
-            asset_key=USER_INFO_KEY,
-            passed=counts.duplicate_rows == 0,
-            metadata={"duplicate_rows": counts.duplicate_rows},
-        ),
-        AssetCheckResult(
-            check_name="counts_not_negative",
-            asset_key=USER_INFO_KEY,
-            passed=counts.rows_with_negative_counts == 0,
-            metadata={"rows_with_negative_counts": counts.rows_with_negative_counts},
-        ),
-        AssetCheckResult(
-            check_name="refreshed_within_cadence",
-            asset_key=USER_INFO_KEY,
-            passed=not stale,
-            metadata={
-                "allowed_days": "each cohort's cadence"
-                if sustainable is None
-                else f"the cadence the budget sustains, {sustainable} days (plan: INFEASIBLE)",
-                "stale_members": len(stale),
-                "never_answered": sum(1 for *_, age in stale if age is None),
-                "stalest": ", ".join(
-                    f"{c}/{u} ({'never' if a is None else f'{a} days'})" for c, u, a in stale[:10]
-                ),
-            },
-        ),
-        AssetCheckResult(
-            check_name="refreshed_within_terms",
-            asset_key=USER_INFO_KEY,
-            passed=not too_old,
-            metadata={
-                "max_age_days": max_data_age_days,
-                "members_too_old": len(too_old) - len(outside),
-                "former_members_too_old": len(outside),
-                "oldest": ", ".join(f"{c}/{u} ({a} days)" for c, u, a in too_old[:10]),
-            },
-        ),
-        AssetCheckResult(
-            check_name="plan_completed",
-            asset_key=USER_INFO_KEY,
-            # A spent quota that only cut retries (every planned user was asked) is the plan done;
-            # planned users not reached, or an outage, interrupt or deadline, are not.
-            passed=run.unreached == 0
-            and not (run.outage_message or run.interrupt_message or run.deadline_message),
-            severity=AssetCheckSeverity.WARN,
-            metadata={
-                "planned_users": run.planned_users,
-                "answered": run.answered,
-                "not_reached": run.unreached,
-                "why": run.stopped_because or ("the API's day changed" if run.new_day else ""),
-                "cause": run.cause,
-                # Due users the plan itself left for later days (the cadences need more than
-                # the budget): the plan was carried out, yet someone must hear of it.
-                "due_waiting": _waiting_for_want_of_budget(run.plan),
-            },
-        ),
-        AssetCheckResult(
-            check_name="error_share_below_threshold",
-            asset_key=USER_INFO_KEY,
-            passed=share <= max_error_share,
-            severity=AssetCheckSeverity.WARN,
-            metadata={"error_share": round(share, 4), "threshold": max_error_share},
-        ),
-    ]
+    return _result(
+        "refreshed_within_terms",
+        not too_old,
+        {
+            "max_age_days": max_data_age_days,
+            "members_too_old": len(too_old) - len(outside),
+            "former_members_too_old": len(outside),
+            "oldest": ", ".join(f"{c}/{u} ({a} days)" for c, u, a in too_old[:10]),
+        },
+    )
 
 
-def _waiting_for_want_of_budget(plan) -> int:
-    """Due users left for later days because the cadences need more than the daily budget (not
-    the first days' catch-up of a new panel, which the budget clears)."""
-    if plan is None or plan.daily_budget is None or plan.demand_per_day <= plan.daily_budget:
-        return 0
-    return len(plan.left_waiting)
+def _plan_check(run: SnapshotRun) -> AssetCheckResult:
+    """Every planned user asked. A spent quota that only cut retries (every planned user was
+    asked) is the plan done; planned users not reached, or an outage, interrupt or deadline,
+    are not. Due users the plan itself left for later days (the cadences need more than the
+    budget) pass, but are counted: someone must hear of it (the alerts)."""
+    passed = run.unreached == 0 and not (
+        run.outage_message or run.interrupt_message or run.deadline_message
+    )
+    plan = run.plan
+    waiting = len(plan.left_waiting) if plan is not None and not plan.feasible else 0
+    return _result(
+        "plan_completed",
+        passed,
+        {
+            "planned_users": run.planned_users,
+            "answered": run.answered,
+            "not_reached": run.unreached,
+            "why": run.stopped_because or ("the API's day changed" if run.new_day else ""),
+            "cause": run.cause,
+            "due_waiting": waiting,
+        },
+        warn=True,
+    )
+
+
+def _error_share_check(counts, max_error_share: float) -> AssetCheckResult:
+    share = counts.error_rows / counts.rows if counts.rows else 0.0
+    return _result(
+        "error_share_below_threshold",
+        share <= max_error_share,
+        {"error_share": round(share, 4), "threshold": max_error_share},
+        warn=True,
+    )
