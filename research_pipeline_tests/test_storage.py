@@ -270,3 +270,22 @@ def test_sessions_of_two_warehouses_in_one_process_each_see_their_own_file(tmp_p
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_every_table_is_in_the_registry_and_every_per_user_table_is_marked(tmp_path):
+    """Forgetting, export, the dataset and derivation iterate the registry: a new table the
+    registry misses (or one with a username column not marked per-user) fails here."""
+    from research_pipeline.warehouse.registry import BY_NAME
+
+    with wh.connect(tmp_path / "w.duckdb") as conn:
+        rows = conn.execute(
+            "SELECT t.table_name, list(c.column_name) FROM duckdb_tables() t "
+            "JOIN duckdb_columns() c USING (database_name, schema_name, table_name) "
+            "WHERE t.schema_name = 'tiktok' AND t.database_name = current_database() "
+            "GROUP BY ALL"
+        ).fetchall()
+    columns = dict(rows)
+    assert set(columns) == set(BY_NAME)
+    assert {name for name, cols in columns.items() if "username" in cols} == {
+        name for name, table in BY_NAME.items() if table.per_user
+    }

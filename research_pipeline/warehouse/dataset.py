@@ -11,11 +11,7 @@ import duckdb
 
 from research_pipeline.errors import WarehouseError
 from research_pipeline.tiktok.constants import NOT_SPENT_STATUSES
-
-DATASET_TABLES = (
-    "user_info", "follower_snapshots", "engagement_snapshots", "cohort_summary",
-    "cohort_members", "tombstones", "api_requests",
-)  # fmt: skip
+from research_pipeline.warehouse.registry import DATASET_TABLES
 
 
 @dataclass

@@ -15,9 +15,9 @@ import duckdb
 from research_pipeline.tiktok.error_kinds import USER_GONE_KINDS
 from research_pipeline.warehouse import answers, sql
 from research_pipeline.warehouse.raw import Key, key_rows
+from research_pipeline.warehouse.registry import DERIVED_TABLES
 from research_pipeline.warehouse.transactions import registered, transaction
 
-DERIVED_TABLES = ("follower_snapshots", "engagement_snapshots", "cohort_summary")
 # The SQL form of the one list of gone kinds (tiktok.error_kinds), written into the SQL files'
 # /*GONE_KINDS*/: constants of this project, never input.
 GONE_KINDS_SQL = ", ".join(f"'{kind}'" for kind in USER_GONE_KINDS)

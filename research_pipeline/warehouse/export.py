@@ -6,18 +6,9 @@ from pathlib import Path
 import duckdb
 
 from research_pipeline.errors import WarehouseError
+from research_pipeline.warehouse.registry import BY_NAME, EXPORTABLE_TABLES
 
-EXPORTABLE_TABLES = (
-    "user_info",
-    "follower_snapshots",
-    "engagement_snapshots",
-    "cohort_summary",
-    "api_requests",
-    "snapshots",
-    "tombstones",
-)
-# The column `--since` filters on: when a row happened.
-_DATE_COLUMN = {"api_requests": "requested_at", "tombstones": "since"}
+__all__ = ["EXPORTABLE_TABLES", "FORMATS", "export_table"]
 FORMATS = ("parquet", "csv")
 
 
@@ -36,7 +27,7 @@ def export_table(
         )
     if file_format not in FORMATS:
         raise WarehouseError(f"unknown format {file_format!r}; choose parquet or csv")
-    date_column = _DATE_COLUMN.get(table, "snapshot_date")
+    date_column = BY_NAME[table].when  # the column `--since` filters on: when a row happened
     query = f"SELECT * FROM tiktok.{table} WHERE (? IS NULL OR cohort = ?) "  # noqa: S608
     query += f"AND (?::DATE IS NULL OR {date_column} >= ?::DATE) ORDER BY ALL"
     relation = conn.sql(query, params=[cohort, cohort, since, since])

@@ -40,6 +40,7 @@ from research_pipeline.warehouse.answers import (
 )
 from research_pipeline.warehouse.connection import open_with_lock_wait
 from research_pipeline.warehouse.raw import Key
+from research_pipeline.warehouse.registry import PER_USER_DERIVED_TABLES
 from research_pipeline.warehouse.transactions import transaction
 
 GONE_KINDS = USER_GONE_KINDS  # the one list (tiktok.error_kinds)
@@ -172,7 +173,7 @@ def forget_gone_accounts(
             ).fetchall()[0][0]
         refold_changed(conn, "todo")
         deleted_for = "" if not keep_counts else "WHERE kind = $x"
-        for table in ("follower_snapshots", "engagement_snapshots"):
+        for table in PER_USER_DERIVED_TABLES:
             report.derived_rows_deleted += conn.execute(
                 f"DELETE FROM tiktok.{table} "  # noqa: S608 - constant table names
                 f"WHERE username IN (SELECT username FROM gone {deleted_for})",
