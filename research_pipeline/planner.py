@@ -229,74 +229,124 @@ def plan_day(
 ) -> Plan:
     """The plan for `day`. `history` maps username -> last final answer (any cohort), up to and
     including `day`; `spent_today` is what this project already spent on `day` (the ledger);
-    `out_of_tries`: users not to ask again today."""
+    `daily_quota` is the quota, or the lab's budget below it (settings.daily_budget);
+    `out_of_tries`: users not to ask again today. Four small steps: who is due (`sort_due`),
+    in which order (`rank`), how many the budget takes (`cut`), and what each cohort gets
+    (`cohort_forecasts`)."""
+    cadence = cadences(cohorts)
+    budget = None if daily_quota is None else max(0, daily_quota - spent_today)
+    due = sort_due(cadence, history, day)
+    ordered, reserved = rank(due, budget)
+    tired = [u for u in ordered if u in out_of_tries]
+    ordered = [u for u in ordered if u not in out_of_tries] if tired else ordered
+    users, waiting = cut(ordered, budget)
+    planned = set(users)
+    sustainable = None
+    if daily_quota is not None and due.demand > daily_quota and daily_quota > 0:
+        sustainable = math.ceil(len(cadence) / daily_quota)
+    members, forecast = cohort_forecasts(
+        cohorts, history, day, planned, set(ordered), due.answered_today, sustainable
+    )
+    return Plan(
+        day=day,
+        budget=budget,
+        spent_today=spent_today,
+        users=users,
+        cohort_members=members,
+        due=len(due.live),
+        due_gone=len(due.gone),
+        left_waiting=waiting,
+        unique_users=len(cadence),
+        demand_per_day=due.demand,
+        daily_budget=daily_quota,
+        cadence_of=cadence,
+        forecast=forecast,
+        out_of_tries=len(tired),
+        early=len(due.early),
+        early_planned=sum(1 for u in due.early if u in planned),
+        rechecks_reserved=reserved,
+    )
+
+
+def cadences(cohorts: Sequence[CohortSpec]) -> dict[str, int]:
+    """Each unique user's cadence: the shortest of its cohorts', within TikTok's 15 days."""
     cadence: dict[str, int] = {}
     for cohort in cohorts:
         days = cadence_within_terms(cohort.cadence_days)
         for user in cohort.members:
             cadence[user] = min(cadence.get(user, days), days)
+    return cadence
 
-    daily_budget = daily_quota  # the quota, or the lab's budget below it (settings.daily_budget)
-    budget = None if daily_budget is None else max(0, daily_budget - spent_today)
 
-    due_live: list[tuple] = []
-    due_gone: list[tuple] = []
-    due_early: list[tuple] = []
+@dataclass
+class Due:
+    """Who is due on a day, each list most overdue first (then stalest, then the hash)."""
+
+    live: list[str] = field(default_factory=list)  # live users overdue, or never answered
+    gone: list[str] = field(default_factory=list)  # gone accounts due for a re-check
+    early: list[str] = field(default_factory=list)  # refresh day came before the cadence passed
+    answered_today: set[str] = field(default_factory=set)
+    demand: float = 0.0  # requests a day the cadences need
+
+
+def sort_due(cadence: Mapping[str, int], history: Mapping[str, LastAnswer], day: date) -> Due:
+    keys: dict[str, list[tuple]] = {"live": [], "gone": [], "early": []}
     phase = phases(cadence)
-    answered_today: set[str] = set()
-    demand = 0.0
+    due = Due()
     for user, days in cadence.items():
         last = history.get(user)
         interval = allowed_age_days(days, gone=last is not None and last.gone)
-        demand += 1 / interval
+        due.demand += 1 / interval
         if last is None:
-            due_live.append((-math.inf, 0, spread_key(user), user))  # never answered: first
+            keys["live"].append((-math.inf, 0, spread_key(user), user))  # never answered: first
             continue
         if last.snapshot_date >= day:
-            answered_today.add(user)
+            due.answered_today.add(user)
             continue
         age = (day - last.snapshot_date).days
-        # Most overdue first (days past the cadence), then stalest, then the hash.
         key = (interval - age, -age, spread_key(user), user)
-        if last.gone:
-            if age >= interval:
-                due_gone.append(key)
-        elif age >= interval:
-            due_live.append(key)
-        elif last.snapshot_date < latest_slot(phase[user], interval, day):
-            due_early.append(key)
-    due_live.sort()
-    due_gone.sort()
-    due_early.sort()
-    gone_first = [u for *_, u in due_gone]
-    reserved = (
-        len(gone_first)
-        if budget is None
-        else min(len(gone_first), max(1, math.ceil(RECHECK_SHARE * budget)) if budget else 0)
-    )
-    ordered = (
-        gone_first[:reserved]
-        + [u for *_, u in due_live]
-        + gone_first[reserved:]
-        + [u for *_, u in due_early]
-    )
-    tired = [u for u in ordered if u in out_of_tries]
-    if tired:
-        ordered = [u for u in ordered if u not in out_of_tries]
-    take = len(ordered) if budget is None else min(budget, len(ordered))
-    users = ordered[:take]
-    waiting = ordered[take:]
+        if age >= interval:
+            keys["gone" if last.gone else "live"].append(key)
+        elif not last.gone and last.snapshot_date < latest_slot(phase[user], interval, day):
+            keys["early"].append(key)
+    due.live, due.gone, due.early = ([u for *_, u in sorted(keys[k])] for k in keys)
+    return due
 
-    planned = set(users)
-    due_set = set(ordered)
+
+def rank(due: Due, budget: int | None) -> tuple[list[str], int]:
+    """The day's order: a share of the budget for gone accounts' re-checks (so they are never
+    starved), every live due user, the other re-checks, then early asks last. Returns the
+    order and the re-checks that went first."""
+    reserved = (
+        len(due.gone)
+        if budget is None
+        else min(len(due.gone), max(1, math.ceil(RECHECK_SHARE * budget)) if budget else 0)
+    )
+    return due.gone[:reserved] + due.live + due.gone[reserved:] + due.early, reserved
+
+
+def cut(ordered: list[str], budget: int | None) -> tuple[list[str], list[str]]:
+    """What the budget takes today, and who waits."""
+    take = len(ordered) if budget is None else min(budget, len(ordered))
+    return ordered[:take], ordered[take:]
+
+
+def cohort_forecasts(
+    cohorts: Sequence[CohortSpec],
+    history: Mapping[str, LastAnswer],
+    day: date,
+    planned: set[str],
+    due: set[str],
+    answered_today: set[str],
+    sustainable: int | None,
+) -> tuple[dict[str, list[str]], list[CohortForecast]]:
+    """Per cohort: its members the day covers (planned, or answered today already), and its
+    forecast (demand, due, planned, never fetched, stalest, days for a full refresh)."""
+    members_of: dict[str, list[str]] = {}
     forecast = []
-    cohort_members: dict[str, list[str]] = {}
-    sustainable = None
-    if daily_budget is not None and demand > daily_budget and daily_budget > 0:
-        sustainable = math.ceil(len(cadence) / daily_budget)
     for cohort in cohorts:
         members = list(dict.fromkeys(cohort.members))
-        cohort_members[cohort.name] = [u for u in members if u in planned or u in answered_today]
+        members_of[cohort.name] = [u for u in members if u in planned or u in answered_today]
         live_ages = [
             (day - history[u].snapshot_date).days
             for u in members
@@ -310,28 +360,10 @@ def plan_day(
                 cadence_days=days,
                 requests_per_day=len(members) / days,
                 planned_today=sum(1 for u in members if u in planned),
-                due_today=sum(1 for u in members if u in due_set),
+                due_today=sum(1 for u in members if u in due),
                 never_fetched=sum(1 for u in members if u not in history),
                 stalest_age_days=max(live_ages) if live_ages else None,
                 days_for_full_refresh=max(days, sustainable or days),
             )
         )
-    return Plan(
-        day=day,
-        budget=budget,
-        spent_today=spent_today,
-        users=users,
-        cohort_members=cohort_members,
-        due=len(due_live),
-        due_gone=len(due_gone),
-        left_waiting=waiting,
-        unique_users=len(cadence),
-        demand_per_day=demand,
-        daily_budget=daily_budget,
-        cadence_of=cadence,
-        forecast=forecast,
-        out_of_tries=len(tired),
-        early=len(due_early),
-        early_planned=sum(1 for *_, u in due_early if u in planned),
-        rechecks_reserved=reserved,
-    )
+    return members_of, forecast

@@ -263,3 +263,21 @@ def test_the_plan_and_the_checks_share_one_allowed_age():
             history = {"u": LastAnswer(DAY0 - timedelta(days=age), "private" if gone else "ok")}
             plan = plan_day([CohortSpec("c", ["u"], cadence)], history, DAY0, daily_quota=None)
             assert plan.due + plan.due_gone == int(due), (cadence, gone, age)
+
+
+def test_the_planners_steps_each_do_one_thing():
+    """due -> rank -> cut: re-checks get their share first, live due users next, the other
+    re-checks, early asks last; the budget takes the head of that order."""
+    from research_pipeline.planner import RECHECK_SHARE, Due, cut, rank
+
+    due = Due(live=["l1", "l2"], gone=["g1", "g2", "g3"], early=["e1"])
+    share = max(1, math.ceil(RECHECK_SHARE * 4))
+    ordered, reserved = rank(due, budget=4)
+    assert reserved == min(3, share)
+    assert ordered == ["g1", "g2", "g3"][:reserved] + ["l1", "l2"] + ["g1", "g2", "g3"][
+        reserved:
+    ] + ["e1"]
+    assert rank(due, budget=0) == (["l1", "l2", "g1", "g2", "g3", "e1"], 0)
+    assert rank(due, budget=None)[1] == 3  # no cap: every re-check first
+    assert cut(ordered, 4) == (ordered[:4], ordered[4:])
+    assert cut(ordered, None) == (ordered, [])
