@@ -178,43 +178,59 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
         self._send_json(status, body)
 
     def _user_info(self, query: dict, body: bytes) -> None:
-        state, config = self.state, self.state.config
+        """One user-info request, as the real API's stages answer it: the network's faults,
+        a refusal before any work (token, scope, limits: not counted), the faults of a counted
+        request (outages, 5xx, garbled bodies), then the account's answer."""
         try:
             username = str(json.loads(body or b"{}").get("username") or "")
         except (ValueError, AttributeError):
             username = ""
         label = username or "<missing>"
-        state.count_user_info_request()
+        self.state.count_user_info_request()
+        self._delay()
+        for answered in (self._network_fault, self._refusal, self._counted_fault):
+            if answered(label, username):
+                return
+        self._account_answer(label, username, query)
+
+    def _delay(self) -> None:
+        config = self.state.config
         if config.latency_seconds:
             time.sleep(config.latency_seconds)
         if config.latency_median_seconds > 0:
             time.sleep(
-                state.random.lognormal(config.latency_median_seconds, config.latency_p99_seconds)
+                self.state.random.lognormal(
+                    config.latency_median_seconds, config.latency_p99_seconds
+                )
             )
+
+    def _network_fault(self, label: str, username: str) -> bool:
+        """A reset without an answer (True), or a hang before answering (False: it goes on)."""
+        state, config = self.state, self.state.config
         if state.random.chance(config.reset_rate):
             state.record(label, "connection_reset")
             self._reset_connection()
-            return
+            return True
         if state.random.chance(config.hang_rate):
             state.record(label, "hang")
             time.sleep(config.hang_seconds)
+        return False
 
+    def _refusal(self, label: str, username: str) -> bool:
+        """Refused before any work: an invalid token, no research scope, a limit (a 429)."""
+        state, config = self.state, self.state.config
         if not self._token_valid():
             state.record(label, documented.ACCESS_TOKEN_INVALID)
             self._api_error(
-                401,
-                documented.ACCESS_TOKEN_INVALID,
-                documented.ACCESS_TOKEN_INVALID_MESSAGE,
+                401, documented.ACCESS_TOKEN_INVALID, documented.ACCESS_TOKEN_INVALID_MESSAGE
             )
-            return
+            return True
         if not config.scope_authorized:
             state.record(label, documented.SCOPE_NOT_AUTHORIZED)
             self._api_error(
-                401,
-                documented.SCOPE_NOT_AUTHORIZED,
-                documented.SCOPE_NOT_AUTHORIZED_MESSAGE,
+                401, documented.SCOPE_NOT_AUTHORIZED, documented.SCOPE_NOT_AUTHORIZED_MESSAGE
             )
-            return
+            return True
         limited = state.check_limits()
         if limited:
             state.record(label, limited[0])
@@ -222,37 +238,41 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
             if limited[0] == "daily_quota_code":
                 code = documented.DAILY_QUOTA_LIMIT_EXCEEDED
             self._api_error(429, code, limited[1], limited[2])
-            return
-        # From here on the request counts against the daily quota, failed or not.
+            return True
+        return False
+
+    def _counted_fault(self, label: str, username: str) -> bool:
+        """From here on the request counts against the daily quota, failed or not."""
+        state, config = self.state, self.state.config
         if state.in_outage() or username.lower() in config.failing_usernames:
             state.record(label, "outage")
             self._api_error(500, documented.INTERNAL_ERROR, "")
-            return
+            return True
         if state.random.chance(config.timeout_504_rate):
             state.record(label, "timeout_504")
             time.sleep(config.timeout_504_seconds)
             self._api_error(504, "timeout", "")
-            return
+            return True
         if state.random.chance(config.error_rate):
             state.record(label, documented.INTERNAL_ERROR)
             self._api_error(500, documented.INTERNAL_ERROR, "")
-            return
+            return True
         if state.random.chance(config.request_error_rate):
             state.record(label, "invalid_params:request")
             self._api_error(400, documented.INVALID_PARAMS, documented.REQUEST_ERROR_MESSAGE)
-            return
+            return True
         if state.random.chance(config.malformed_rate):
             self._malformed(label)
-            return
+            return True
+        return False
 
+    def _account_answer(self, label: str, username: str, query: dict) -> None:
+        """The fields asked, or the account's per-user error."""
+        state, config = self.state, self.state.config
         # The docs write the list with spaces after commas in places: accept both.
         requested = [f.strip() for f in (query.get("fields") or [""])[0].split(",") if f.strip()]
         unknown = [f for f in requested if f not in documented.USER_INFO_FIELDS]
-        if not requested or unknown:
-            state.record(label, documented.INVALID_PARAMS)
-            self._api_error(400, documented.INVALID_PARAMS, "")  # no source shows its text
-            return
-        if not username:
+        if not requested or unknown or not username:
             state.record(label, documented.INVALID_PARAMS)
             self._api_error(400, documented.INVALID_PARAMS, "")  # no source shows its text
             return
@@ -277,13 +297,7 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
         info.update(config.odd_values.get(username.lower(), {}))
         if state.random.chance(config.short_body_rate):
             state.record(label, "short_body")
-            body = json.dumps({"data": info, "error": {"code": "ok", "message": ""}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body[: len(body) // 2])  # then the connection closes
-            self.close_connection = True
+            self._short_body(info)
             return
         state.record(label, documented.OK)
         answer = {
@@ -294,6 +308,16 @@ class ResearchApiHandler(BaseHTTPRequestHandler):
             self._drip(label, json.dumps(answer).encode(), config.drip_seconds)
             return
         self._send_json(200, answer)
+
+    def _short_body(self, info: dict) -> None:
+        """Half an answer, then the connection closes (shorter than its Content-Length)."""
+        body = json.dumps({"data": info, "error": {"code": "ok", "message": ""}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.close_connection = True
 
     def _token_valid(self) -> bool:
         """The bearer token was issued, has not expired, and (`token_max_uses`) has not lapsed
