@@ -97,23 +97,7 @@ def user_info(
     partition_keys = context.partition_keys  # each read asks the instance for the cohorts again
     keys = [split_key(key) for key in partition_keys]
     day = _one_day(keys)
-    try:
-        specs = panels.cohort_specs(Path(cohort_folder.path))
-        coordination = warehouse.coordination()  # shared with every process of the project
-        daily = DailySnapshot(
-            research_api.settings(),
-            specs,
-            warehouse.session,
-            coordination=coordination,
-            read_views=[partial(warehouse.session, read_only=True), warehouse.published_view],
-            allow_mixed_sources=research_terms.allow_mixed_sources,
-            deadline_seconds=research_api.run_deadline_seconds,
-            tries_per_user_per_day=research_api.tries_per_user_per_day,
-            log=context.log.info,
-            warn=context.log.warning,
-        )
-    except (CohortError, ConfigurationError) as exc:
-        raise Failure(str(exc), allow_retries=False) from None
+    specs, daily = _daily_snapshot(context, research_api, cohort_folder, warehouse, research_terms)
     cohorts = [cohort for _, cohort in keys]
     missing = sorted(set(cohorts) - {spec.name for spec in specs})
     if missing:
@@ -125,6 +109,41 @@ def user_info(
         run = daily.run(day, cohorts, refetch=config.refetch)
     except (SnapshotDateError, SnapshotIncompleteError, WarehouseError) as exc:
         raise Failure(str(exc), allow_retries=False, metadata={"cause": exc.cause}) from None
+    _end_or_retry(context, run, research_api)
+    for report in run.reports[:20]:
+        context.log.info(f"{report.cohort} {report.snapshot_date}: {report.statuses}")
+    with warehouse.session() as conn:
+        check_results = check_user_info(
+            conn,
+            run.partitions,
+            run,
+            config.max_error_share,
+            day,
+            research_terms.max_data_age_days,
+        )
+        _add_partition_metadata(context, conn, run, partition_keys)
+        metadata = _run_metadata(run.plan, run)
+        metadata.update(table_metadata(conn, "user_info", 0))
+        del metadata["dagster/row_count"]  # per partition, above
+    return MaterializeResult(metadata=metadata, check_results=check_results)
+
+
+def _add_partition_metadata(context: AssetExecutionContext, conn, run, partition_keys) -> None:
+    """Each partition's own numbers and preview, whatever else the run did."""
+    kinds = queries.errors_by_kind(conn, [p.key for p in run.partitions])
+    by_key = {(r.snapshot_date, r.cohort): r for r in run.reports}
+    for key in partition_keys:
+        report = by_key.get(split_key(key))
+        if report is not None:
+            preview = queries.preview(conn, "user_info", report.snapshot_date, report.cohort)
+            context.add_asset_metadata(
+                _partition_metadata(report, kinds[split_key(key)], preview), partition_key=key
+            )
+
+
+def _end_or_retry(context: AssetExecutionContext, run, research_api) -> None:
+    """What the run's end means for Dagster: an interrupt fails the step for good ("stop
+    spending now"); users left transient ask for a step retry (never after a stop)."""
     if run.new_day:
         context.log.warning(
             f"the API's day changed to {run.new_day}: {run.new_day_answers} answers are stored "
@@ -145,30 +164,27 @@ def user_info(
         raise RetryRequested(
             max_retries=SNAPSHOT_RETRIES, seconds_to_wait=research_api.retry_delay_seconds
         )
-    for report in run.reports[:20]:
-        context.log.info(f"{report.cohort} {report.snapshot_date}: {report.statuses}")
-    with warehouse.session() as conn:
-        check_results = check_user_info(
-            conn,
-            run.partitions,
-            run,
-            config.max_error_share,
-            day,
-            research_terms.max_data_age_days,
+
+
+def _daily_snapshot(context, research_api, cohort_folder, warehouse, research_terms):
+    """The cohorts, and the day's run over the resources (plain Python, no Dagster inside)."""
+    try:
+        specs = panels.cohort_specs(Path(cohort_folder.path))
+        daily = DailySnapshot(
+            research_api.settings(),
+            specs,
+            warehouse.session,
+            coordination=warehouse.coordination(),  # shared with every process of the project
+            read_views=[partial(warehouse.session, read_only=True), warehouse.published_view],
+            allow_mixed_sources=research_terms.allow_mixed_sources,
+            deadline_seconds=research_api.run_deadline_seconds,
+            tries_per_user_per_day=research_api.tries_per_user_per_day,
+            log=context.log.info,
+            warn=context.log.warning,
         )
-        kinds = queries.errors_by_kind(conn, [p.key for p in run.partitions])
-        by_key = {(r.snapshot_date, r.cohort): r for r in run.reports}
-        for key in partition_keys:
-            report = by_key.get(split_key(key))
-            if report is not None:
-                preview = queries.preview(conn, "user_info", report.snapshot_date, report.cohort)
-                context.add_asset_metadata(
-                    _partition_metadata(report, kinds[split_key(key)], preview), partition_key=key
-                )
-        metadata = _run_metadata(run.plan, run)
-        metadata.update(table_metadata(conn, "user_info", 0))
-        del metadata["dagster/row_count"]  # per partition, above
-    return MaterializeResult(metadata=metadata, check_results=check_results)
+    except (CohortError, ConfigurationError) as exc:
+        raise Failure(str(exc), allow_retries=False) from None
+    return specs, daily
 
 
 def _one_day(keys) -> date:
