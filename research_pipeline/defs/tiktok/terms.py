@@ -55,6 +55,40 @@ def _record_rederived(context: AssetExecutionContext, partitions) -> None:
         )
 
 
+def _rewrite_if_needed(context, database, report, pending: bool) -> bool:
+    """Rewrite the file when a value the API returned left it (or an earlier pass left its
+    rewrite unfinished); returns whether it was rewritten."""
+    if not (report.changed or pending):
+        rewrite_marker(database).unlink(missing_ok=True)  # nothing was removed
+        return False
+    try:
+        rewrite_file(database)
+    except WarehouseError as exc:
+        raise Failure(str(exc), allow_retries=False) from None
+    if pending and not report.changed:
+        context.log.warning("finished the file rewrite an earlier forgetting pass left")
+    return True
+
+
+def _say_what_was_forgotten(context, report, expired, keep, rewritten, research_terms) -> None:
+    if expired:
+        context.log.info(
+            f"deleted the data of {len(expired)} former member(s), unrefreshed for more than "
+            f"{research_terms.max_data_age_days} days (TikTok's terms): {', '.join(expired[:10])}"
+        )
+    if len(report.accounts) > len(expired):
+        context.log.info(
+            f"forgot {len(report.accounts) - len(expired)} account(s) no longer available "
+            f"({report.rows_redacted} rows redacted, {report.derived_rows_deleted} derived rows "
+            f"deleted{', counts kept by setting' if keep else ''})"
+            + (
+                "; the warehouse file was rewritten so no removed value stays in it"
+                if rewritten
+                else "; they held no value the API returned: the file needed no rewrite"
+            )
+        )
+
+
 @asset(deps=[user_info], **WAREHOUSE_ASSET)
 def gone_accounts(
     context: AssetExecutionContext,
@@ -95,33 +129,9 @@ def gone_accounts(
             f"withdrew the export {folder}: it held data of accounts no longer available "
             "(TikTok's terms); export the cohort again"
         )
-    rewritten = on_file and (report.changed or pending)
-    if rewritten:
-        try:
-            rewrite_file(warehouse.database)
-        except WarehouseError as exc:
-            raise Failure(str(exc), allow_retries=False) from None
-        if pending and not report.changed:
-            context.log.warning("finished the file rewrite an earlier forgetting pass left")
-    elif on_file:
-        rewrite_marker(warehouse.database).unlink(missing_ok=True)  # nothing was removed
+    rewritten = on_file and _rewrite_if_needed(context, warehouse.database, report, pending)
     expired = [name for name, kind, _ in report.accounts if kind == EXPIRED]
-    if expired:
-        context.log.info(
-            f"deleted the data of {len(expired)} former member(s), unrefreshed for more than "
-            f"{research_terms.max_data_age_days} days (TikTok's terms): {', '.join(expired[:10])}"
-        )
-    if len(report.accounts) > len(expired):
-        context.log.info(
-            f"forgot {len(report.accounts) - len(expired)} account(s) no longer available "
-            f"({report.rows_redacted} rows redacted, {report.derived_rows_deleted} derived rows "
-            f"deleted{', counts kept by setting' if keep else ''})"
-            + (
-                "; the warehouse file was rewritten so no removed value stays in it"
-                if rewritten
-                else "; they held no value the API returned: the file needed no rewrite"
-            )
-        )
+    _say_what_was_forgotten(context, report, expired, keep, rewritten, research_terms)
     metadata.update(
         {
             "accounts_forgotten_now": MetadataValue.int(len(report.accounts) - len(expired)),
