@@ -165,13 +165,8 @@ def classify(response: requests.Response, asked: str | None = None) -> Answer:
         return Answer(REDIRECTED, message=f"HTTP {status} to {target!r}: not followed",
                       http_status=status)  # fmt: skip
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    if not isinstance(code, str):
+    body, error = _body_and_error(response)
+    if error is None:
         if status == 429:
             return Answer(constants.RATE_LIMIT_EXCEEDED, message="HTTP 429", http_status=status,
                           retry_after=retry_after)  # fmt: skip
@@ -180,9 +175,10 @@ def classify(response: requests.Response, asked: str | None = None) -> Answer:
             message=f"HTTP {status} with an unexpected body: {response.text[:300]!r}",
             http_status=status,
         )
+    code = error["code"]
     message = str(error.get("message") or error.get("msg") or "")
-    log_id = str(error.get("log_id") or "")
-    plain = Answer(code, message=message, log_id=log_id, http_status=status)
+    plain = Answer(code, message=message, log_id=str(error.get("log_id") or ""),
+                   http_status=status)  # fmt: skip
     if code == constants.OK:
         data = body.get("data")
         if status != 200 or not isinstance(data, dict):
@@ -191,19 +187,37 @@ def classify(response: requests.Response, asked: str | None = None) -> Answer:
             )
         return replace(plain, outcome=Outcome.OK, data=data)
     if status == 429 or code in constants.RATE_LIMIT_STATUSES:
-        # The code as it came (the ledger keeps it); the quota's own code, or a text that names
-        # the daily quota, ends the day at once. The generic one is told apart by behaviour.
-        spent = code == constants.DAILY_QUOTA_LIMIT_EXCEEDED or bool(
-            _NAMES_DAILY_QUOTA.search(message)
-        )
-        if code not in constants.RATE_LIMIT_STATUSES:
-            code = constants.RATE_LIMIT_EXCEEDED
-        return replace(plain, status=code, retry_after=retry_after, quota_spent=spent)
+        return _rate_limited(plain, retry_after)
     if code == constants.ACCESS_TOKEN_INVALID or code in _FATAL_CODES:
         return plain
     if status >= 500 or code == constants.INTERNAL_ERROR:
         return replace(plain, message=message or f"HTTP {status}")
     return _per_user_or_not(plain, code, asked)
+
+
+def _body_and_error(response: requests.Response) -> tuple[dict | None, dict | None]:
+    """The JSON body and its error object (an error code wherever it appears, even inside an
+    HTTP 200), or None for what has no such shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        return body if isinstance(body, dict) else None, None
+    return body, error
+
+
+def _rate_limited(plain: Answer, retry_after: float | None) -> Answer:
+    """A 429: the code as it came (the ledger keeps it); the quota's own code, or a text that
+    names the daily quota, ends the day at once. The generic one is told apart by behaviour."""
+    spent = plain.status == constants.DAILY_QUOTA_LIMIT_EXCEEDED or bool(
+        _NAMES_DAILY_QUOTA.search(plain.message)
+    )
+    code = plain.status
+    if code not in constants.RATE_LIMIT_STATUSES:
+        code = constants.RATE_LIMIT_EXCEEDED
+    return replace(plain, status=code, retry_after=retry_after, quota_spent=spent)
 
 
 def _per_user_or_not(plain: Answer, code: str, asked: str | None) -> Answer:
