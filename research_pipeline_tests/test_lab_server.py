@@ -134,6 +134,14 @@ def chat_webhook():
         server.server_close()
 
 
+def cli_snapshot(env: dict) -> subprocess.CompletedProcess:
+    """`research-pipeline snapshot` as cron runs it, to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "research_pipeline.cli", "snapshot"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
 def evaluate(sensor, pipeline, result, failed: bool):
     """Runs a run-status sensor on a finished run, as the daemon does."""
     run = pipeline.instance.get_run_by_id(result.run_id)
@@ -353,13 +361,7 @@ def test_a_broken_run_history_fails_in_one_line_spends_nothing_and_is_told(
     runs = tmp_path / "dagster_home" / "history" / "runs.db"
     runs.parent.mkdir(parents=True)
     runs.write_bytes(b"this is not a SQLite file, " * 200)
-    done = subprocess.run(
-        [sys.executable, "-m", "research_pipeline.cli", "snapshot"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = cli_snapshot(env)
     assert done.returncode == 2, done.stderr
     [line] = [x for x in done.stderr.splitlines() if x.startswith("error:")]
     assert str(runs) in line and "move it aside" in line, done.stderr
@@ -410,22 +412,13 @@ def test_a_failed_cli_snapshot_tells_the_channels_itself_once_per_day_and_cause(
     (tmp_path / "cohorts" / "c1.txt").write_text("\n".join(find_usernames(emulator, "active", 3)))
     emulator.config.scope_authorized = False
     for _ in range(2):
-        done = subprocess.run(
-            [sys.executable, "-m", "research_pipeline.cli", "snapshot"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        done = cli_snapshot(env)
         assert done.returncode == 1, done.stdout + done.stderr
     [post] = posts
     assert "failed (credentials)" in post["text"] and "cohorts: c1" in post["text"]
     assert url not in done.stdout + done.stderr  # the webhook's token stays put
     emulator.config.scope_authorized = True  # fixed: the next run completes the day
-    done = subprocess.run(
-        [sys.executable, "-m", "research_pipeline.cli", "snapshot"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = cli_snapshot(env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(posts) == 2 and "recovered" in posts[1]["text"]
 

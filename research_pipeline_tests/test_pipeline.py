@@ -224,14 +224,7 @@ def test_schedule_requests_one_run_for_the_days_plan_and_skips_when_nothing_is_d
     pipeline.instance.add_dynamic_partitions("cohorts", ["large", "small"])
 
     def tick():
-        needed = daily_snapshot_schedule.required_resource_keys  # as the daemon gives them
-        context = build_schedule_context(
-            instance=pipeline.instance,
-            resources={k: v for k, v in pipeline.defs.resources.items() if k in needed},
-            scheduled_execution_time=_midnight_plus(today),
-            repository_def=pipeline.defs.get_repository_def(),
-        )
-        return daily_snapshot_schedule.evaluate_tick(context)
+        return schedule_tick(pipeline, today)
 
     pipeline.configure(daily_quota=5)
     [request] = tick().run_requests
@@ -243,6 +236,18 @@ def test_schedule_requests_one_run_for_the_days_plan_and_skips_when_nothing_is_d
     assert pipeline.run(["large", "small"])[0].success  # the other 8 are due: fetched now
     skipped = tick()
     assert not skipped.run_requests and "nothing to fetch" in skipped.skip_message
+
+
+def schedule_tick(pipeline, day: date):
+    """One tick of the daily schedule at 00:15 of `day`, with the resources the daemon gives."""
+    needed = daily_snapshot_schedule.required_resource_keys
+    context = build_schedule_context(
+        instance=pipeline.instance,
+        resources={k: v for k, v in pipeline.defs.resources.items() if k in needed},
+        scheduled_execution_time=_midnight_plus(day),
+        repository_def=pipeline.defs.get_repository_def(),
+    )
+    return daily_snapshot_schedule.evaluate_tick(context)
 
 
 def _midnight_plus(day: date):
@@ -472,14 +477,7 @@ def test_the_schedule_plans_the_apis_day_and_queues_nothing_while_a_run_of_it_is
     pipeline.instance.add_dynamic_partitions("cohorts", ["small"])
 
     def tick():
-        needed = daily_snapshot_schedule.required_resource_keys
-        context = build_schedule_context(
-            instance=pipeline.instance,
-            resources={k: v for k, v in pipeline.defs.resources.items() if k in needed},
-            scheduled_execution_time=_midnight_plus(machine_today),
-            repository_def=pipeline.defs.get_repository_def(),
-        )
-        return daily_snapshot_schedule.evaluate_tick(context)
+        return schedule_tick(pipeline, machine_today)
 
     [request] = tick().run_requests
     assert request.tags["dagster/asset_partition_range_start"] == f"small|{api_day}"

@@ -125,24 +125,30 @@ def test_an_account_gone_private_is_forgotten_everywhere_and_leaves_a_tombstone(
     assert forgotten["accounts_forgotten_now"].value == 0 and forgotten["rows_redacted"].value == 0
 
 
+def _answered_then_gone(conn, bio: str) -> None:
+    """dora answers with `bio`, then is refused the next day; the bio checkpointed to the file.
+    Compression is off, so the bytes can be searched for at all."""
+    day = date(2026, 3, 1)
+    conn.execute("SET force_compression = 'uncompressed'")
+    fields = {"display_name": "Dora", "bio_description": bio, "follower_count": 7}
+    ok = UserInfoResult("dora", Outcome.OK, "ok", datetime.now(UTC), fields=fields)
+    gone = UserInfoResult(
+        "dora", Outcome.USER_ERROR, "invalid_params", datetime.now(UTC),
+        error_message="`username: dora` is private: API cannot return this user's information",
+    )  # fmt: skip
+    warehouse.save_fetched(conn, [(day, "x", ok)], [])
+    warehouse.save_fetched(conn, [(day + timedelta(days=1), "x", gone)], [])
+    conn.execute("CHECKPOINT")
+
+
 def test_the_warehouse_file_keeps_no_bytes_of_what_was_forgotten(tmp_path):
     """DuckDB leaves updated and deleted values in freed blocks, even after CHECKPOINT and
     VACUUM; rewriting the file is what removes them. Compression is turned off so the bytes
     can be searched for at all (compressed, they may not appear even when present)."""
     path = tmp_path / "w.duckdb"
     marker = "Bio-" + secrets.token_hex(20)
-    day = date(2026, 3, 1)
     with warehouse.connect(path) as conn:
-        conn.execute("SET force_compression = 'uncompressed'")
-        fields = {"display_name": "Dora", "bio_description": marker, "follower_count": 7}
-        ok = UserInfoResult("dora", Outcome.OK, "ok", datetime.now(UTC), fields=fields)
-        gone = UserInfoResult(
-            "dora", Outcome.USER_ERROR, "invalid_params", datetime.now(UTC),
-            error_message="`username: dora` is private: API cannot return this user's information",
-        )  # fmt: skip
-        warehouse.save_fetched(conn, [(day, "x", ok)], [])
-        warehouse.save_fetched(conn, [(day + timedelta(days=1), "x", gone)], [])
-        conn.execute("CHECKPOINT")
+        _answered_then_gone(conn, marker)
         assert marker.encode() in path.read_bytes()  # the test can see the value
         report = forget_gone_accounts(conn)
         conn.execute("CHECKPOINT")
@@ -621,18 +627,8 @@ def test_a_warehouse_reached_through_a_link_is_rewritten_at_its_target(tmp_path)
     other_disk.mkdir()
     target, link = other_disk / "w.duckdb", tmp_path / "w.duckdb"
     marker = "Bio-" + secrets.token_hex(20)
-    day = date(2026, 3, 1)
     with warehouse.connect(target) as conn:
-        conn.execute("SET force_compression = 'uncompressed'")
-        fields = {"display_name": "Dora", "bio_description": marker, "follower_count": 7}
-        ok = UserInfoResult("dora", Outcome.OK, "ok", datetime.now(UTC), fields=fields)
-        gone = UserInfoResult(
-            "dora", Outcome.USER_ERROR, "invalid_params", datetime.now(UTC),
-            error_message="API cannot return this user's information",
-        )  # fmt: skip
-        warehouse.save_fetched(conn, [(day, "x", ok)], [])
-        warehouse.save_fetched(conn, [(day + timedelta(days=1), "x", gone)], [])
-        conn.execute("CHECKPOINT")  # the value on disk, then redacted: left in a freed block
+        _answered_then_gone(conn, marker)  # the bio on disk, then redacted: in a freed block
         forget_gone_accounts(conn)
         conn.execute("CHECKPOINT")
     link.symlink_to(target)
