@@ -34,6 +34,7 @@ from pathlib import Path
 
 from research_pipeline.errors import WarehouseError
 from research_pipeline.journal import Journal
+from research_pipeline.processes import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +49,6 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS sent (day TEXT NOT NULL, username TEXT NOT NULL, "
     "host TEXT NOT NULL, pid INTEGER NOT NULL, sent_at TEXT NOT NULL)",
 )
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` of this host still runs (another user's counts as running)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process: alive
-    return True
 
 
 def _days_before(day: date, days: int) -> str:

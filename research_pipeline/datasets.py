@@ -23,6 +23,7 @@ import duckdb
 from research_pipeline.errors import WarehouseError
 from research_pipeline.outputs import sha256_of
 from research_pipeline.planner import TERMS_MAX_DAYS
+from research_pipeline.processes import process_alive
 from research_pipeline.warehouse.dataset import (
     DATASET_TABLES,
     DatasetFacts,
@@ -81,8 +82,6 @@ def _partial_folder(out: Path) -> Path:
     """A new partial folder beside `out`, named with this process; partial folders of `out`
     left by exports whose process has ended (killed: they may hold accounts forgotten since)
     are removed first."""
-    from research_pipeline.coordination import process_alive
-
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(f"{PARTIAL_PREFIX}{out.name}-*"):
         pid = stale.name.removeprefix(f"{PARTIAL_PREFIX}{out.name}-").split("-")[0]

@@ -42,6 +42,7 @@ from typing import Any
 import duckdb
 
 from research_pipeline.errors import JournalError, WarehouseError
+from research_pipeline.processes import process_alive
 from research_pipeline.tiktok.models import Outcome, RequestRecord, UserInfoResult
 
 Row = tuple[date, str, UserInfoResult]  # (snapshot_date, cohort, answer)
@@ -345,8 +346,6 @@ def _private(folder: Path) -> bool:
 
 def _ended(path: Path) -> bool:
     """Whether the process that wrote `path` has ended (one of another host counts as live)."""
-    from research_pipeline.coordination import process_alive
-
     try:
         host, pid = path.stem.rsplit("-", 3)[-3], int(path.stem.rsplit("-", 2)[-2])
     except (IndexError, ValueError):

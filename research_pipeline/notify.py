@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from research_pipeline.errors import ResearchPipelineError
+from research_pipeline.settings import parse_flag
+from research_pipeline.tiktok.settings import parse_number
 
 
 class NotificationError(ResearchPipelineError):
@@ -84,3 +86,26 @@ class AlertChannels:
             if self.smtp_user:
                 smtp.login(self.smtp_user, self.smtp_password)
             smtp.send_message(message)
+
+
+# Where each channel's setting comes from (the code location's resource reads the same names).
+WEBHOOK_VARIABLE = "RESEARCH_PIPELINE_ALERT_WEBHOOK_URL"
+SMTP_PASSWORD_VARIABLE = "RESEARCH_PIPELINE_SMTP_PASSWORD"
+
+
+def alert_channels_from_env(env) -> AlertChannels:
+    """The alert channels from the environment's settings: what the daemon's resource holds,
+    read at once (the CLI and the watchdog need no Dagster to tell someone)."""
+    prefix = "RESEARCH_PIPELINE_"
+    return AlertChannels(
+        webhook_url=env.get(WEBHOOK_VARIABLE, ""),
+        email_to=env.get(prefix + "ALERT_EMAIL_TO", ""),
+        email_from=env.get(prefix + "ALERT_EMAIL_FROM", ""),
+        smtp_host=env.get(prefix + "SMTP_HOST", ""),
+        smtp_port=int(parse_number(env.get(prefix + "SMTP_PORT"), 587, prefix + "SMTP_PORT")),
+        smtp_user=env.get(prefix + "SMTP_USER", ""),
+        smtp_password=env.get(SMTP_PASSWORD_VARIABLE, ""),
+        smtp_starttls=parse_flag(
+            env.get(prefix + "SMTP_STARTTLS") or "1", prefix + "SMTP_STARTTLS"
+        ),
+    )

@@ -86,9 +86,8 @@ def run_and_report(
 def _tell_failure(instance, day, cohorts, result) -> None:
     """A failed CLI run tells the alert channels itself (the daemon's sensor may not watch it,
     or may not run): once per day and cause, as the sensor would."""
-    from research_pipeline.defs.resources import alert_channels_from_env
     from research_pipeline.defs.tiktok.alerts import failed_day, step_failures, tell_once
-    from research_pipeline.notify import NotificationError
+    from research_pipeline.notify import NotificationError, alert_channels_from_env
 
     reasons, cause = step_failures(result.all_events)
     alert = failed_day(day, cohorts, reasons, cause, f"run {result.run_id} in the Dagster UI")
@@ -103,9 +102,8 @@ def _tell_failure(instance, day, cohorts, result) -> None:
 
 def _tell_recovery(instance, day, result) -> None:
     """A day told as failed (by the CLI or the daemon) carried out now: told once."""
-    from research_pipeline.defs.resources import alert_channels_from_env
     from research_pipeline.defs.tiktok.alerts import tell_recovery
-    from research_pipeline.notify import NotificationError
+    from research_pipeline.notify import NotificationError, alert_channels_from_env
 
     channels = alert_channels_from_env(os.environ)
     if not channels.configured:

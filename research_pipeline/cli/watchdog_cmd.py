@@ -29,9 +29,8 @@ SCHEDULER = "SCHEDULER"
 def watchdog(stale_minutes: int) -> int:
     """Exit 0 when the daemon's scheduler ticks; else tell the alert channels (once a day)
     and exit 1."""
-    from research_pipeline.defs.resources import alert_channels_from_env
     from research_pipeline.defs.tiktok.alerts import tell_once
-    from research_pipeline.notify import Alert, NotificationError
+    from research_pipeline.notify import Alert, NotificationError, alert_channels_from_env
     from research_pipeline.orchestration.instance import dagster_instance
 
     with dagster_instance() as instance:

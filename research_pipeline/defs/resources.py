@@ -11,6 +11,7 @@ values).
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
@@ -24,10 +25,15 @@ from research_pipeline.cohorts import cohort_files
 from research_pipeline.coordination import Coordination
 from research_pipeline.drawing_process import DrawingProcess
 from research_pipeline.errors import WarehouseError
-from research_pipeline.notify import AlertChannels
-from research_pipeline.settings import PipelineSettings, daily_budget, parse_flag
+from research_pipeline.notify import (
+    SMTP_PASSWORD_VARIABLE,
+    WEBHOOK_VARIABLE,
+    AlertChannels,
+    alert_channels_from_env,
+)
+from research_pipeline.settings import PipelineSettings, daily_budget
 from research_pipeline.tiktok import ClientSettings
-from research_pipeline.tiktok.settings import ENVIRONMENT, parse_number
+from research_pipeline.tiktok.settings import ENVIRONMENT
 from research_pipeline.warehouse.connection import published_path
 
 
@@ -255,29 +261,17 @@ class AlertsResource(ConfigurableResource):
         return AlertChannels(**self.model_dump(exclude={"ui_url"}))
 
 
-def alert_channels_from_env(env: Mapping[str, str]) -> AlertChannels:
-    """The alert channels outside Dagster (when Dagster's own storage is what failed): the
-    same settings, secrets read from the environment at once."""
-    values = _alerts_resource(env).model_dump(exclude={"ui_url"})
-    resolved = {k: v.get_value() if isinstance(v, EnvVar) else v for k, v in values.items()}
-    return AlertChannels(**resolved)
-
-
 def _alerts_resource(env: Mapping[str, str]) -> AlertsResource:
-    prefix = "RESEARCH_PIPELINE_"
-    return AlertsResource(
-        webhook_url=_secret(env, prefix + "ALERT_WEBHOOK_URL"),  # its path is its token
-        email_to=env.get(prefix + "ALERT_EMAIL_TO", ""),
-        email_from=env.get(prefix + "ALERT_EMAIL_FROM", ""),
-        smtp_host=env.get(prefix + "SMTP_HOST", ""),
-        smtp_port=int(parse_number(env.get(prefix + "SMTP_PORT"), 587, prefix + "SMTP_PORT")),
-        smtp_user=env.get(prefix + "SMTP_USER", ""),
-        smtp_password=_secret(env, prefix + "SMTP_PASSWORD"),
-        smtp_starttls=parse_flag(
-            env.get(prefix + "SMTP_STARTTLS") or "1", prefix + "SMTP_STARTTLS"
-        ),
-        ui_url=env.get(prefix + "UI_URL", ""),
+    """The alert channels of `env` (notify.alert_channels_from_env), the secrets kept as the
+    names of their variables where the process's environment holds them."""
+    channels = asdict(alert_channels_from_env(env))
+    channels.update(
+        webhook_url=_secret(env, WEBHOOK_VARIABLE),  # its path is its token
+        smtp_password=_secret(env, SMTP_PASSWORD_VARIABLE),
+        ui_url=env.get("RESEARCH_PIPELINE_UI_URL", ""),
     )
+    del channels["timeout_seconds"]
+    return AlertsResource(**channels)
 
 
 def _secret(env: Mapping[str, str], variable: str) -> EnvVar | str:

@@ -66,8 +66,7 @@ def _storage_error(home: Path, exc: BaseException) -> DagsterStorageError:
 def _tell(error: DagsterStorageError) -> None:
     """The configured alert channels, which need no Dagster: a service manager restarting a
     broken command would otherwise fail every day in silence."""
-    from research_pipeline.defs.resources import alert_channels_from_env
-    from research_pipeline.notify import Alert, NotificationError
+    from research_pipeline.notify import Alert, NotificationError, alert_channels_from_env
 
     channels = alert_channels_from_env(os.environ)
     if not channels.configured:

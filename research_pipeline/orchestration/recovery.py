@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from research_pipeline.coordination import process_alive
 from research_pipeline.orchestration.names import WAREHOUSE_POOL
+from research_pipeline.processes import process_alive
 
 PID_TAG = "research_pipeline/pid"
 HOST_TAG = "research_pipeline/host"
