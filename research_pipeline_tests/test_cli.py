@@ -450,3 +450,21 @@ def test_a_killed_dataset_export_is_cleaned_up_by_the_next(env, emulator, tmp_pa
     (killed / "user_info.parquet").write_text("rows of accounts forgotten since")
     assert main(["export-dataset", "--cohort", "c1", "--out", str(out)]) == 0
     assert not killed.exists() and (out / "manifest.json").exists()
+
+
+def test_the_readme_lists_every_variable_the_code_reads_and_no_other():
+    """One surface of the settings tested against the code: a variable read and not in the
+    README's configuration table (or listed and read nowhere) fails here."""
+    import re
+
+    repo = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r"\b((?:TIKTOK|RESEARCH_PIPELINE)_[A-Z0-9_]*[A-Z0-9])\b")
+    read = set()
+    for path in (repo / "research_pipeline").rglob("*.py"):
+        read |= set(pattern.findall(path.read_text(encoding="utf-8")))
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Configuration (environment)")[1].split("\n## ")[0]
+    listed = set(re.findall(r"`((?:TIKTOK|RESEARCH_PIPELINE)_[A-Z0-9_*]+)`", table))
+    prefixes = tuple(name[:-1] for name in listed if name.endswith("*"))
+    assert sorted(v for v in read if v not in listed and not v.startswith(prefixes)) == []
+    assert sorted(v for v in listed if not v.endswith("*") and v not in read) == []
