@@ -4,6 +4,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 
 from dagster import DagsterInstance, Definitions
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -86,6 +87,14 @@ def run_snapshot(
     wait_for_write_turn(instance, log)
     register_cohorts(instance, cohorts)
     registered = instance.get_dynamic_partitions(cohort_partitions.name)
+    # The definitions resolve against the instance the runs go to, never an instance another
+    # caller entered and left (Dagster keeps the current one in a context variable).
+    with set_defs_state_storage(instance.defs_state_storage):
+        return _execute(defs, instance, snapshot_date, cohorts, registered, run_config,
+                        raise_on_error)  # fmt: skip
+
+
+def _execute(defs, instance, snapshot_date, cohorts, registered, run_config, raise_on_error):
     job = defs.resolve_job_def("snapshot_job")
     results = []
     for block in contiguous_blocks(cohorts, registered):
