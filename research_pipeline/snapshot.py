@@ -15,8 +15,10 @@ the rules live here once, whoever calls it:
   warehouse is filled from it in small batches; a warehouse that cannot take them (a reader
   holding the file, a full disk) does not stop the asking: the next save, or the next run,
   stores them. A journal that cannot be written stops the asking at once;
-- each answer is dated by the API's own clock (its Date header): if the API's day changes
-  during a run, no one new is asked, and answers of the new day are stored under the new day;
+- each answer is dated by the API's own clock (its Date header): if the API's day turns during
+  a run (an answer in the first hour after midnight), no one new is asked, and answers of the
+  new day are stored under the new day; any other Date is the API's clock jumping: told once,
+  it relabels nothing. A day before the latest the ledger holds is refused (a clock gone back);
 - what ends the day's asking is not a failure to retry: an exhausted quota, an outage (server
   errors in a row), the run's deadline, Ctrl-C/SIGTERM. The planned users not reached stay due
   and come first in the next plan (`SnapshotRun.stopped_because`). Refused credentials or scope
