@@ -253,6 +253,13 @@ def test_the_daemon_fires_the_schedule_by_itself_on_postgres_with_the_env_file(t
             "RESEARCH_PIPELINE_ENV_FILE": str(srv / ".env"),
         }
         bin_dir = Path(sys.executable).parent
+        # Dagster's tables made once, as deploy.md says, before the services start together
+        # (on an empty database they race to create them: 'type "instigators" already exists').
+        migrated = subprocess.run(
+            [str(bin_dir / "dagster"), "instance", "migrate"],
+            cwd=srv, env={**env, **settings}, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
         port = free_port()
         logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("webserver", "daemon")}  # noqa: SIM115
         commands = {
