@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from research_pipeline.errors import ResearchPipelineError
-from research_pipeline.settings import parse_flag
-from research_pipeline.tiktok.settings import parse_number
+from research_pipeline.tiktok.settings import check_declared, declared, read_declared
 
 
 class NotificationError(ResearchPipelineError):
@@ -31,15 +30,34 @@ class Alert:
 class AlertChannels:
     """Where alerts go; an empty setting turns its channel off."""
 
-    webhook_url: str = ""
-    email_to: str = ""
-    email_from: str = ""
-    smtp_host: str = ""
-    smtp_port: int = 587
-    smtp_user: str = ""
-    smtp_password: str = ""
-    smtp_starttls: bool = True
+    webhook_url: str = declared(
+        "RESEARCH_PIPELINE_ALERT_WEBHOOK_URL", "", "a Slack-compatible incoming webhook", "secret"
+    )
+    email_to: str = declared("RESEARCH_PIPELINE_ALERT_EMAIL_TO", "", "who is emailed", "text")
+    email_from: str = declared(
+        "RESEARCH_PIPELINE_ALERT_EMAIL_FROM",
+        "",
+        "the sender; default research-pipeline@HOST",
+        "text",
+    )
+    smtp_host: str = declared("RESEARCH_PIPELINE_SMTP_HOST", "", "the lab's SMTP server", "text")
+    smtp_port: int = declared(
+        "RESEARCH_PIPELINE_SMTP_PORT", 587, "its port", "whole", (1, 65_535, False)
+    )
+    smtp_user: str = declared("RESEARCH_PIPELINE_SMTP_USER", "", "its login, if any", "text")
+    smtp_password: str = declared(
+        "RESEARCH_PIPELINE_SMTP_PASSWORD", "", "its password; never logged", "secret"
+    )
+    smtp_starttls: bool = declared(
+        "RESEARCH_PIPELINE_SMTP_STARTTLS", True, "STARTTLS before logging in", "flag"
+    )
+    ui_url: str = declared(
+        "RESEARCH_PIPELINE_UI_URL", "", "the Dagster UI's address, linked from alerts", "text"
+    )
     timeout_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        check_declared(self)
 
     @property
     def configured(self) -> list[str]:
@@ -88,7 +106,7 @@ class AlertChannels:
             smtp.send_message(message)
 
 
-# Where each channel's setting comes from (the code location's resource reads the same names).
+# Where the secrets come from (the code location's resource names them, never their values).
 WEBHOOK_VARIABLE = "RESEARCH_PIPELINE_ALERT_WEBHOOK_URL"
 SMTP_PASSWORD_VARIABLE = "RESEARCH_PIPELINE_SMTP_PASSWORD"
 
@@ -96,16 +114,4 @@ SMTP_PASSWORD_VARIABLE = "RESEARCH_PIPELINE_SMTP_PASSWORD"
 def alert_channels_from_env(env) -> AlertChannels:
     """The alert channels from the environment's settings: what the daemon's resource holds,
     read at once (the CLI and the watchdog need no Dagster to tell someone)."""
-    prefix = "RESEARCH_PIPELINE_"
-    return AlertChannels(
-        webhook_url=env.get(WEBHOOK_VARIABLE, ""),
-        email_to=env.get(prefix + "ALERT_EMAIL_TO", ""),
-        email_from=env.get(prefix + "ALERT_EMAIL_FROM", ""),
-        smtp_host=env.get(prefix + "SMTP_HOST", ""),
-        smtp_port=int(parse_number(env.get(prefix + "SMTP_PORT"), 587, prefix + "SMTP_PORT")),
-        smtp_user=env.get(prefix + "SMTP_USER", ""),
-        smtp_password=env.get(SMTP_PASSWORD_VARIABLE, ""),
-        smtp_starttls=parse_flag(
-            env.get(prefix + "SMTP_STARTTLS") or "1", prefix + "SMTP_STARTTLS"
-        ),
-    )
+    return AlertChannels(**read_declared(AlertChannels, env))

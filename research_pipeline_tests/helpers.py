@@ -20,9 +20,10 @@ from research_pipeline.defs.resources import build_resources
 from research_pipeline.emulator import EmulatorServer
 from research_pipeline.emulator.population import Population
 from research_pipeline.orchestration.runs import run_snapshot
+from research_pipeline.settings import PipelineSettings
 from research_pipeline.tiktok import ClientSettings
 from research_pipeline.tiktok.constants import NOT_SPENT_STATUSES
-from research_pipeline.tiktok.settings import ENVIRONMENT
+from research_pipeline.tiktok.settings import declarations
 from research_pipeline_tests.services import spawn
 
 EMULATOR_KEY = "emulator-key"
@@ -84,12 +85,11 @@ def _usernames_of_kind(population: Population, kind: str, count: int) -> tuple[s
     return found
 
 
-_PIPELINE_VARIABLES = {
-    "retry_delay_seconds": "RESEARCH_PIPELINE_RETRY_DELAY_SECONDS",
-    "run_deadline_seconds": "RESEARCH_PIPELINE_RUN_DEADLINE_SECONDS",
-    "tries_per_user_per_day": "RESEARCH_PIPELINE_TRIES_PER_USER_PER_DAY",
-    "max_data_age_days": "RESEARCH_PIPELINE_MAX_DATA_AGE_DAYS",
-    "journal_dir": "RESEARCH_PIPELINE_JOURNAL_DIR",
+# Setting name -> its variable, from the declarations (README, "Configuration").
+_VARIABLES = {
+    name: f.metadata["variable"]
+    for cls in (ClientSettings, PipelineSettings)
+    for name, f in declarations(cls).items()
 }
 
 
@@ -114,7 +114,7 @@ def pipeline_environment(
         "RESEARCH_PIPELINE_ENV_FILE": "none",  # a developer's own .env never reaches a test
     }
     for name, value in values.items():
-        variable = ENVIRONMENT.get(name) or _PIPELINE_VARIABLES[name]
+        variable = _VARIABLES[name]
         env[variable] = "off" if value is None else str(value)
     return env
 

@@ -33,17 +33,33 @@ from research_pipeline.notify import (
 )
 from research_pipeline.settings import PipelineSettings, daily_budget
 from research_pipeline.tiktok import ClientSettings
-from research_pipeline.tiktok.settings import ENVIRONMENT
+from research_pipeline.tiktok.settings import declarations
 from research_pipeline.warehouse.connection import published_path
 
 
-def _client_field(name: str, text: str):
-    """A field for the client setting `name`: ClientSettings' default, the variable it is read
-    from, and what it means."""
-    default = ClientSettings.__dataclass_fields__[name].default
+def _declared(settings_class, name: str):
+    """The resource field of the setting `name` of `settings_class`: its declared default, and
+    its variable and meaning as the launchpad's description (tiktok.settings.declared)."""
+    setting = declarations(settings_class)[name]
+    default = setting.default
     if isinstance(default, tuple):  # Dagster's config has lists, not tuples
         default = list(default)
-    return Field(default=default, description=f"{ENVIRONMENT[name]}: {text}")
+    if isinstance(default, Path):
+        default = str(default)
+    meaning = setting.metadata["meaning"]
+    return Field(default=default, description=f"{setting.metadata['variable']}: {meaning}.")
+
+
+def _client_field(name: str):
+    return _declared(ClientSettings, name)
+
+
+def _pipeline_field(name: str):
+    return _declared(PipelineSettings, name)
+
+
+def _alert_field(name: str):
+    return _declared(AlertChannels, name)
 
 
 class ResearchApiResource(ConfigurableResource):
@@ -55,66 +71,24 @@ class ResearchApiResource(ConfigurableResource):
 
     client_key: str = Field(description="From TIKTOK_CLIENT_KEY.")
     client_secret: str = Field(description="From TIKTOK_CLIENT_SECRET; never logged.")
-    base_url: str = _client_field("base_url", "the API, or the emulator's http://127.0.0.1:PORT.")
-    rate_limit_per_minute: int | None = _client_field(
-        "rate_limit_per_minute", "requests per sliding minute; None: off."
-    )
-    daily_quota: int | None = _client_field(
-        "daily_quota", "the project's requests per UTC day; None: off."
-    )
-    concurrency: int = _client_field(
-        "concurrency", "most requests in flight at once (ramped up to)."
-    )
-    timeout_seconds: float = _client_field(
-        "timeout_seconds", "per read: connecting, each wait for bytes."
-    )
-    request_deadline_seconds: float = _client_field(
-        "request_deadline_seconds", "a whole answer, however it trickles."
-    )
-    max_attempts: int = _client_field(
-        "max_attempts", "tries of one user within a run (transient errors)."
-    )
-    backoff_base_seconds: float = _client_field(
-        "backoff_base_seconds", "first wait before a retry, then doubled."
-    )
-    backoff_max_seconds: float = _client_field(
-        "backoff_max_seconds", "longest wait before a retry."
-    )
-    rate_limit_window_seconds: float = _client_field(
-        "rate_limit_window_seconds", "a 429 outlasting this is the daily quota."
-    )
-    reset_wait_seconds: float = _client_field(
-        "reset_wait_seconds", "how long a late quota reset is waited for."
-    )
-    reset_backoff_seconds: float = _client_field(
-        "reset_backoff_seconds", "first wait between probes of a reset."
-    )
-    fields: list[str] = _client_field("fields", "user-info fields asked for.")
-    allow_any_host: bool = _client_field(
-        "allow_any_host", "https to a host other than TikTok's (a proxy)."
-    )
-    daily_budget: int | None = Field(
-        default=None,
-        description="Requests a day this pipeline may spend, below the project's quota "
-        "(RESEARCH_PIPELINE_DAILY_BUDGET; the lab keeps the rest). None: the whole quota.",
-    )
-    retry_delay_seconds: float = Field(
-        default=60.0,
-        description="Wait before Dagster retries a snapshot whose users ended with transient "
-        "errors (only those users are fetched again).",
-    )
-
-    run_deadline_seconds: float = Field(
-        default=7200.0,
-        description="A run asks no one new after this long (RESEARCH_PIPELINE_RUN_DEADLINE_"
-        "SECONDS); its answers are stored, the members not reached stay due.",
-    )
-
-    tries_per_user_per_day: int = Field(
-        default=5,
-        description="Requests one user may cost in an API day, across every run and retry "
-        "(RESEARCH_PIPELINE_TRIES_PER_USER_PER_DAY).",
-    )
+    base_url: str = _client_field("base_url")
+    rate_limit_per_minute: int | None = _client_field("rate_limit_per_minute")
+    daily_quota: int | None = _client_field("daily_quota")
+    concurrency: int = _client_field("concurrency")
+    timeout_seconds: float = _client_field("timeout_seconds")
+    request_deadline_seconds: float = _client_field("request_deadline_seconds")
+    max_attempts: int = _client_field("max_attempts")
+    backoff_base_seconds: float = _client_field("backoff_base_seconds")
+    backoff_max_seconds: float = _client_field("backoff_max_seconds")
+    rate_limit_window_seconds: float = _client_field("rate_limit_window_seconds")
+    reset_wait_seconds: float = _client_field("reset_wait_seconds")
+    reset_backoff_seconds: float = _client_field("reset_backoff_seconds")
+    fields: list[str] = _client_field("fields")
+    allow_any_host: bool = _client_field("allow_any_host")
+    daily_budget: int | None = _pipeline_field("daily_budget")
+    retry_delay_seconds: float = _pipeline_field("retry_delay_seconds")
+    run_deadline_seconds: float = _pipeline_field("run_deadline_seconds")
+    tries_per_user_per_day: int = _pipeline_field("tries_per_user_per_day")
 
     def api_today(self) -> date:
         """Today at the API (its Date header): the day a snapshot is for, whatever this
@@ -159,11 +133,7 @@ class Warehouse(DuckDBResource):
     exports_dir: str = Field(
         default="", description="The project's own exports folder (export-dataset writes there)."
     )
-    journal_dir: str = Field(
-        default="",
-        description="RESEARCH_PIPELINE_JOURNAL_DIR: the journal, where every answer is written "
-        "the moment it arrives, before the warehouse; default: <warehouse>.journal beside it.",
-    )
+    journal_dir: str = Field(default="", description=_pipeline_field("journal_dir").description)
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -201,22 +171,9 @@ class ResearchTerms(ConfigurableResource):
     terms"): how old live data may get, whether counts of accounts no longer available may be
     kept, whether one warehouse may mix the emulator's answers with the real API's."""
 
-    max_data_age_days: int = Field(
-        default=15,
-        description="RESEARCH_PIPELINE_MAX_DATA_AGE_DAYS: the refreshed_within_terms check fails "
-        "when a live member's data is older (TikTok's terms: 15 days); former members' data is "
-        "deleted at that age.",
-    )
-    keep_counts_of_gone_accounts: bool = Field(
-        default=False,
-        description="RESEARCH_PIPELINE_KEEP_COUNTS_OF_GONE_ACCOUNTS: keep the counts (never the "
-        "profile text) of accounts no longer available, where the data agreement allows it.",
-    )
-    allow_mixed_sources: bool = Field(
-        default=False,
-        description="RESEARCH_PIPELINE_ALLOW_MIXED_SOURCES: let one warehouse hold answers of "
-        "the emulator and of the real API (refused by default).",
-    )
+    max_data_age_days: int = _pipeline_field("max_data_age_days")
+    keep_counts_of_gone_accounts: bool = _pipeline_field("keep_counts_of_gone_accounts")
+    allow_mixed_sources: bool = _pipeline_field("allow_mixed_sources")
 
 
 class ChartDrawing(ConfigurableResource):
@@ -243,22 +200,18 @@ class AlertsResource(ConfigurableResource):
     """Where the alerts of a failed day go (defs/tiktok/alerts.py): a Slack-compatible webhook
     and/or email. Every field empty: no alert is sent (the sensors say so in their ticks)."""
 
-    webhook_url: str = Field(default="", description="RESEARCH_PIPELINE_ALERT_WEBHOOK_URL.")
-    email_to: str = Field(default="", description="RESEARCH_PIPELINE_ALERT_EMAIL_TO (a, b).")
-    email_from: str = Field(default="", description="RESEARCH_PIPELINE_ALERT_EMAIL_FROM.")
-    smtp_host: str = Field(default="", description="RESEARCH_PIPELINE_SMTP_HOST.")
-    smtp_port: int = Field(default=587, description="RESEARCH_PIPELINE_SMTP_PORT.")
-    smtp_user: str = Field(default="", description="RESEARCH_PIPELINE_SMTP_USER.")
-    smtp_password: str = Field(default="", description="RESEARCH_PIPELINE_SMTP_PASSWORD.")
-    smtp_starttls: bool = Field(
-        default=True, description="RESEARCH_PIPELINE_SMTP_STARTTLS: 0 for a server without TLS."
-    )
-    ui_url: str = Field(
-        default="", description="RESEARCH_PIPELINE_UI_URL: the UI's address, for links to runs."
-    )
+    webhook_url: str = _alert_field("webhook_url")
+    email_to: str = _alert_field("email_to")
+    email_from: str = _alert_field("email_from")
+    smtp_host: str = _alert_field("smtp_host")
+    smtp_port: int = _alert_field("smtp_port")
+    smtp_user: str = _alert_field("smtp_user")
+    smtp_password: str = _alert_field("smtp_password")
+    smtp_starttls: bool = _alert_field("smtp_starttls")
+    ui_url: str = _alert_field("ui_url")
 
     def channels(self) -> AlertChannels:
-        return AlertChannels(**self.model_dump(exclude={"ui_url"}))
+        return AlertChannels(**self.model_dump())
 
 
 def _alerts_resource(env: Mapping[str, str]) -> AlertsResource:
@@ -268,7 +221,6 @@ def _alerts_resource(env: Mapping[str, str]) -> AlertsResource:
     channels.update(
         webhook_url=_secret(env, WEBHOOK_VARIABLE),  # its path is its token
         smtp_password=_secret(env, SMTP_PASSWORD_VARIABLE),
-        ui_url=env.get("RESEARCH_PIPELINE_UI_URL", ""),
     )
     del channels["timeout_seconds"]
     return AlertsResource(**channels)

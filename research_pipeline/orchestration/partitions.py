@@ -1,6 +1,5 @@
 """Snapshot partitions: one per (UTC day, cohort). Cohorts are dynamic: files come and go."""
 
-import os
 from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
@@ -12,7 +11,7 @@ from dagster import (
 
 from research_pipeline.cohorts import check_cohort_name
 from research_pipeline.errors import ConfigurationError, SnapshotDateError
-from research_pipeline.orchestration.names import DEFAULT_PARTITIONS_START_DATE
+from research_pipeline.settings import PipelineSettings
 
 DATE_DIMENSION = "date"
 COHORT_DIMENSION = "cohort"
@@ -20,32 +19,14 @@ COHORT_DIMENSION = "cohort"
 cohort_partitions = DynamicPartitionsDefinition(name="cohorts")
 
 
-def days_ahead(value: str | None) -> int:
-    """RESEARCH_PIPELINE_DAYS_AHEAD checked: how many days past this machine's today (UTC)
-    partitions exist. 1 by default (a machine a little behind the API near midnight can still
-    take the API's day); an emulator rehearsal of a week ahead sets 7."""
-    text = (value or "1").strip()
-    if not text.isdigit() or not 1 <= int(text) <= 31:
-        raise ConfigurationError(
-            f"RESEARCH_PIPELINE_DAYS_AHEAD={value!r}: use a whole number of days from 1 to 31"
-        )
-    return int(text)
-
-
-# end_offset: today and the days ahead (UTC) by this machine's clock; further is refused in one
-# line. Read when the code location loads, as the start date is.
-DAYS_AHEAD_ALLOWED = days_ahead(os.environ.get("RESEARCH_PIPELINE_DAYS_AHEAD"))
-
-
-def start_date(value: str | None) -> str:
+def start_date(text: str) -> str:
     """RESEARCH_PIPELINE_START_DATE checked: a YYYY-MM-DD day that has come (the API serves
     today only: partitions before it could never be fetched, after today never exist yet)."""
-    text = (value or DEFAULT_PARTITIONS_START_DATE).strip()
     try:
         day = date.fromisoformat(text)
     except ValueError:
         raise ConfigurationError(
-            f"RESEARCH_PIPELINE_START_DATE={value!r} is not a day (YYYY-MM-DD)"
+            f"RESEARCH_PIPELINE_START_DATE={text!r} is not a day (YYYY-MM-DD)"
         ) from None
     if day > datetime.now(UTC).date():
         raise ConfigurationError(
@@ -54,8 +35,14 @@ def start_date(value: str | None) -> str:
     return day.isoformat()
 
 
+# Read when the code location loads, with the resources' settings (PipelineSettings).
+_SETTINGS = PipelineSettings.from_env()
+# end_offset: today and the days ahead (UTC) by this machine's clock; further is refused in one
+# line.
+DAYS_AHEAD_ALLOWED = _SETTINGS.days_ahead
+
 snapshot_dates = DailyPartitionsDefinition(
-    start_date=start_date(os.environ.get("RESEARCH_PIPELINE_START_DATE")),
+    start_date=start_date(_SETTINGS.start_date),
     timezone="UTC",
     end_offset=1 + DAYS_AHEAD_ALLOWED,
 )

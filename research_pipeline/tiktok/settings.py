@@ -4,7 +4,8 @@ import ipaddress
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from research_pipeline.tiktok import constants
@@ -96,36 +97,183 @@ def check_range(name: str, value: float | None, low: float, high: float, strict_
         raise ConfigurationError(f"{name}={value:g} is out of range: use {bound}, at most {high:g}")
 
 
+def declared(variable: str, default, meaning: str, kind: str, bounds: tuple | None = None):
+    """A setting declared once: its variable, default, kind, bounds and meaning live in the
+    dataclass field, and every surface (the environment's reading, the range check, the Dagster
+    resource's fields, the README table's test) reads them from there. `kind` is how the
+    variable is read: 'number', 'whole', 'limit' (a whole number, or 'off'), 'flag', 'list',
+    'text' or 'path'; `bounds` is (lowest, highest, lowest excluded)."""
+    metadata = {"variable": variable, "meaning": meaning, "kind": kind, "bounds": bounds}
+    return field(default=default, metadata=metadata, repr=kind != "secret")
+
+
+def declarations(settings_class) -> dict:
+    """Setting name -> its field, for every declared setting of `settings_class`."""
+    return {f.name: f for f in fields(settings_class) if "variable" in f.metadata}
+
+
+def read_declared(settings_class, env: Mapping[str, str]) -> dict:
+    """Every declared setting of `settings_class` read from `env`, by its kind, not yet checked
+    against its bounds (`check_declared` does, when the settings object is made). An unset
+    variable leaves the setting out (the field's default applies)."""
+    values = {}
+    for name, setting in declarations(settings_class).items():
+        variable, kind = setting.metadata["variable"], setting.metadata["kind"]
+        raw = env.get(variable)
+        if raw is None or raw.strip() == "":
+            continue
+        values[name] = _READERS[kind](raw, setting.default, variable)
+    return values
+
+
+def check_declared(settings) -> None:
+    """Each declared number of `settings` within its bounds (one line naming the variable)."""
+    for name, setting in declarations(type(settings)).items():
+        if setting.metadata["bounds"] is not None:
+            low, high, strict = setting.metadata["bounds"]
+            check_range(setting.metadata["variable"], getattr(settings, name), low, high, strict)
+
+
+def parse_flag(value: str | None, default: bool, name: str) -> bool:
+    """'1', 'true', 'yes' or 'on' (any case) is on; empty or '0'/'false'/'no'/'off' off."""
+    text = (value or "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigurationError(f"{name}={value!r}: use 1 or 0 (true/false, yes/no, on/off)")
+
+
+def _parse_whole(value: str, default, name: str) -> int:
+    number = parse_number(value, default, name)
+    if number != int(number):
+        raise ConfigurationError(f"{name}={value!r} is not a whole number")
+    return int(number)
+
+
+_READERS = {
+    "number": parse_number,
+    "whole": _parse_whole,
+    "limit": parse_limit,
+    "flag": parse_flag,
+    "list": lambda value, default, name: _parse_fields(value, default),
+    "text": lambda value, default, name: value.strip(),
+    "secret": lambda value, default, name: value,
+    "path": lambda value, default, name: Path(value.strip()),
+}
+
+
 @dataclass(frozen=True)
 class ClientSettings:
-    client_key: str
-    client_secret: str = field(repr=False)
-    base_url: str = constants.DEFAULT_BASE_URL
-    rate_limit_per_minute: int | None = constants.RATE_LIMIT_PER_MINUTE  # None: no client limit
-    daily_quota: int | None = constants.DAILY_QUOTA  # None: no client quota
-    concurrency: int = 32  # the most in flight; a run ramps up to it (tiktok/ramp.py)
-    timeout_seconds: float = 30.0  # per read: connecting, and each wait for more bytes
+    client_key: str = declared("TIKTOK_CLIENT_KEY", "", "client credentials: the key", "text")
+    client_secret: str = declared(
+        "TIKTOK_CLIENT_SECRET", "", "client credentials: the secret, never logged", "secret"
+    )
+    base_url: str = declared(
+        "TIKTOK_API_BASE_URL",
+        constants.DEFAULT_BASE_URL,
+        "the API, or the emulator's http://127.0.0.1:PORT (plain http only on loopback)",
+        "text",
+    )
+    rate_limit_per_minute: int | None = declared(
+        "TIKTOK_RATE_LIMIT_PER_MINUTE",
+        constants.RATE_LIMIT_PER_MINUTE,
+        "requests per sliding minute, client side; off: none",
+        "limit",
+        (1, 100_000, False),
+    )
+    daily_quota: int | None = declared(
+        "TIKTOK_DAILY_QUOTA",
+        constants.DAILY_QUOTA,
+        "the project's requests per UTC day; off: none",
+        "limit",
+        (1, 10_000_000, False),
+    )
+    concurrency: int = declared(
+        "TIKTOK_CONCURRENCY",
+        32,
+        "the most requests in flight; a run ramps up to it (tiktok/ramp.py)",
+        "whole",
+        (1, 64, False),
+    )
+    timeout_seconds: float = declared(
+        "TIKTOK_TIMEOUT_SECONDS",
+        30.0,
+        "per read: connecting, and each wait for more bytes",
+        "number",
+        (0, 600, True),
+    )
     # The whole answer, however it trickles in: a server sending a byte per read timeout would
     # otherwise hold a request (and the run) for hours.
-    request_deadline_seconds: float = 60.0
-    max_attempts: int = 5
-    backoff_base_seconds: float = 1.0
-    backoff_max_seconds: float = 60.0
-    # A 429 that outlasts this window is the daily quota, not the per-minute limit.
-    rate_limit_window_seconds: float = 61.0
+    request_deadline_seconds: float = declared(
+        "TIKTOK_REQUEST_DEADLINE_SECONDS",
+        60.0,
+        "the whole answer of one request, however slowly it trickles in",
+        "number",
+        (0, 3600, True),
+    )
+    max_attempts: int = declared(
+        "TIKTOK_MAX_ATTEMPTS",
+        5,
+        "attempts per user on transient errors, in one run",
+        "whole",
+        (1, 20, False),
+    )
+    backoff_base_seconds: float = declared(
+        "TIKTOK_BACKOFF_BASE_SECONDS",
+        1.0,
+        "first wait before a retry, then doubled (jittered)",
+        "number",
+        (0, 3600, False),
+    )
+    backoff_max_seconds: float = declared(
+        "TIKTOK_BACKOFF_MAX_SECONDS",
+        60.0,
+        "longest wait before a retry",
+        "number",
+        (0, 3600, False),
+    )
+    rate_limit_window_seconds: float = declared(
+        "TIKTOK_RATE_LIMIT_WINDOW_SECONDS",
+        61.0,
+        "a 429 that outlasts this window is the daily quota, not the per-minute limit",
+        "number",
+        (0, 3600, True),
+    )
     # Early in the API's day a spent quota may still come back (reset lag): keep probing this
     # long, `reset_backoff_seconds` apart and doubling, before giving up for today.
-    reset_wait_seconds: float = 1800.0
-    reset_backoff_seconds: float = 60.0
-    fields: tuple[str, ...] = constants.USER_INFO_FIELDS
-    allow_any_host: bool = False  # https to a host other than TikTok's API (a lab's proxy)
+    reset_wait_seconds: float = declared(
+        "TIKTOK_RESET_WAIT_SECONDS",
+        1800.0,
+        "how long a late quota reset is waited for, early in the API's day",
+        "number",
+        (0, 86_400, False),
+    )
+    reset_backoff_seconds: float = declared(
+        "TIKTOK_RESET_BACKOFF_SECONDS",
+        60.0,
+        "first wait between probes of a late reset",
+        "number",
+        (0, 86_400, False),
+    )
+    fields: tuple[str, ...] = declared(
+        "TIKTOK_FIELDS",
+        constants.USER_INFO_FIELDS,
+        "comma-separated user-info fields asked for",
+        "list",
+    )
+    allow_any_host: bool = declared(
+        "TIKTOK_ALLOW_ANY_HOST",
+        False,
+        "https to a host other than TikTok's API (a lab's proxy)",
+        "flag",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self, "base_url", check_base_url(self.base_url, allow_any_host=self.allow_any_host)
         )
-        for name, (low, high, strict) in _RANGES.items():
-            check_range(ENVIRONMENT[name], getattr(self, name), low, high, strict)
+        check_declared(self)
         unknown = [f for f in self.fields if f not in constants.USER_INFO_FIELDS]
         if unknown:
             raise ConfigurationError(
@@ -141,76 +289,24 @@ class ClientSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "ClientSettings":
-        """Every setting from `TIKTOK_*` variables (see ENVIRONMENT); `overrides` win."""
+        """Every setting from `TIKTOK_*` variables (see `declared`); `overrides` win."""
         env = os.environ if env is None else env
-        values: dict = {
-            "client_key": env.get("TIKTOK_CLIENT_KEY", ""),
-            "client_secret": env.get("TIKTOK_CLIENT_SECRET", ""),
-            **cls.env_values(env),
-        }
-        values.update(overrides)
-        return cls(**values)
+        return cls(**{**read_declared(cls, env), **overrides})
 
     @classmethod
     def env_values(cls, env: Mapping[str, str] | None = None) -> dict:
-        """Every setting but the credentials, parsed from `TIKTOK_*` variables and not yet
-        checked (the settings object checks them): what a Dagster resource shows as its
+        """Every setting but the credentials, from `TIKTOK_*` variables (defaults where unset),
+        not yet checked (the settings object checks them): what a Dagster resource shows as its
         configuration, read once when the code location loads."""
         env = os.environ if env is None else env
-        values: dict = {"base_url": env.get("TIKTOK_API_BASE_URL") or constants.DEFAULT_BASE_URL}
-        for name, variable in ENVIRONMENT.items():
-            if name in ("client_key", "client_secret", "base_url"):
-                continue
-            default = cls.__dataclass_fields__[name].default
-            raw = env.get(variable)
-            if name in ("rate_limit_per_minute", "daily_quota"):
-                values[name] = parse_limit(raw, default, variable)
-            elif name == "fields":
-                values[name] = _parse_fields(raw, default)
-            elif name == "allow_any_host":
-                values[name] = (raw or "").strip().lower() in ("1", "true", "yes", "on")
-            elif isinstance(default, int):
-                values[name] = int(parse_number(raw, default, variable))
-            else:
-                values[name] = parse_number(raw, default, variable)
+        values = {name: f.default for name, f in declarations(cls).items()}
+        values.update(read_declared(cls, env))
+        del values["client_key"], values["client_secret"]
         return values
 
 
-# Setting -> environment variable. The README's configuration table lists the same.
-ENVIRONMENT = {
-    "client_key": "TIKTOK_CLIENT_KEY",
-    "client_secret": "TIKTOK_CLIENT_SECRET",
-    "base_url": "TIKTOK_API_BASE_URL",
-    "rate_limit_per_minute": "TIKTOK_RATE_LIMIT_PER_MINUTE",
-    "daily_quota": "TIKTOK_DAILY_QUOTA",
-    "concurrency": "TIKTOK_CONCURRENCY",
-    "timeout_seconds": "TIKTOK_TIMEOUT_SECONDS",
-    "request_deadline_seconds": "TIKTOK_REQUEST_DEADLINE_SECONDS",
-    "max_attempts": "TIKTOK_MAX_ATTEMPTS",
-    "backoff_base_seconds": "TIKTOK_BACKOFF_BASE_SECONDS",
-    "backoff_max_seconds": "TIKTOK_BACKOFF_MAX_SECONDS",
-    "rate_limit_window_seconds": "TIKTOK_RATE_LIMIT_WINDOW_SECONDS",
-    "reset_wait_seconds": "TIKTOK_RESET_WAIT_SECONDS",
-    "reset_backoff_seconds": "TIKTOK_RESET_BACKOFF_SECONDS",
-    "fields": "TIKTOK_FIELDS",
-    "allow_any_host": "TIKTOK_ALLOW_ANY_HOST",
-}
-
-# What each number may be: (lowest, highest, lowest excluded). Beyond these a setting is a typo
-# or a misunderstanding, and each has cost quota or hung a run when it was let through.
-_RANGES = {
-    "rate_limit_per_minute": (1, 100_000, False),
-    "daily_quota": (1, 10_000_000, False),
-    "concurrency": (1, 64, False),
-    "timeout_seconds": (0, 600, True),
-    "request_deadline_seconds": (0, 3600, True),
-    "max_attempts": (1, 20, False),
-    "backoff_base_seconds": (0, 3600, False),
-    "backoff_max_seconds": (0, 3600, False),
-    "rate_limit_window_seconds": (0, 3600, True),
-    "reset_wait_seconds": (0, 86_400, False),
-    "reset_backoff_seconds": (0, 86_400, False),
-}
+# Setting -> environment variable, from the declarations.
+ENVIRONMENT = {name: f.metadata["variable"] for name, f in declarations(ClientSettings).items()}
 
 
 def _parse_fields(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
