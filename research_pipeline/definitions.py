@@ -44,9 +44,14 @@ def load_project_defs(resources: Mapping[str, Any] | None = None) -> Definitions
     return Definitions(
         assets=load_assets_from_modules(asset_modules),
         asset_checks=load_asset_checks_from_modules(asset_modules),
-        jobs=[jobs.snapshot_job],
+        jobs=[jobs.snapshot_job, jobs.summaries_after_forgetting_job],
         schedules=[schedules.daily_snapshot_schedule],
-        sensors=[sensors.cohort_files_sensor, alerts.failed_day_alert, alerts.unfinished_day_alert],
+        sensors=[
+            sensors.cohort_files_sensor,
+            sensors.summaries_after_forgetting,
+            alerts.failed_day_alert,
+            alerts.unfinished_day_alert,
+        ],
         resources={**build_resources(), **(resources or {})},
         loggers=loggers.LOGGERS,
     )

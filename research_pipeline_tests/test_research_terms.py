@@ -18,6 +18,8 @@ from research_pipeline import warehouse
 from research_pipeline.charts import render_cohort_chart
 from research_pipeline.datasets import export_dataset
 from research_pipeline.errors import WarehouseError
+from research_pipeline.orchestration.forgetting import COHORT_SUMMARY, summaries_to_derive_again
+from research_pipeline.orchestration.names import SUMMARIES_AFTER_FORGETTING_JOB
 from research_pipeline.tiktok.models import Outcome, UserInfoResult
 from research_pipeline.warehouse import queries
 from research_pipeline.warehouse.forget import (
@@ -474,6 +476,15 @@ def test_every_figure_of_a_dataset_equals_a_recomputation_from_its_own_files(pip
     assert_figures_match_files(out, manifest, other_cohort="journalists")
 
 
+def _gone_metadata(result) -> dict:
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "tiktok/gone_accounts"
+    ]
+    return event.materialization.metadata
+
+
 def test_forgetting_an_account_re_derives_every_past_summary_it_counted_in(pipeline):
     """In a rotating panel a member's latest answer counts in the summaries of the days after
     it; when the account goes, those past summaries must lose its counts too."""
@@ -485,23 +496,26 @@ def test_forgetting_an_account_re_derives_every_past_summary_it_counted_in(pipel
     pipeline.configure(daily_quota=3)  # 6 members, 3 a day: each answered every other day
     start = pipeline.api.clock.today() - timedelta(days=4)
     pipeline.api.config.lifecycle = {leaver: [[(start + timedelta(days=3)).isoformat(), "private"]]}
-    rederived = []
+    rederived, seen = [], set()
     for offset in range(5):
         day = start + timedelta(days=offset)
         pipeline.api.clock.set_date(day)
         [result] = pipeline.run(["panel"], day=day)
         assert result.success
-        # Dagster's record says so: each past summary derived again is a materialization of it.
-        rederived += [
-            (offset, event.materialization.partition)
-            for event in result.get_asset_materialization_events()
-            if event.asset_key.to_user_string() == "tiktok/cohort_summary"
-            and event.step_key == "tiktok__gone_accounts"
-        ]
+        # Dagster's record says so: each past summary derived again is a materialization of
+        # cohort_summary itself, in a run of its own job, launched right after the snapshot.
+        records = pipeline.instance.fetch_materializations(COHORT_SUMMARY, 100).records
+        for record in sorted(records, key=lambda r: r.storage_id):
+            job = pipeline.instance.get_run_by_id(record.run_id).job_name
+            if record.storage_id not in seen and job == SUMMARIES_AFTER_FORGETTING_JOB:
+                rederived.append((offset, record.partition_key))
+            seen.add(record.storage_id)
+        assert "summaries_to_derive_again" in _gone_metadata(result)
     # The account went private on day 3, answered so that day: every past summary from its
-    # last answer on (days 1 and 2) was derived again in that run, and said so; day 3's summary
-    # did not exist yet, and its own step derived it without the account.
+    # last answer on (days 1 and 2) was derived again after that run, by cohort_summary's own
+    # job; day 3's summary did not exist yet, and its own step derived it without the account.
     assert rederived == [(3, f"panel|{start + timedelta(days=d)}") for d in (1, 2)]
+    assert summaries_to_derive_again(pipeline.instance)[0] == []  # nothing left to ask
     with warehouse.connect(pipeline.database, read_only=True) as conn:
         summaries = conn.execute(
             "SELECT snapshot_date, total_followers FROM tiktok.cohort_summary ORDER BY 1"
@@ -637,3 +651,40 @@ def test_a_warehouse_reached_through_a_link_is_rewritten_at_its_target(tmp_path)
     assert link.is_symlink() and link.resolve() == target
     assert marker.encode() not in target.read_bytes()
     assert list(tmp_path.glob("w.duckdb.rewrite*")) == []
+
+
+def test_runs_the_daemon_launched_have_their_past_summaries_derived_again_by_the_sensor(pipeline):
+    """A snapshot run not launched by the CLI (the daemon's, the UI's) leaves the re-derivation
+    to the `summaries_after_forgetting` sensor: it asks cohort_summary's own job for the past
+    partitions that counted the forgotten account, and nothing once they are derived again."""
+    from dagster import build_sensor_context
+
+    from research_pipeline.defs.tiktok.sensors import summaries_after_forgetting
+    from research_pipeline.orchestration.runs import derive_summaries_again
+
+    for name in ("private_share", "banned_share", "unknown_share"):
+        setattr(pipeline.api.config, name, 0.0)
+    users = find_usernames(pipeline.api, "active", 4)
+    pipeline.write_cohort("panel", users)
+    pipeline.configure(daily_quota=2)  # each member answered every other day
+    start = pipeline.api.clock.today() - timedelta(days=2)
+    day2 = start + timedelta(days=2)
+    for offset in (0, 1):
+        pipeline.api.clock.set_date(start + timedelta(days=offset))
+        [result] = pipeline.run(["panel"], day=start + timedelta(days=offset))
+        assert result.success
+    assert summaries_to_derive_again(pipeline.instance)[0] == []
+    # One answered on the first day, asked again on the third: private by then.
+    leaver = pipeline.query(
+        "SELECT min(username) FROM tiktok.user_info WHERE snapshot_date = ?", [start]
+    )[0][0]
+    pipeline.api.config.lifecycle = {leaver: [[day2.isoformat(), "private"]]}
+    pipeline.api.clock.set_date(day2)
+    job = pipeline.defs.resolve_job_def("snapshot_job")  # as the daemon runs it: no follow-up
+    assert job.execute_in_process(instance=pipeline.instance, partition_key=f"panel|{day2}").success
+    asked = summaries_after_forgetting(build_sensor_context(instance=pipeline.instance))
+    assert [r.partition_key for r in asked] == [f"panel|{start}", f"panel|{start + timedelta(1)}"]
+    assert {r.job_name for r in asked} <= {None, SUMMARIES_AFTER_FORGETTING_JOB}
+    derive_summaries_again(pipeline.defs, pipeline.instance, log=lambda line: None)
+    after = summaries_after_forgetting(build_sensor_context(instance=pipeline.instance))
+    assert "no past summary" in after.skip_message

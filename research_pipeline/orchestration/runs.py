@@ -11,11 +11,13 @@ from dagster._core.storage.tags import (
 )
 
 from research_pipeline.cohorts import check_cohort_name
-from research_pipeline.orchestration.names import WRITER_TAG
+from research_pipeline.orchestration.forgetting import summaries_to_derive_again
+from research_pipeline.orchestration.names import SUMMARIES_AFTER_FORGETTING_JOB, WRITER_TAG
 from research_pipeline.orchestration.partitions import (
     check_partition_day,
     cohort_partitions,
     snapshot_key,
+    split_key,
 )
 from research_pipeline.orchestration.recovery import (
     owner_tags,
@@ -90,31 +92,67 @@ def run_snapshot(
     # The definitions resolve against the instance the runs go to, never an instance another
     # caller entered and left (Dagster keeps the current one in a context variable).
     with set_defs_state_storage(instance.defs_state_storage):
-        return _execute(defs, instance, snapshot_date, cohorts, registered, run_config,
-                        raise_on_error)  # fmt: skip
-
-
-def _execute(defs, instance, snapshot_date, cohorts, registered, run_config, raise_on_error):
-    job = defs.resolve_job_def("snapshot_job")
-    results = []
-    for block in contiguous_blocks(cohorts, registered):
-        if len(block) == 1:
+        job = defs.resolve_job_def("snapshot_job")
+        results = []
+        for block in contiguous_blocks(cohorts, registered):
             results.append(
-                job.execute_in_process(
-                    run_config=run_config,
-                    instance=instance,
-                    partition_key=str(snapshot_key(snapshot_date, block[0])),
-                    tags={**WRITER_TAG, **owner_tags()},
-                    raise_on_error=raise_on_error,
-                )
+                _execute(job, instance, snapshot_date, block, run_config, raise_on_error)
             )
-            continue
-        results.append(
-            job.execute_in_process(
-                run_config=run_config,
-                instance=instance,
-                tags={**partition_range_tags(snapshot_date, block), **owner_tags()},
-                raise_on_error=raise_on_error,
-            )
-        )
+        derive_summaries_again(defs, instance, _without_ops(run_config), log)
     return results
+
+
+def derive_summaries_again(
+    defs: Definitions,
+    instance: DagsterInstance,
+    run_config: dict | None = None,
+    log: Callable[[str], None] = print,
+) -> list:
+    """Past cohort summaries that still count accounts forgotten since (orchestration.forgetting)
+    derived again by cohort_summary's own runs, one per day and block of neighbouring cohorts.
+    A failed one stays named: the next snapshot, or the daemon's sensor, asks again."""
+    keys, _ = summaries_to_derive_again(instance)
+    if not keys:
+        return []
+    job = defs.resolve_job_def(SUMMARIES_AFTER_FORGETTING_JOB)
+    registered = instance.get_dynamic_partitions(cohort_partitions.name)
+    results = []
+    for day, cohorts in summary_blocks(keys, registered):
+        results.append(_execute(job, instance, day, cohorts, run_config, False))
+    failed = sum(not result.success for result in results)
+    said = f", {failed} FAILED: asked again next time" if failed else ""
+    log(
+        f"derived again {len(keys)} past cohort summaries that counted accounts forgotten "
+        f"since ({len(results)} run(s){said})"
+    )
+    return results
+
+
+def summary_blocks(keys: Sequence[str], registered: Sequence[str]) -> list[tuple[date, list]]:
+    """Partition keys as (day, neighbouring cohorts) blocks: one run each."""
+    by_day: dict[date, list[str]] = {}
+    for key in keys:
+        day, cohort = split_key(key)
+        by_day.setdefault(day, []).append(cohort)
+    return [
+        (day, block)
+        for day, cohorts in sorted(by_day.items())
+        for block in contiguous_blocks(cohorts, registered)
+    ]
+
+
+def _without_ops(run_config: dict | None) -> dict | None:
+    """A snapshot's run config for another job: its loggers, not the snapshot step's config."""
+    return {k: v for k, v in run_config.items() if k != "ops"} if run_config else None
+
+
+def _execute(job, instance, day: date, block: Sequence[str], run_config, raise_on_error):
+    """One run of `job` over the neighbouring cohorts `block` on `day` (a partition range)."""
+    if len(block) == 1:
+        target = {"partition_key": str(snapshot_key(day, block[0])), "tags": dict(WRITER_TAG)}
+    else:
+        target = {"tags": partition_range_tags(day, block)}
+    target["tags"].update(owner_tags())
+    return job.execute_in_process(
+        run_config=run_config, instance=instance, raise_on_error=raise_on_error, **target
+    )

@@ -173,6 +173,12 @@ def cohorts_with_data(conn: duckdb.DuckDBPyConnection) -> list[str]:
         "SELECT DISTINCT cohort FROM tiktok.user_info ORDER BY 1").fetchall()]  # fmt: skip
 
 
+def last_summary_date(conn: duckdb.DuckDBPyConnection, cohort: str) -> date | None:
+    return conn.execute(
+        "SELECT max(snapshot_date) FROM tiktok.cohort_summary WHERE cohort = ?", [cohort]
+    ).fetchall()[0][0]
+
+
 def last_snapshot_date(conn: duckdb.DuckDBPyConnection, cohort: str) -> date | None:
     return conn.execute(
         "SELECT max(snapshot_date) FROM tiktok.user_info WHERE cohort = ?", [cohort]

@@ -60,7 +60,8 @@ def _derive_partitions(
 def _write_charts(
     conn, keys, warehouse: Warehouse, charts: ChartDrawing, warn
 ) -> dict[str, tuple[Path, bytes]]:
-    """One chart per cohort of the step, up to its latest day. A charts folder that cannot be
+    """One chart per cohort of the step, up to its latest summary (a past day derived again
+    after forgetting does not turn the chart back to that day). A charts folder that cannot be
     written (a file where the folder should be, no permission, a full disk) is a warning, never
     a failed day: the chart is a view of the data, which is derived all the same."""
     if warehouse.database == ":memory:":
@@ -71,6 +72,7 @@ def _write_charts(
         latest[cohort] = max(latest.get(cohort, day), day)
     pages = {}
     for cohort, day in latest.items():
+        day = max(day, queries.last_summary_date(conn, cohort) or day)
         rows = queries.cohort_trajectories(conn, cohort, day)
         try:
             pages[cohort] = write_cohort_chart(cohort, rows, folder, charts.draw)

@@ -1,10 +1,13 @@
-"""Registers cohort files as partitions, so a new file shows up in the UI without a click."""
+"""Registers cohort files as partitions, so a new file shows up in the UI without a click; and
+derives again the past summaries that counted accounts forgotten since, for runs the daemon
+or the UI launched (the CLI's launcher does it itself, right after its run)."""
 
 import json
 
 from dagster import (
     AddDynamicPartitionsRequest,
     DefaultSensorStatus,
+    RunRequest,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -13,7 +16,10 @@ from dagster import (
 
 from research_pipeline.cohorts import COHORT_NAME_PATTERN, COHORT_SUFFIXES
 from research_pipeline.defs.resources import CohortFolder
-from research_pipeline.orchestration.partitions import cohort_partitions
+from research_pipeline.defs.tiktok.jobs import summaries_after_forgetting_job
+from research_pipeline.orchestration.forgetting import summaries_to_derive_again
+from research_pipeline.orchestration.partitions import cohort_partitions, snapshot_key
+from research_pipeline.orchestration.runs import partition_range_tags, summary_blocks
 
 # The cursor's entry for the misnamed files last told (no cohort name starts with '_').
 MISNAMED = "_misnamed"
@@ -55,3 +61,26 @@ def cohort_files_sensor(context: SensorEvaluationContext, cohort_folder: CohortF
         dynamic_partitions_requests=[AddDynamicPartitionsRequest(cohort_partitions.name, new)],
         cursor=cursor,
     )
+
+
+@sensor(
+    job=summaries_after_forgetting_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+)
+def summaries_after_forgetting(context: SensorEvaluationContext):
+    """One run of cohort_summary per day and block of neighbouring cohorts whose past summaries
+    still count accounts forgotten since (orchestration.forgetting). Each is asked once per
+    forgetting (its run key); a failed one is asked again by the next CLI snapshot."""
+    keys, last = summaries_to_derive_again(context.instance)
+    if not keys:
+        return SkipReason("no past summary counts an account forgotten since")
+    registered = context.instance.get_dynamic_partitions(cohort_partitions.name)
+    requests = []
+    for day, block in summary_blocks(keys, registered):
+        run_key = f"{snapshot_key(day, block[0])}..{block[-1]}@{last}"
+        if len(block) == 1:
+            requests.append(RunRequest(run_key, partition_key=str(snapshot_key(day, block[0]))))
+        else:
+            requests.append(RunRequest(run_key, tags=partition_range_tags(day, block)))
+    return requests

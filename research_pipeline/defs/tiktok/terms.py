@@ -2,7 +2,9 @@
 
 Accounts whose latest answer says they are gone (not found, private, banned) lose what the API
 returned about them, everywhere the project keeps it: `user_info`, the derived tables, the
-cohort summaries (derived again without them), the charts (deleted, drawn again by the next
+cohort summaries (derived again without them by their own asset: the metadata names the past
+partitions, and the snapshot's launcher or the `summaries_after_forgetting` sensor runs
+`summaries_after_forgetting_job` for them), the charts (deleted, drawn again by the next
 summary) and the project's exports folder; a tombstone per account and cohort remains. Users
 removed from every cohort are forgotten the same way once their data is older than the terms'
 15 days (nobody refreshes it any more). Then the
@@ -13,8 +15,6 @@ from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
-    AssetMaterialization,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -28,8 +28,8 @@ from research_pipeline.defs.resources import CohortFolder, ResearchTerms, Wareho
 from research_pipeline.defs.tiktok.common import WAREHOUSE_ASSET, table_metadata
 from research_pipeline.defs.tiktok.user_info import user_info
 from research_pipeline.errors import CohortError, WarehouseError
+from research_pipeline.orchestration.names import SUMMARIES_TO_DERIVE_AGAIN
 from research_pipeline.orchestration.partitions import snapshot_key
-from research_pipeline.warehouse import derive
 from research_pipeline.warehouse.forget import (
     EXPIRED,
     forget_gone_accounts,
@@ -38,21 +38,6 @@ from research_pipeline.warehouse.forget import (
     rewrite_marker,
     rewrite_pending,
 )
-
-
-def _record_rederived(context: AssetExecutionContext, partitions) -> None:
-    """Each past summary derived again without the forgotten accounts is a materialization of
-    `cohort_summary` in Dagster's own record (the UI's partition history shows who changed it
-    and why), not a change behind its back."""
-    for day, cohort in partitions:
-        context.log_event(
-            AssetMaterialization(
-                asset_key=AssetKey(["tiktok", "cohort_summary"]),
-                partition=str(snapshot_key(day, cohort)),
-                description="derived again without accounts forgotten under TikTok's terms",
-                metadata={"derived_by": MetadataValue.text("tiktok/gone_accounts")},
-            )
-        )
 
 
 def _rewrite_if_needed(context, database, report, pending: bool) -> bool:
@@ -113,8 +98,6 @@ def gone_accounts(
             conn, keep_counts=keep, members=members, max_age_days=research_terms.max_data_age_days
         )
         if report.partitions:
-            derive(conn, "cohort_summary", report.partitions)
-            _record_rederived(context, report.partitions)
             withdraw_cohort_charts(
                 Path(warehouse.database).resolve().parent / "charts",
                 sorted({cohort for _, cohort in report.partitions}),
@@ -143,6 +126,11 @@ def gone_accounts(
             "exports_withdrawn": MetadataValue.int(len(withdrawn)),
             "exports_withdrawn_folders": MetadataValue.json([str(f) for f in withdrawn]),
             "counts_kept": MetadataValue.bool(keep),
+            # Past summaries that counted the accounts: derived again by cohort_summary's own
+            # materializations (jobs.summaries_after_forgetting_job), not here.
+            SUMMARIES_TO_DERIVE_AGAIN: MetadataValue.json(
+                [str(snapshot_key(day, cohort)) for day, cohort in report.partitions]
+            ),
         }
     )
     return MaterializeResult(metadata=metadata)
