@@ -42,10 +42,7 @@ def series_with_gaps(days: list[date], values: list[float]) -> tuple[list[date],
 def render_cohort_chart(cohort: str, rows: list[tuple]) -> bytes:
     """PNG of followers, likes and freshness per summarised day (`cohort_trajectories` rows)."""
     # Imported here: only the summary step draws, and matplotlib costs half a second to load.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, PercentFormatter
 
     days = [row[0] for row in rows]
     figure = Figure(figsize=(WIDTH_INCHES, HEIGHT_INCHES), dpi=DPI)
@@ -53,6 +50,20 @@ def render_cohort_chart(cohort: str, rows: list[tuple]) -> bytes:
     # again and took half the drawing time (0.2 s a chart, once per cohort per run).
     figure.subplots_adjust(**MARGINS)
     axes = figure.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.6])
+    _plot_totals(axes[:2], days, rows)
+    _plot_freshness(axes[2], days, rows)
+    figure.suptitle(
+        f"Cohort {cohort}: {plural(len(rows), 'summarised day')}, {days[0]} to {days[-1]} "
+        f"({rows[-1][3]:,} members)",
+        fontsize=10,
+    )
+    return _png(figure)
+
+
+def _plot_totals(axes, days: list, rows: list[tuple]) -> None:
+    """Total followers and likes, a gap where a day has no summary, the last value written."""
+    from matplotlib.ticker import FuncFormatter
+
     thousands = FuncFormatter(lambda value, _: f"{value:,.0f}")
     for ax, index, title, colour in (
         (axes[0], 1, "total followers", COLOURS[0]),
@@ -72,32 +83,38 @@ def render_cohort_chart(cohort: str, rows: list[tuple]) -> bytes:
             fontsize=8,
             color=colour,
         )
+
+
+def _plot_freshness(ax, days: list, rows: list[tuple]) -> None:
+    """The share of members fresh within their cadence, and the shared day axis."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator
+    from matplotlib.ticker import PercentFormatter
+
     fresh = [row[4] / row[3] if row[3] else 0.0 for row in rows]
-    axes[2].bar(days, fresh, width=0.8, color=COLOURS[2])
-    axes[2].set_ylim(0, 1)
-    axes[2].yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    axes[2].set_ylabel("fresh")
-    axes[2].grid(True, axis="y", alpha=0.3)
+    ax.bar(days, fresh, width=0.8, color=COLOURS[2])
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_ylabel("fresh")
+    ax.grid(True, axis="y", alpha=0.3)
     if len(days) == 1:  # one day: a span of days around it, ticks on days, not hours
-        axes[2].set_xlim(days[0] - timedelta(days=1), days[0] + timedelta(days=1))
-        axes[2].xaxis.set_major_locator(DayLocator())
-        axes[2].xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
+        ax.set_xlim(days[0] - timedelta(days=1), days[0] + timedelta(days=1))
+        ax.xaxis.set_major_locator(DayLocator())
+        ax.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
     else:
         locator = AutoDateLocator(minticks=3, maxticks=8)
-        axes[2].xaxis.set_major_locator(locator)
-        axes[2].xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    figure.suptitle(
-        f"Cohort {cohort}: {plural(len(rows), 'summarised day')}, {days[0]} to {days[-1]} "
-        f"({rows[-1][3]:,} members)",
-        fontsize=10,
-    )
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    # A palette of 64 colours holds this chart: a third of the bytes in every materialization
-    # event that carries it (Pillow comes with matplotlib). Taken from the drawn pixels, not
-    # from a full-colour PNG encoded and decoded again.
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
+def _png(figure) -> bytes:
+    """The drawn figure as a PNG of 64 colours: a third of the bytes in every materialization
+    event that carries it (Pillow comes with matplotlib). Taken from the drawn pixels, not
+    from a full-colour PNG encoded and decoded again."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
     out = io.BytesIO()
     pixels = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
     pixels.convert("RGB").quantize(64).save(out, format="PNG", optimize=True)

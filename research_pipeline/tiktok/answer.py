@@ -167,14 +167,7 @@ def classify(response: requests.Response, asked: str | None = None) -> Answer:
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     body, error = _body_and_error(response)
     if error is None:
-        if status == 429:
-            return Answer(constants.RATE_LIMIT_EXCEEDED, message="HTTP 429", http_status=status,
-                          retry_after=retry_after)  # fmt: skip
-        return Answer(
-            MALFORMED_RESPONSE,
-            message=f"HTTP {status} with an unexpected body: {response.text[:300]!r}",
-            http_status=status,
-        )
+        return _without_error_object(response, retry_after)
     code = error["code"]
     message = str(error.get("message") or error.get("msg") or "")
     plain = Answer(code, message=message, log_id=str(error.get("log_id") or ""),
@@ -193,6 +186,20 @@ def classify(response: requests.Response, asked: str | None = None) -> Answer:
     if status >= 500 or code == constants.INTERNAL_ERROR:
         return replace(plain, message=message or f"HTTP {status}")
     return _per_user_or_not(plain, code, asked)
+
+
+def _without_error_object(response: requests.Response, retry_after: float | None) -> Answer:
+    """A bare 429 is the rate limit (a proxy's, or the API's before its body); any other answer
+    without an error object is of no known shape."""
+    status = response.status_code
+    if status == 429:
+        return Answer(constants.RATE_LIMIT_EXCEEDED, message="HTTP 429", http_status=status,
+                      retry_after=retry_after)  # fmt: skip
+    return Answer(
+        MALFORMED_RESPONSE,
+        message=f"HTTP {status} with an unexpected body: {response.text[:300]!r}",
+        http_status=status,
+    )
 
 
 def _body_and_error(response: requests.Response) -> tuple[dict | None, dict | None]:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import NoReturn
 
 import requests
 
@@ -186,61 +187,69 @@ class AccessTokenProvider:
         raise AssertionError("unreachable")
 
     def _fetch(self) -> None:
+        """Ask for a token: kept when issued; a refusal is remembered (no second ask with the
+        same credentials); anything else is transient."""
         response = self._post()
         try:
             body = response.json()
         except ValueError:
             body = None
         if response.is_redirect:
-            self._refused = FatalApiError(
+            self._refuse(
                 f"the token endpoint {self._url} answered HTTP {response.status_code} with a "
                 "redirect: refusing to send the client credentials anywhere else"
             )
-            raise self._refused
         if not isinstance(body, dict):
             raise TransientApiError(
                 f"token endpoint {self._url} answered HTTP {response.status_code} without JSON"
             )
         token = body.get("access_token")
-        if response.ok and isinstance(token, str) and token and not _TOKEN_SHAPE.match(token):
-            # A token with a newline or a non-ASCII letter cannot go into an Authorization
-            # header: every request would fail before it is sent (booked as spent, or a crash).
-            self._refused = FatalApiError(
-                f"the token endpoint {self._url} answered an access token that cannot be sent "
-                "in an HTTP header (control, space or non-ASCII characters): nothing was sent"
-            )
-            raise self._refused
         if response.ok and isinstance(token, str) and token:
-            self._note_server_clock(response.headers.get("Date"))
-            expires_in = _lifetime(body.get("expires_in"))
-            # Renew 5 minutes early, or at 90% of a short lifetime.
-            margin = min(300.0, expires_in * 0.1)
-            self._token = token
-            self._issued = (self._issued + [token])[-5:]
-            self._issued_since_accepted += 1
-            self._refresh_at = self._clock() + expires_in - margin
+            self._keep(token, body, response.headers.get("Date"))
             return
-        # Flat OAuth bodies ({"error": code, "error_description": ...}), in a 4xx or inside an
-        # HTTP 200; tolerate the other endpoints' error object too.
-        raw_error = body.get("error")
-        if isinstance(raw_error, dict):
-            error = str(raw_error.get("code") or f"http_{response.status_code}")
-            description = str(raw_error.get("message") or raw_error.get("msg") or "")
-        else:
-            error = str(raw_error or f"http_{response.status_code}")
-            description = str(body.get("error_description") or "")
-        log_id = str(body.get("log_id") or "")
-        # An echoing endpoint must not carry the secret into our errors, in any encoding.
-        error, description, log_id = (
-            scrub(t, [self._client_secret]) for t in (error, description, log_id)
-        )
+        error, description, log_id = self._error_of(body, response.status_code)
         refused = error in _REFUSALS or 400 <= response.status_code < 500
         if refused and response.status_code != 429:
-            self._refused = FatalApiError(
+            self._refuse(
                 f"the token endpoint refused the client credentials ({error}: {description}). "
                 "Check TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET.",
                 code=error,
                 log_id=log_id,
             )
-            raise self._refused
         raise TransientApiError(f"token endpoint error {error}: {description} (log_id {log_id})")
+
+    def _refuse(self, message: str, **details) -> NoReturn:
+        self._refused = FatalApiError(message, **details)
+        raise self._refused
+
+    def _keep(self, token: str, body: dict, date_header: str | None) -> None:
+        if not _TOKEN_SHAPE.match(token):
+            # A token with a newline or a non-ASCII letter cannot go into an Authorization
+            # header: every request would fail before it is sent (booked as spent, or a crash).
+            self._refuse(
+                f"the token endpoint {self._url} answered an access token that cannot be sent "
+                "in an HTTP header (control, space or non-ASCII characters): nothing was sent"
+            )
+        self._note_server_clock(date_header)
+        expires_in = _lifetime(body.get("expires_in"))
+        # Renew 5 minutes early, or at 90% of a short lifetime.
+        margin = min(300.0, expires_in * 0.1)
+        self._token = token
+        self._issued = (self._issued + [token])[-5:]
+        self._issued_since_accepted += 1
+        self._refresh_at = self._clock() + expires_in - margin
+
+    def _error_of(self, body: dict, status: int) -> tuple[str, str, str]:
+        """Code, description and log id of an error answer, the secret scrubbed from each (an
+        echoing endpoint must not carry it into our errors, in any encoding). Flat OAuth bodies
+        ({"error": code, "error_description": ...}), in a 4xx or inside an HTTP 200; the other
+        endpoints' error object is tolerated too."""
+        raw_error = body.get("error")
+        if isinstance(raw_error, dict):
+            error = str(raw_error.get("code") or f"http_{status}")
+            description = str(raw_error.get("message") or raw_error.get("msg") or "")
+        else:
+            error = str(raw_error or f"http_{status}")
+            description = str(body.get("error_description") or "")
+        log_id = str(body.get("log_id") or "")
+        return tuple(scrub(t, [self._client_secret]) for t in (error, description, log_id))

@@ -147,6 +147,21 @@ def connect(
     Writers upgrade the schema (a file at the latest version costs one catalog query); readers
     of an older file are told to open it for writing once."""
     database = str(database)
+    conn, attached = _open(database, read_only, wait_seconds)
+    try:
+        _bring_schema_to_latest(conn, database, read_only)
+    except BaseException:
+        _close(database, conn, attached)
+        raise
+    try:
+        yield conn
+    finally:
+        _close(database, conn, attached)
+
+
+def _open(database: str, read_only: bool, wait_seconds: float):
+    """The connection (and whether the file was attached to a shared session), or one line
+    saying who holds the file, or what else is wrong with it."""
     is_file = database != ":memory:" and not database.startswith("md:")  # MotherDuck: a name
     if is_file and read_only and not Path(database).exists():
         raise WarehouseError(
@@ -159,9 +174,8 @@ def connect(
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     try:
         if is_file:
-            conn, attached = open_session(database, read_only, wait_seconds)
-        else:
-            conn, attached = open_with_lock_wait(database, read_only, wait_seconds), False
+            return open_session(database, read_only, wait_seconds)
+        return open_with_lock_wait(database, read_only, wait_seconds), False
     except duckdb.Error as exc:
         holder = _LOCK_HOLDER.search(str(exc))
         if holder is not None:
@@ -178,23 +192,18 @@ def connect(
             "a DuckDB file research-pipeline wrote, that its folder is writable and the disk has "
             "room (or point RESEARCH_PIPELINE_DUCKDB elsewhere)"
         ) from None
+
+
+def _bring_schema_to_latest(conn, database: str, read_only: bool) -> None:
     try:
-        try:
-            version = _latest_or_none(conn)
-            if version is None:  # a new, old or foreign file: the full checks
-                _check_ours(conn, database)
-                version = current_version(conn)
-        except duckdb.Error as exc:  # a damaged file: its catalog cannot even be read
-            raise WarehouseError(_damaged(database, exc)) from None
-        if version != LATEST_VERSION:  # the daily case costs the one query above
-            _bring_to_latest(conn, database, version, read_only)
-    except BaseException:
-        _close(database, conn, attached)
-        raise
-    try:
-        yield conn
-    finally:
-        _close(database, conn, attached)
+        version = _latest_or_none(conn)
+        if version is None:  # a new, old or foreign file: the full checks
+            _check_ours(conn, database)
+            version = current_version(conn)
+    except duckdb.Error as exc:  # a damaged file: its catalog cannot even be read
+        raise WarehouseError(_damaged(database, exc)) from None
+    if version != LATEST_VERSION:  # the daily case costs the one query above
+        _bring_to_latest(conn, database, version, read_only)
 
 
 def _close(database: str, conn: duckdb.DuckDBPyConnection, attached: bool) -> None:

@@ -78,6 +78,27 @@ def facts_of_files(folder: Path, cohort: str) -> "DatasetFacts":
         return dataset_facts(conn, cohort)
 
 
+def _refuse_unknown_cohort(conn: duckdb.DuckDBPyConnection, cohort: str) -> None:
+    known = [c for (c,) in conn.execute("SELECT DISTINCT cohort FROM tiktok.cohort_members "
+                                        "UNION SELECT DISTINCT cohort FROM tiktok.user_info "
+                                        "ORDER BY 1").fetchall()]  # fmt: skip
+    raise WarehouseError(
+        f"no data for cohort {cohort!r} in the warehouse (cohorts with data: "
+        f"{', '.join(known) or 'none'}); take a snapshot first"
+    )
+
+
+def _coverage(conn: duckdb.DuckDBPyConnection, cohort: str) -> list[dict]:
+    """Per summarised day: members, fetched, fresh, stale and never fetched."""
+    names = ("day", "members", "fetched", "fresh", "stale", "never_fetched")
+    rows = conn.execute(
+        "SELECT snapshot_date::VARCHAR, members, fetched, fresh, stale, never_fetched "
+        "FROM tiktok.cohort_summary WHERE cohort = ? ORDER BY 1",
+        [cohort],
+    ).fetchall()
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
 def dataset_facts(conn: duckdb.DuckDBPyConnection, cohort: str) -> DatasetFacts:
     first, last, accounts, ok = conn.execute(
         "SELECT min(snapshot_date), max(snapshot_date), count(DISTINCT username), "
@@ -91,26 +112,11 @@ def dataset_facts(conn: duckdb.DuckDBPyConnection, cohort: str) -> DatasetFacts:
         [cohort, cohort],
     ).fetchall()[0]
     if first is None and not members_rows[0]:
-        known = [c for (c,) in conn.execute("SELECT DISTINCT cohort FROM tiktok.cohort_members "
-                                            "UNION SELECT DISTINCT cohort FROM tiktok.user_info "
-                                            "ORDER BY 1").fetchall()]  # fmt: skip
-        raise WarehouseError(
-            f"no data for cohort {cohort!r} in the warehouse (cohorts with data: "
-            f"{', '.join(known) or 'none'}); take a snapshot first"
-        )
+        _refuse_unknown_cohort(conn, cohort)
     sources = [s for (s,) in conn.execute(
         "SELECT DISTINCT source FROM tiktok.user_info WHERE cohort = ? AND source IS NOT NULL "
         "ORDER BY 1", [cohort]).fetchall()]  # fmt: skip
-    coverage = [
-        dict(
-            zip(("day", "members", "fetched", "fresh", "stale", "never_fetched"), row, strict=True)
-        )  # fmt: skip
-        for row in conn.execute(
-            "SELECT snapshot_date::VARCHAR, members, fetched, fresh, stale, never_fetched "
-            "FROM tiktok.cohort_summary WHERE cohort = ? ORDER BY 1",
-            [cohort],
-        ).fetchall()
-    ]
+    coverage = _coverage(conn, cohort)
     errors = dict(conn.execute(
         "SELECT coalesce(error_kind, 'other'), count(*) FROM tiktok.user_info "
         "WHERE cohort = ? AND status <> 'ok' AND is_final GROUP BY 1 ORDER BY 1", [cohort]

@@ -103,43 +103,13 @@ def forget_gone_accounts(
 ) -> ForgetReport:
     """Redact every account whose latest answer says it is gone, and, when today's `members`
     (of every cohort) are given, the data of users outside them older than `max_age_days`
-    (counted back from the latest API day stored); idempotent."""
+    (counted back from the latest API day stored); idempotent. One transaction: the gone are
+    found, tombstoned, their rows redacted and their derived rows deleted, or nothing is."""
     report = ForgetReport()
     with transaction(conn):
-        conn.execute(
-            _GONE,
-            {
-                **WHOLE_HISTORY.parameters,
-                "expire": members is not None,
-                "members": sorted(members or ()),
-                "max_age": max_age_days,
-                "gone_kinds": list(GONE_KINDS),  # a parameter, never a tuple's repr in SQL
-            },
-        )
-        report.returned = conn.execute(
-            "DELETE FROM tiktok.tombstones WHERE username NOT IN (SELECT username FROM gone)"
-        ).fetchall()[0][0]
-        conn.execute("""
-            INSERT INTO tiktok.tombstones
-            SELECT g.username, c.cohort, g.since, g.kind, now()::TIMESTAMP
-            FROM gone g JOIN (SELECT DISTINCT username, cohort FROM tiktok.user_info) c
-              USING (username)
-            ON CONFLICT (username, cohort) DO UPDATE SET since = excluded.since,
-                                                         kind = excluded.kind
-        """)
-        conn.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE todo AS
-            SELECT rowid AS id, snapshot_date, cohort, username FROM tiktok.user_info
-            WHERE username IN (SELECT username FROM gone)
-              AND (forgotten_at IS NULL OR display_name IS NOT NULL
-                   OR bio_description IS NOT NULL OR avatar_url IS NOT NULL
-                   OR bio_url IS NOT NULL OR extra_fields IS NOT NULL
-                   OR ((NOT $keep OR username IN (SELECT username FROM gone WHERE kind = $x))
-                       AND follower_count IS NOT NULL))
-            """,
-            {"keep": keep_counts, "x": EXPIRED},
-        )
+        _find_gone(conn, members, max_age_days)
+        report.returned = _update_tombstones(conn)
+        _rows_to_redact(conn, keep_counts)
         # Every summary the accounts counted in: not only the days they have a row, but every
         # later day of their cohorts (a summary aggregates each member's latest answer, which
         # may be days old in a rotating panel). A day with no summary yet (today's, before its
@@ -155,34 +125,96 @@ def forget_gone_accounts(
         report.accounts = conn.execute(
             "SELECT username, kind, since FROM gone SEMI JOIN todo USING (username) ORDER BY 1"
         ).fetchall()
-        for columns, which in (
-            (_PROFILE if keep_counts else _PROFILE + COUNT_FIELDS, "kind <> $x"),
-            (_PROFILE + COUNT_FIELDS, "kind = $x"),
-        ):
-            gone_of_kind = f"SELECT username FROM gone WHERE {which}"  # noqa: S608 - constants
-            rows = f"WHERE rowid IN (SELECT id FROM todo) AND username IN ({gone_of_kind})"  # noqa: S608
-            report.rows_with_values_removed += conn.execute(
-                f"SELECT count(*) FROM tiktok.user_info {rows} "  # noqa: S608 - constant column names
-                f"AND NOT ({' AND '.join(f'{c} IS NULL' for c in columns)})",
-                {"x": EXPIRED},
-            ).fetchall()[0][0]
-            report.rows_redacted += conn.execute(
-                f"UPDATE tiktok.user_info SET {', '.join(f'{c} = NULL' for c in columns)}, "  # noqa: S608 - constant column names
-                f"forgotten_at = coalesce(forgotten_at, now()::TIMESTAMP) {rows}",
-                {"x": EXPIRED},
-            ).fetchall()[0][0]
+        _redact(conn, keep_counts, report)
         refold_changed(conn, "todo")
-        deleted_for = "" if not keep_counts else "WHERE kind = $x"
-        for table in PER_USER_DERIVED_TABLES:
-            report.derived_rows_deleted += conn.execute(
-                f"DELETE FROM tiktok.{table} "  # noqa: S608 - constant table names
-                f"WHERE username IN (SELECT username FROM gone {deleted_for})",
-                {"x": EXPIRED} if keep_counts else {},
-            ).fetchall()[0][0]
+        report.derived_rows_deleted = _delete_derived_rows(conn, keep_counts)
         report.tombstones = conn.execute("SELECT count(*) FROM tiktok.tombstones").fetchall()[0][0]
         conn.execute("DROP TABLE gone")
         conn.execute("DROP TABLE todo")
     return report
+
+
+def _find_gone(conn, members: Collection[str] | None, max_age_days: int) -> None:
+    """The temp table `gone`: accounts gone by their latest answer, and former members expired."""
+    conn.execute(
+        _GONE,
+        {
+            **WHOLE_HISTORY.parameters,
+            "expire": members is not None,
+            "members": sorted(members or ()),
+            "max_age": max_age_days,
+            "gone_kinds": list(GONE_KINDS),  # a parameter, never a tuple's repr in SQL
+        },
+    )
+
+
+def _update_tombstones(conn) -> int:
+    """A tombstone per gone account and cohort; those back again lose theirs (returned: how
+    many)."""
+    returned = conn.execute(
+        "DELETE FROM tiktok.tombstones WHERE username NOT IN (SELECT username FROM gone)"
+    ).fetchall()[0][0]
+    conn.execute("""
+        INSERT INTO tiktok.tombstones
+        SELECT g.username, c.cohort, g.since, g.kind, now()::TIMESTAMP
+        FROM gone g JOIN (SELECT DISTINCT username, cohort FROM tiktok.user_info) c
+          USING (username)
+        ON CONFLICT (username, cohort) DO UPDATE SET since = excluded.since,
+                                                     kind = excluded.kind
+    """)
+    return returned
+
+
+def _rows_to_redact(conn, keep_counts: bool) -> None:
+    """The temp table `todo`: rows of the gone that still hold a value to remove."""
+    conn.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE todo AS
+        SELECT rowid AS id, snapshot_date, cohort, username FROM tiktok.user_info
+        WHERE username IN (SELECT username FROM gone)
+          AND (forgotten_at IS NULL OR display_name IS NOT NULL
+               OR bio_description IS NOT NULL OR avatar_url IS NOT NULL
+               OR bio_url IS NOT NULL OR extra_fields IS NOT NULL
+               OR ((NOT $keep OR username IN (SELECT username FROM gone WHERE kind = $x))
+                   AND follower_count IS NOT NULL))
+        """,
+        {"keep": keep_counts, "x": EXPIRED},
+    )
+
+
+def _redact(conn, keep_counts: bool, report: ForgetReport) -> None:
+    """Empty the `todo` rows: the profile always, the counts too unless kept by setting (never
+    for expired former members)."""
+    for columns, which in (
+        (_PROFILE if keep_counts else _PROFILE + COUNT_FIELDS, "kind <> $x"),
+        (_PROFILE + COUNT_FIELDS, "kind = $x"),
+    ):
+        gone_of_kind = f"SELECT username FROM gone WHERE {which}"  # noqa: S608 - constants
+        rows = f"WHERE rowid IN (SELECT id FROM todo) AND username IN ({gone_of_kind})"  # noqa: S608
+        report.rows_with_values_removed += conn.execute(
+            f"SELECT count(*) FROM tiktok.user_info {rows} "  # noqa: S608 - constant column names
+            f"AND NOT ({' AND '.join(f'{c} IS NULL' for c in columns)})",
+            {"x": EXPIRED},
+        ).fetchall()[0][0]
+        report.rows_redacted += conn.execute(
+            f"UPDATE tiktok.user_info SET {', '.join(f'{c} = NULL' for c in columns)}, "  # noqa: S608 - constant column names
+            f"forgotten_at = coalesce(forgotten_at, now()::TIMESTAMP) {rows}",
+            {"x": EXPIRED},
+        ).fetchall()[0][0]
+
+
+def _delete_derived_rows(conn, keep_counts: bool) -> int:
+    """The gone's rows of every per-user derived table (the registry's list); with counts kept,
+    only expired former members'."""
+    deleted_for = "" if not keep_counts else "WHERE kind = $x"
+    deleted = 0
+    for table in PER_USER_DERIVED_TABLES:
+        deleted += conn.execute(
+            f"DELETE FROM tiktok.{table} "  # noqa: S608 - constant table names
+            f"WHERE username IN (SELECT username FROM gone {deleted_for})",
+            {"x": EXPIRED} if keep_counts else {},
+        ).fetchall()[0][0]
+    return deleted
 
 
 def rewrite_marker(database: str | Path) -> Path:

@@ -103,6 +103,15 @@ def gone_accounts(
                 sorted({cohort for _, cohort in report.partitions}),
             )
         metadata = table_metadata(conn, "tombstones", report.tombstones)
+    withdrawn = _withdraw_exports(context, warehouse, report)
+    rewritten = on_file and _rewrite_if_needed(context, warehouse.database, report, pending)
+    expired = [name for name, kind, _ in report.accounts if kind == EXPIRED]
+    _say_what_was_forgotten(context, report, expired, keep, rewritten, research_terms)
+    metadata.update(_report_metadata(report, expired, rewritten, withdrawn, keep))
+    return MaterializeResult(metadata=metadata)
+
+
+def _withdraw_exports(context, warehouse: Warehouse, report) -> list[Path]:
     names = [username for username, _, _ in report.accounts]
     withdrawn = (
         withdraw_exports(Path(warehouse.exports_dir), names) if warehouse.exports_dir else []
@@ -112,25 +121,23 @@ def gone_accounts(
             f"withdrew the export {folder}: it held data of accounts no longer available "
             "(TikTok's terms); export the cohort again"
         )
-    rewritten = on_file and _rewrite_if_needed(context, warehouse.database, report, pending)
-    expired = [name for name, kind, _ in report.accounts if kind == EXPIRED]
-    _say_what_was_forgotten(context, report, expired, keep, rewritten, research_terms)
-    metadata.update(
-        {
-            "accounts_forgotten_now": MetadataValue.int(len(report.accounts) - len(expired)),
-            "former_members_expired_now": MetadataValue.int(len(expired)),
-            "rows_redacted": MetadataValue.int(report.rows_redacted),
-            "file_rewritten": MetadataValue.bool(bool(rewritten)),
-            "derived_rows_deleted": MetadataValue.int(report.derived_rows_deleted),
-            "accounts_back": MetadataValue.int(report.returned),
-            "exports_withdrawn": MetadataValue.int(len(withdrawn)),
-            "exports_withdrawn_folders": MetadataValue.json([str(f) for f in withdrawn]),
-            "counts_kept": MetadataValue.bool(keep),
-            # Past summaries that counted the accounts: derived again by cohort_summary's own
-            # materializations (jobs.summaries_after_forgetting_job), not here.
-            SUMMARIES_TO_DERIVE_AGAIN: MetadataValue.json(
-                [str(snapshot_key(day, cohort)) for day, cohort in report.partitions]
-            ),
-        }
-    )
-    return MaterializeResult(metadata=metadata)
+    return withdrawn
+
+
+def _report_metadata(report, expired, rewritten, withdrawn, keep: bool) -> dict:
+    return {
+        "accounts_forgotten_now": MetadataValue.int(len(report.accounts) - len(expired)),
+        "former_members_expired_now": MetadataValue.int(len(expired)),
+        "rows_redacted": MetadataValue.int(report.rows_redacted),
+        "file_rewritten": MetadataValue.bool(bool(rewritten)),
+        "derived_rows_deleted": MetadataValue.int(report.derived_rows_deleted),
+        "accounts_back": MetadataValue.int(report.returned),
+        "exports_withdrawn": MetadataValue.int(len(withdrawn)),
+        "exports_withdrawn_folders": MetadataValue.json([str(f) for f in withdrawn]),
+        "counts_kept": MetadataValue.bool(keep),
+        # Past summaries that counted the accounts: derived again by cohort_summary's own
+        # materializations (jobs.summaries_after_forgetting_job), not here.
+        SUMMARIES_TO_DERIVE_AGAIN: MetadataValue.json(
+            [str(snapshot_key(day, cohort)) for day, cohort in report.partitions]
+        ),
+    }
