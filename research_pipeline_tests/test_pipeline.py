@@ -310,7 +310,7 @@ def test_the_code_location_holds_every_definition_under_defs(tmp_path):
         }
 
     assert names(listed) == names(walked)
-    assert len(names(listed)["checks"]) == 6 and len(names(listed)["sensors"]) == 3
+    assert len(names(listed)["checks"]) == 6 and len(names(listed)["sensors"]) == 4
 
 
 def test_every_setting_is_a_resource_field_a_run_can_override_as_the_launchpad_does(
