@@ -14,14 +14,25 @@ import base64
 import hashlib
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
+from research_pipeline.member_days import STATUSES
 from research_pipeline.wording import plural
 
 WIDTH_INCHES, HEIGHT_INCHES, DPI = 7.5, 5.6, 80
+PANEL_INCHES = 2.6  # the panel of member-days under the curves
 COLOURS = ("#1f77b4", "#d62728", "#7f7f7f")
+# Member-day groups (research_pipeline.member_days) and their colours in the panel.
+GROUP_COLOURS = {
+    "observed": "#2ca02c",
+    "design": "#e6e6e6",
+    "quota": "#ff7f0e",
+    "account": "#9467bd",
+    "infrastructure": "#d62728",
+    "not run": "#222222",
+}
 MARGINS = {"left": 0.17, "right": 0.97, "top": 0.93, "bottom": 0.08, "hspace": 0.12}
 
 
@@ -39,19 +50,25 @@ def series_with_gaps(days: list[date], values: list[float]) -> tuple[list[date],
     return out_days, out_values
 
 
-def render_cohort_chart(cohort: str, rows: list[tuple]) -> bytes:
-    """PNG of followers, likes and freshness per summarised day (`cohort_trajectories` rows)."""
+def render_cohort_chart(cohort: str, rows: list[tuple], panel: Sequence[tuple] = ()) -> bytes:
+    """PNG of followers, likes and freshness per summarised day (`cohort_trajectories` rows),
+    and, given `panel` ((day, username, status) of tiktok.panel_days), the panel as members x
+    days coloured by status under them: a gap in a curve sits above its reason."""
     # Imported here: only the summary step draws, and matplotlib costs half a second to load.
     from matplotlib.figure import Figure
 
     days = [row[0] for row in rows]
-    figure = Figure(figsize=(WIDTH_INCHES, HEIGHT_INCHES), dpi=DPI)
+    height = HEIGHT_INCHES + (PANEL_INCHES if panel else 0)
+    figure = Figure(figsize=(WIDTH_INCHES, height), dpi=DPI)
     # Fixed margins, room for "250,000,000" on the y axis: a layout engine measured every label
     # again and took half the drawing time (0.2 s a chart, once per cohort per run).
     figure.subplots_adjust(**MARGINS)
-    axes = figure.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.6])
+    ratios = [3, 3, 1.6] + ([3] if panel else [])
+    axes = figure.subplots(len(ratios), 1, sharex=True, height_ratios=ratios)
     _plot_totals(axes[:2], days, rows)
     _plot_freshness(axes[2], days, rows)
+    if panel:
+        _plot_panel(axes[3], panel)
     figure.suptitle(
         f"Cohort {cohort}: {plural(len(rows), 'summarised day')}, {days[0]} to {days[-1]} "
         f"({rows[-1][3]:,} members)",
@@ -106,6 +123,49 @@ def _plot_freshness(ax, days: list, rows: list[tuple]) -> None:
         ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
+def _plot_panel(ax, panel: Sequence[tuple]) -> None:
+    """Members (rows, by name) x days, each cell coloured by its status's group; a legend of
+    the groups that occur."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.dates import date2num
+    from matplotlib.patches import Patch
+
+    members = sorted({username for _, username, _ in panel})
+    first = min(day for day, _, _ in panel)
+    last = max(day for day, _, _ in panel)
+    width = (last - first).days + 1
+    index = {name: i for i, name in enumerate(members)}
+    codes = {group: n for n, group in enumerate(GROUP_COLOURS)}
+    grid = [[math.nan] * width for _ in members]
+    for day, username, status in panel:
+        grid[index[username]][(day - first).days] = codes[_colour_group(status)]
+    ax.imshow(
+        grid,
+        aspect="auto",
+        interpolation="nearest",
+        cmap=ListedColormap(list(GROUP_COLOURS.values())),
+        vmin=-0.5,
+        vmax=len(GROUP_COLOURS) - 0.5,
+        extent=(date2num(first) - 0.5, date2num(last) + 0.5, len(members), 0),
+    )
+    ax.set_ylabel(f"members ({len(members):,})")
+    ax.set_yticks([])
+    seen = {_colour_group(status) for _, _, status in panel}
+    ax.legend(
+        handles=[Patch(color=c, label=g) for g, c in GROUP_COLOURS.items() if g in seen],
+        loc="upper left",
+        bbox_to_anchor=(0, -0.08),
+        ncol=6,
+        fontsize=7,
+        frameon=False,
+    )
+
+
+def _colour_group(status: str) -> str:
+    """The colour a status is drawn in: its group, a day not run apart (a hole in the panel)."""
+    return "not run" if status == "not_run" else STATUSES[status][0]
+
+
 def _png(figure) -> bytes:
     """The drawn figure as a PNG of 64 colours: a third of the bytes in every materialization
     event that carries it (Pillow comes with matplotlib). Taken from the drawn pixels, not
@@ -128,7 +188,8 @@ def chart_markdown(cohort: str, png: bytes) -> str:
         f"![cohort {cohort}](data:image/png;base64,{encoded})\n\n"
         "Totals over every member's latest answer on or before each day "
         "(tiktok.cohort_summary); a day without a summary breaks the line; *fresh* is the share "
-        "of members answered within their cadence."
+        "of members answered within their cadence; the bottom panel colours each member-day by "
+        "why it has a value or not (tiktok.panel_days)."
     )
 
 
@@ -136,7 +197,8 @@ def write_cohort_chart(
     cohort: str,
     rows: list[tuple],
     out_dir: Path,
-    draw: Callable[[str, list[tuple]], bytes] = render_cohort_chart,
+    draw: Callable[..., bytes] = render_cohort_chart,
+    panel: Sequence[tuple] = (),
 ) -> tuple[Path, bytes] | None:
     """Write `<out_dir>/<cohort>.png` of the cohort's `cohort_trajectories` rows with `draw`;
     returns its path and bytes, or None when the cohort has no summary with data yet. A chart
@@ -147,10 +209,10 @@ def write_cohort_chart(
         return None
     path = out_dir / f"{cohort}.png"
     source = path.with_name(path.name + ".source")
-    drawn_from = hashlib.sha256(_DRAWING + repr((cohort, rows)).encode()).hexdigest()
+    drawn_from = hashlib.sha256(_DRAWING + repr((cohort, rows, panel)).encode()).hexdigest()
     if path.is_file() and source.is_file() and source.read_text().strip() == drawn_from:
         return path, path.read_bytes()
-    png = draw(cohort, rows)
+    png = draw(cohort, rows, panel)
     out_dir.mkdir(parents=True, exist_ok=True)
     source.unlink(missing_ok=True)  # never a hash beside a chart it was not drawn from
     partial = path.with_suffix(".png.partial")

@@ -179,6 +179,8 @@ def methods_paragraph(facts: DatasetFacts) -> str:
             f"On the {len(facts.coverage)} days summarised, on average "
             f"{facts.mean_fresh_share:.1%} of members had an answer no older than the cadence."
         )
+    if facts.panel.get("member_days"):
+        parts.append(_completeness_sentence(facts.panel))
     share = gone / facts.accounts_ever if facts.accounts_ever else 0.0
     parts.append(
         f"{gone:,} account{'' if gone == 1 else 's'} ({share:.1%}) "
@@ -200,6 +202,28 @@ def methods_paragraph(facts: DatasetFacts) -> str:
         f"{versions['duckdb']})."
     )
     return " ".join(parts)
+
+
+def _completeness_sentence(panel: dict[str, int]) -> str:
+    """The panel's completeness (panel_days.parquet): observed member-days, and why the rest
+    are missing, by design, by quota, by account, by infrastructure."""
+    total = panel["member_days"]
+    missing = total - panel["observed"]
+    why = ", ".join(
+        f"{panel[group]:,} {label}"
+        for group, label in (
+            ("design", "by design (not due under the cadence)"),
+            ("quota", "because the daily quota ran short"),
+            ("account", "because of the account (private, not found, refused or forgotten)"),
+            ("infrastructure", "because of the infrastructure (outage, interrupted run, "
+             "credentials, day not run)"),
+        )
+    )  # fmt: skip
+    return (
+        f"Of the panel's {total:,} member-days, {panel['observed']:,} "
+        f"({panel['observed'] / total:.1%}) were observed; of the {missing:,} without a value, "
+        f"{why} (panel_days.parquet gives each member-day's status)."
+    )
 
 
 def withdraw_exports(exports_dir: Path, usernames: list[str]) -> list[Path]:

@@ -19,6 +19,7 @@ import select
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import date
 
 from research_pipeline.charts import render_cohort_chart
@@ -46,19 +47,19 @@ class DrawingProcess:
             self._process = None  # no helper: every chart is drawn in process
         return self
 
-    def draw(self, cohort: str, rows: list[tuple]) -> bytes:
-        png = self._ask_helper(cohort, rows)
+    def draw(self, cohort: str, rows: list[tuple], panel: Sequence[tuple] = ()) -> bytes:
+        png = self._ask_helper(cohort, rows, panel)
         if png is None:
-            return render_cohort_chart(cohort, rows)
+            return render_cohort_chart(cohort, rows, panel)
         self.drawn_by_helper += 1
         return png
 
-    def _ask_helper(self, cohort: str, rows: list[tuple]) -> bytes | None:
+    def _ask_helper(self, cohort: str, rows: list[tuple], panel: Sequence[tuple]) -> bytes | None:
         process = self._process
         if process is None or process.poll() is not None:
             return None
         try:
-            pickle.dump((cohort, rows), process.stdin)
+            pickle.dump((cohort, rows, list(panel)), process.stdin)
             process.stdin.flush()
             ready, _, _ = select.select([process.stdout], [], [], ANSWER_SECONDS)
             if not ready:
@@ -99,11 +100,11 @@ def _serve() -> None:
         render_cohort_chart("warm-up", _WARM_UP_ROWS)
     while True:
         try:
-            cohort, rows = pickle.load(inbox)
+            cohort, rows, panel = pickle.load(inbox)
         except EOFError:
             os._exit(0)  # nothing to flush or clean: an interpreter's teardown costs 0.2 s
         try:
-            answer = render_cohort_chart(cohort, rows)
+            answer = render_cohort_chart(cohort, rows, panel)
         except Exception:
             answer = None
         pickle.dump(answer, outbox)

@@ -100,6 +100,21 @@ class Plan:
     early_planned: int = 0
     rechecks_reserved: int = 0  # due re-checks of gone accounts asked before live users
 
+    def decisions(self, members: Sequence[str]) -> list[tuple[str, str, int | None]]:
+        """Each member's decision, kept so a gap's reason is recorded, never guessed: planned
+        (asked today, with its place in the order), deferred (due, past the budget's cut, with
+        its place), or not_due (its cadence did not call for it, or it was answered today)."""
+        place = {user: i for i, user in enumerate([*self.users, *self.left_waiting])}
+        planned = set(self.users)
+        return [
+            (
+                user,
+                "planned" if user in planned else "deferred" if user in place else "not_due",
+                place.get(user),
+            )
+            for user in members
+        ]
+
     @property
     def feasible(self) -> bool:
         return self.daily_budget is None or self.demand_per_day <= self.daily_budget

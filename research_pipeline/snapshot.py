@@ -147,6 +147,9 @@ class SnapshotRun:
     # cohorts are written when the warehouse is free.
     deferred_writes: bool = False
     deferred_copies: list = field(default_factory=list)
+    # The plan's decision per member (day, cohort, username, decision, rank, budget) and how
+    # the asking of the planned ended (panel.record_plan, record_ending).
+    decisions: list = field(default_factory=list)
 
     @property
     def unreached(self) -> int:
@@ -450,8 +453,15 @@ class DailySnapshot:
         run = SnapshotRun(list(reports.values()), partitions=list(partitions))
         todo: dict[str, list[warehouse.Key]] = {}  # username -> partitions that want it
         raw.check_source(conn, self.source, self.allow_mixed_sources)
+        run.decisions = [
+            (p.snapshot_date, p.cohort, user, decision, rank, plan.budget)
+            for p in partitions
+            for user, decision, rank in (
+                [(u, "planned", None) for u in p.members] if refetch else plan.decisions(p.members)
+            )
+        ]
         if writable:
-            self._record_membership(conn, partitions)
+            self._record_membership(conn, run)
         stored = {p.key: set() for p in partitions}
         if not refetch:
             stored = raw.final_usernames(conn, list(reports))
@@ -481,8 +491,11 @@ class DailySnapshot:
         run.planned_users = len(todo)
         return run, todo
 
-    def _record_membership(self, conn, partitions) -> None:
+    def _record_membership(self, conn, run: SnapshotRun) -> None:
+        """The day's membership of the run's cohorts and the plan's decision for each member."""
         raw.record_source(conn, self.source, self.allow_mixed_sources)
+        partitions = run.partitions
+        panel.record_plan(conn, run.decisions)
         if partitions:
             panel.record_members(
                 conn,
@@ -490,6 +503,21 @@ class DailySnapshot:
                 {p.cohort: p.members for p in partitions},
                 {p.cohort: p.cadence_days for p in partitions},
             )
+
+    @staticmethod
+    def _run_day(run: SnapshotRun) -> tuple[date, list[str]]:
+        return run.partitions[0].snapshot_date, [p.cohort for p in run.partitions]
+
+    def _record_ending_if_possible(self, run: SnapshotRun, ending: str) -> None:
+        """Say how the asking ended before the failure is raised; a warehouse that cannot be
+        written now leaves it unsaid (the planned then show as interrupted)."""
+        if run.deferred_writes:
+            return  # the plan itself is not written yet
+        try:
+            with self.open_warehouse() as conn:
+                panel.record_ending(conn, *self._run_day(run), ending)
+        except WarehouseError as exc:
+            self.warn(f"how the asking ended ({ending}) was not recorded: {exc}")
 
     def _take(self, client, keeper, run, todo, claims, attempts, signals, history) -> None:
         """Ask the users of `todo` in one stream, in the plan's order, then mark the run's
@@ -510,14 +538,19 @@ class DailySnapshot:
                 )
                 stream = _Stream(self, client, keeper, run, reports, todo, day, signals)
                 stream.fetch(claims, attempts)
+            except SnapshotIncompleteError as exc:  # credentials refused, or the API down
+                self._record_ending_if_possible(run, exc.cause)
+                raise
             finally:
                 run.requests = keeper.total - spent_before
                 run.quota_left = client.quota.remaining
         with self.open_warehouse() as conn:
             if run.deferred_writes:  # planned from a read-only view: what it could not write
-                self._record_membership(conn, partitions)
+                self._record_membership(conn, run)
                 if run.deferred_copies:
                     raw.copy_answers_from_other_cohorts(conn, run.deferred_copies)
+            ending = "interrupted" if signals.interrupted else run.cause or "done"
+            panel.record_ending(conn, *self._run_day(run), ending)
             statuses = raw.finish_snapshots(conn, {p.key: p.members for p in partitions})
             run.unfinished = raw.unfinished_count(conn, list(reports))
         for key, report in reports.items():

@@ -1,4 +1,5 @@
-"""`research-pipeline export`: one table to Parquet or CSV, for R or pandas."""
+"""`research-pipeline export`: one table, or the `panel` series (one row per member-day: the
+counts where observed, the status otherwise), to Parquet or CSV, for R or pandas."""
 
 from datetime import date
 from pathlib import Path
@@ -9,11 +10,11 @@ from research_pipeline import warehouse
 from research_pipeline.errors import WarehouseError
 from research_pipeline.outputs import export_file
 from research_pipeline.settings import PipelineSettings
-from research_pipeline.warehouse.export import EXPORTABLE_TABLES, FORMATS
+from research_pipeline.warehouse.export import EXPORT_CHOICES, FORMATS
 
 
 @click.command()
-@click.argument("table", type=click.Choice(EXPORTABLE_TABLES))
+@click.argument("table", type=click.Choice(EXPORT_CHOICES))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The file to write.")
 @click.option(
     "--format",
@@ -30,7 +31,8 @@ from research_pipeline.warehouse.export import EXPORTABLE_TABLES, FORMATS
     help="Only snapshots on or after this date (YYYY-MM-DD).",
 )
 def export(table: str, out: Path, file_format: str, cohort: str | None, since) -> int:  # fmt: skip
-    """Write TABLE of the warehouse to a file."""
+    """Write TABLE of the warehouse to a file; `panel`: one row per member-day, the counts
+    where observed and the status otherwise."""
     since_day: date | None = since.date() if since else None
     suffix = out.suffix.lower().lstrip(".")
     if file_format is None:
@@ -58,5 +60,6 @@ def export(table: str, out: Path, file_format: str, cohort: str | None, since) -
                 )
         with export_file(out, database) as partial:
             rows = warehouse.export_table(conn, table, partial, file_format, cohort, since_day)
-    click.echo(f"wrote {rows} rows of tiktok.{table} to {out} ({file_format})")
+    what = "the panel (member-days)" if table == "panel" else f"tiktok.{table}"
+    click.echo(f"wrote {rows} rows of {what} to {out} ({file_format})")
     return 0

@@ -190,10 +190,10 @@ class ChartDrawing(ConfigurableResource):
         if self._process is not None:
             self._process.close()
 
-    def draw(self, cohort: str, rows: list[tuple]) -> bytes:
+    def draw(self, cohort: str, rows: list[tuple], panel=()) -> bytes:
         if self._process is None:  # used outside a run: no helper
             self._process = DrawingProcess()
-        return self._process.draw(cohort, rows)
+        return self._process.draw(cohort, rows, panel)
 
 
 class AlertsResource(ConfigurableResource):

@@ -11,6 +11,7 @@ import duckdb
 
 from research_pipeline.errors import WarehouseError
 from research_pipeline.tiktok.constants import NOT_SPENT_STATUSES
+from research_pipeline.warehouse.panel_days import completeness
 from research_pipeline.warehouse.registry import DATASET_TABLES
 
 
@@ -32,6 +33,9 @@ class DatasetFacts:
     requests_unrecorded: int = 0
     answers_ok: int = 0
     mean_fresh_share: float | None = None
+    # Member-days (tiktok.panel_days) in all and by group: observed, design, quota, account,
+    # infrastructure (warehouse.panel_days.GROUPS).
+    panel: dict[str, int] = field(default_factory=dict)
 
 
 # The requests behind a cohort's answers: those made for it, and those made for another cohort
@@ -144,6 +148,7 @@ def dataset_facts(conn: duckdb.DuckDBPyConnection, cohort: str) -> DatasetFacts:
         requests_unrecorded=unrecorded,
         answers_ok=ok or 0,
         mean_fresh_share=sum(fresh) / len(fresh) if fresh else None,
+        panel=completeness(conn, cohort),
     )
 
 

@@ -1,6 +1,8 @@
 """What every column of a citable dataset means, and in which unit: the data dictionary written
 beside each export (a test checks every exported column is described here)."""
 
+from research_pipeline.member_days import STATUSES
+
 COMMON = {
     "snapshot_date": (
         "The API's UTC day of the answer (its Date header), not this machine's",
@@ -70,6 +72,10 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "errors": ("Rows of the day with an error", "accounts"),
         "errors_by_code": ("Rows of the day per API error code", "JSON object"),
         "errors_by_kind": ("Rows of the day per error kind", "JSON object"),
+        "members_by_status": (
+            "The day's members by status of panel_days (observed, not_due, deferred, ...)",
+            "JSON object",
+        ),
         "median_followers": (
             "Median followers over all members' latest answers (ok) on or before the day",
             "accounts",
@@ -102,6 +108,30 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "cohort_members": {
         "cadence_days": ("The cohort's refresh cadence that day", "days"),
+    },
+    "plan_decisions": {
+        "decision": (
+            "The day's plan for the member: planned (asked), deferred (due, past the budget's "
+            "cut) or not_due (its cadence did not call for it, or it was answered that day)",
+            "",
+        ),
+        "plan_rank": ("Its place in the day's order of due members (0: asked first)", "rank"),
+        "day_budget": ("Requests the plan could still spend that day (empty: no cap)", "requests"),
+        "ended_because": (
+            "How the asking of the planned ended: done, quota, outage, credentials, "
+            "interrupted or deadline (empty: the run never said, e.g. killed)",
+            "",
+        ),
+        "decided_at": ("When the plan was made", "UTC timestamp"),
+    },
+    "panel_days": {
+        "status": (
+            "Why the member-day has a value or not: "
+            + "; ".join(f"{status}: {meaning}" for status, (_, meaning) in STATUSES.items()),
+            "",
+        ),
+        "plan_rank": ("deferred or planned: its place in the day's order of due members", "rank"),
+        "day_budget": ("Requests the day's plan could spend (empty: no cap)", "requests"),
     },
     "tombstones": {
         "since": ("First answer of the account's current absence", "date"),

@@ -53,3 +53,44 @@ def record_members(
             [day],
         )
         conn.execute("INSERT INTO tiktok.cohort_members SELECT * FROM frame")
+
+
+_DECISION_TYPES = (
+    ("snapshot_date", "DATE"), ("cohort", "VARCHAR"), ("username", "VARCHAR"),
+    ("decision", "VARCHAR"), ("plan_rank", "INTEGER"), ("day_budget", "INTEGER"),
+)  # fmt: skip
+
+
+def record_plan(conn: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> None:
+    """Keep each plan's decision per member: (day, cohort, username, decision, rank, budget).
+    A later plan of the same day replaces an earlier one, except that a member the earlier
+    plan asked for stays 'planned' when the later finds it not due (it was answered)."""
+    frame = Rows(_DECISION_TYPES, rows)
+    with registered(conn, frame=frame), transaction(conn):
+        conn.execute("""
+            INSERT INTO tiktok.plan_decisions
+            SELECT f.*, NULL, now()::TIMESTAMP FROM frame f
+            ANTI JOIN tiktok.plan_decisions d USING (snapshot_date, cohort, username)
+        """)
+        conn.execute("""
+            UPDATE tiktok.plan_decisions d SET decision = f.decision, plan_rank = f.plan_rank,
+                day_budget = f.day_budget, ended_because = NULL, decided_at = now()::TIMESTAMP
+            FROM frame f
+            WHERE d.snapshot_date = f.snapshot_date AND d.cohort = f.cohort
+              AND d.username = f.username
+              AND NOT (d.decision = 'planned' AND f.decision = 'not_due')
+              AND d.decided_at < now()::TIMESTAMP
+        """)
+
+
+def record_ending(
+    conn: duckdb.DuckDBPyConnection, day: date, cohorts: Sequence[str], ending: str
+) -> None:
+    """How the asking of `day`'s planned members of `cohorts` ended (done, quota, outage,
+    credentials, interrupted, deadline): the status of a planned member left without an
+    answer. A run killed before it could say stays NULL: interrupted."""
+    conn.execute(
+        "UPDATE tiktok.plan_decisions SET ended_because = ? WHERE snapshot_date = ? "
+        "AND list_contains(?, cohort) AND decision = 'planned' AND ended_because IS NULL",
+        [ending, day, list(cohorts)],
+    )

@@ -91,6 +91,15 @@ def cohort_trajectories(conn: duckdb.DuckDBPyConnection, cohort: str, until: dat
     ).fetchall()
 
 
+def panel_statuses(conn: duckdb.DuckDBPyConnection, cohort: str, until: date) -> list[tuple]:
+    """(day, username, status) of the cohort's member-days up to `until` (tiktok.panel_days)."""
+    return conn.execute(
+        "SELECT snapshot_date, username, status FROM tiktok.panel_days "
+        "WHERE cohort = ? AND snapshot_date <= ? ORDER BY ALL",
+        [cohort, until],
+    ).fetchall()
+
+
 def cohort_summary_on(conn: duckdb.DuckDBPyConnection, snapshot_date: date) -> Table:
     return _table(
         conn.execute(

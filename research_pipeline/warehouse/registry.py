@@ -28,6 +28,11 @@ TABLES = (
     Table("engagement_snapshots", per_user=True, derived=True, in_dataset=True),
     Table("cohort_summary", per_user=False, derived=True, in_dataset=True),
     Table("cohort_members", per_user=True, exportable=False, in_dataset=True),
+    # Each plan's decision per member and day, and the panel derived from it: statuses, ranks
+    # and budgets, never a value the API returned, so forgetting leaves them (a forgotten
+    # member's days keep their status and dates, nothing else is there).
+    Table("plan_decisions", per_user=True, in_dataset=True),
+    Table("panel_days", per_user=True, in_dataset=True),
     Table("tombstones", per_user=True, in_dataset=True, when="since"),
     Table("api_requests", per_user=True, in_dataset=True, when="requested_at"),
     Table("snapshots", per_user=False),

@@ -225,6 +225,32 @@ _V7_GONE_IN_COVERAGE = """
 ALTER TABLE tiktok.cohort_summary ADD COLUMN gone BIGINT;
 """
 
+# Every member-day accounted for (warehouse.panel_days): each plan's decision per member is kept
+# (asked, deferred by the budget with its rank, not due) and how the asking of the planned ended,
+# so a day's gap says why it is one, never guessed afterwards; the panel itself, one row per
+# member and day with its status; the summary's counts by status.
+_V8_MEMBER_DAYS = """
+CREATE TABLE tiktok.plan_decisions (
+    snapshot_date DATE NOT NULL,
+    cohort VARCHAR NOT NULL,
+    username VARCHAR NOT NULL,
+    decision VARCHAR NOT NULL,                -- planned, deferred or not_due
+    plan_rank INTEGER,                        -- place in the day's order of due users
+    day_budget INTEGER,                       -- requests the plan could spend; NULL: no cap
+    ended_because VARCHAR,                    -- how the asking of the planned ended
+    decided_at TIMESTAMP NOT NULL
+);
+CREATE TABLE tiktok.panel_days (
+    snapshot_date DATE NOT NULL,
+    cohort VARCHAR NOT NULL,
+    username VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,                  -- warehouse.panel_days.STATUSES
+    plan_rank INTEGER,
+    day_budget INTEGER
+);
+ALTER TABLE tiktok.cohort_summary ADD COLUMN members_by_status VARCHAR;
+"""
+
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(1, "the tables of the release of 2026-11-24", _V1_TABLES),
     Upgrade(2, "error_kind and source on user_info and api_requests", _V2_KIND_AND_SOURCE),
@@ -233,6 +259,7 @@ UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(5, "forgotten_at, tombstones, sources, last_refreshed view", _V5_RESEARCH_TERMS),
     Upgrade(6, "last_answers: each user's last answers, kept", _V6_LAST_ANSWERS),
     Upgrade(7, "cohort_summary.gone: accounts no longer available, apart", _V7_GONE_IN_COVERAGE),
+    Upgrade(8, "plan_decisions, panel_days, cohort_summary.members_by_status", _V8_MEMBER_DAYS),
 )
 LATEST_VERSION = UPGRADES[-1].version
 

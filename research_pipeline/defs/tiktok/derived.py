@@ -18,6 +18,11 @@ from research_pipeline.defs.tiktok.user_info import user_info
 from research_pipeline.orchestration.partitions import split_key
 from research_pipeline.warehouse import derive, queries
 from research_pipeline.warehouse.derivation import derivation_version
+from research_pipeline.warehouse.panel_days import (
+    derive_panel_days,
+    panel_days_version,
+    status_counts,
+)
 from research_pipeline.warehouse.published import publish
 
 
@@ -74,8 +79,9 @@ def _write_charts(
     for cohort, day in latest.items():
         day = max(day, queries.last_summary_date(conn, cohort) or day)
         rows = queries.cohort_trajectories(conn, cohort, day)
+        panel = queries.panel_statuses(conn, cohort, day)
         try:
-            pages[cohort] = write_cohort_chart(cohort, rows, folder, charts.draw)
+            pages[cohort] = write_cohort_chart(cohort, rows, folder, charts.draw, panel)
         except OSError as exc:
             warn(
                 f"no chart drawn: the charts folder {folder} cannot be written "
@@ -121,7 +127,30 @@ def engagement_snapshots(context: AssetExecutionContext, warehouse: Warehouse):
 
 
 @asset(
-    deps=[user_info, gone_accounts, follower_snapshots, engagement_snapshots],
+    deps=[user_info, gone_accounts],
+    code_version=panel_days_version(),
+    **WAREHOUSE_ASSET,
+)
+def panel_days(context: AssetExecutionContext, warehouse: Warehouse):
+    """Every member-day accounted for: one row per (cohort, member, API day) with its status
+    (observed, not due, deferred, private, outage, ...: warehouse.panel_days), from the stored
+    answers and each plan's recorded decision. Derived again in full for the step's cohorts;
+    each partition shows its day's counts by status."""
+    keys = [split_key(key) for key in context.partition_keys]
+    with warehouse.session() as conn:
+        rows = derive_panel_days(conn, sorted({cohort for _, cohort in keys}))
+        for key, (day, cohort) in zip(context.partition_keys, keys, strict=True):
+            counts = status_counts(conn, day, cohort)
+            metadata = {f"members_{status}": MetadataValue.int(n) for status, n in counts.items()}
+            metadata["dagster/row_count"] = MetadataValue.int(sum(counts.values()))
+            context.add_asset_metadata(metadata, partition_key=key)
+        shared = table_metadata(conn, "panel_days", rows)
+        del shared["dagster/row_count"]  # per partition, above
+    return MaterializeResult(metadata=shared)
+
+
+@asset(
+    deps=[user_info, gone_accounts, follower_snapshots, engagement_snapshots, panel_days],
     code_version=derivation_version("cohort_summary"),
     **WAREHOUSE_ASSET,
 )

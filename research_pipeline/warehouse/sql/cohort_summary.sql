@@ -78,6 +78,14 @@ kinds AS (
           FROM raw WHERE status <> 'ok' GROUP BY ALL)
     GROUP BY ALL
 ),
+statuses AS (                 -- the day's member-days by status (warehouse.panel_days)
+    SELECT snapshot_date, cohort,
+           to_json(map_from_entries(list({'k': status, 'v': n} ORDER BY status)))::VARCHAR
+               AS members_by_status
+    FROM (SELECT snapshot_date, cohort, status, count(*) AS n FROM tiktok.panel_days
+          SEMI JOIN keys USING (snapshot_date, cohort) GROUP BY ALL)
+    GROUP BY ALL
+),
 growth AS (
     SELECT snapshot_date, cohort, median(follower_growth_per_day) AS median_growth
     FROM tiktok.follower_snapshots SEMI JOIN keys USING (snapshot_date, cohort)
@@ -94,11 +102,13 @@ SELECT k.snapshot_date, k.cohort,
        coalesce(coverage.fresh, 0) AS fresh, coalesce(coverage.stale, 0) AS stale,
        coalesce(coverage.gone, 0) AS gone,
        coalesce(coverage.never_fetched, 0) AS never_fetched, coverage.max_age_days,
-       coalesce(kinds.errors_by_kind, '{}') AS errors_by_kind
+       coalesce(kinds.errors_by_kind, '{}') AS errors_by_kind,
+       coalesce(statuses.members_by_status, '{}') AS members_by_status
 FROM keys k
 LEFT JOIN counts USING (snapshot_date, cohort)
 LEFT JOIN codes USING (snapshot_date, cohort)
 LEFT JOIN kinds USING (snapshot_date, cohort)
 LEFT JOIN coverage USING (snapshot_date, cohort)
 LEFT JOIN growth USING (snapshot_date, cohort)
+LEFT JOIN statuses USING (snapshot_date, cohort)
 WHERE coverage.members IS NOT NULL OR counts.users IS NOT NULL
