@@ -8,7 +8,9 @@ from PIL import Image
 
 from research_pipeline.charts import (
     DPI,
+    GROUP_COLOURS,
     HEIGHT_INCHES,
+    PANEL_INCHES,
     WIDTH_INCHES,
     chart_markdown,
     render_cohort_chart,
@@ -28,6 +30,10 @@ def test_consecutive_days_are_drawn_as_they_are():
     assert series_with_gaps(D[:2], [1.0, 2.0]) == (D[:2], [1.0, 2.0])
 
 
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
 def test_the_chart_is_a_png_the_ui_can_show_inline():
     rows = [(day, 1000 * n, 5000 * n, 10, n * 2) for n, day in enumerate(D, start=1)]
     png = render_cohort_chart("news", rows)
@@ -36,6 +42,13 @@ def test_the_chart_is_a_png_the_ui_can_show_inline():
     assert image.size == (round(WIDTH_INCHES * DPI), round(HEIGHT_INCHES * DPI))
     assert len(set(image.convert("RGB").getdata())) > 10  # something was drawn, not blank
     assert render_cohort_chart("news", rows[:1])[:4] == b"\x89PNG"  # one day draws too
+    # With the panel under the curves: members x days by status, a taller chart.
+    panel = [(day, f"u{m}", status) for day in D for m, status in
+             enumerate(("observed", "not_due", "deferred", "not_run", "forgotten"))]  # fmt: skip
+    tall = Image.open(io.BytesIO(render_cohort_chart("news", rows, panel)))
+    assert tall.size == (round(WIDTH_INCHES * DPI), round((HEIGHT_INCHES + PANEL_INCHES) * DPI))
+    colours = set(tall.convert("RGB").getdata())
+    assert all(_rgb(GROUP_COLOURS[g]) in colours for g in ("observed", "quota", "not run"))
     assert chart_markdown("news", png).startswith("![cohort news](data:image/png;base64,")
 
 

@@ -49,6 +49,7 @@ def test_every_member_ends_with_a_row_of_data_or_error(pipeline):
         "tiktok/gone_accounts",
         "tiktok/follower_snapshots",
         "tiktok/engagement_snapshots",
+        "tiktok/panel_days",
         "tiktok/cohort_summary",
     }
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
@@ -267,6 +268,7 @@ def test_project_definitions_and_instance_config_load(tmp_path, monkeypatch):
         "tiktok/gone_accounts",
         "tiktok/follower_snapshots",
         "tiktok/engagement_snapshots",
+        "tiktok/panel_days",
         "tiktok/cohort_summary",
     }
     repo = Path(__file__).resolve().parent.parent

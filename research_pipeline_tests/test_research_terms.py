@@ -99,9 +99,9 @@ def test_an_account_gone_private_is_forgotten_everywhere_and_leaves_a_tombstone(
     chart = (pipeline.database.parent / "charts" / "panel.png").read_bytes()
     with warehouse.connect(pipeline.database, read_only=True) as conn:
         trajectories = queries.cohort_trajectories(conn, "panel", day3)
-    assert chart == render_cohort_chart(
-        "panel", trajectories
-    )  # drawn from the summaries without it
+        panel = queries.panel_statuses(conn, "panel", day3)
+    assert chart == render_cohort_chart("panel", trajectories, panel)  # the summaries without it
+    assert (day3, gone, "refused") in panel  # the day it said so, under the curves
     stored = pipeline.database.read_bytes()
     assert name.encode() not in stored
     # Nor anywhere else we keep: the published copy, exports, charts, Dagster's home and runs.
