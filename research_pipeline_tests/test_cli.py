@@ -200,7 +200,8 @@ def test_no_command_loads_pandas_or_dagster_to_parse_its_arguments():
     import sys
 
     commands = [
-        "snapshot", "plan", "export", "export-dataset", "cohorts", "demo", "emulator", "watchdog"
+        "snapshot", "plan", "export", "export-dataset", "cohorts", "demo", "emulator", "watchdog",
+        "backup",
     ]  # fmt: skip
     script = (
         "import sys, contextlib, io\n"

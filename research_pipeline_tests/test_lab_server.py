@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -463,3 +464,53 @@ def test_the_watchdog_tells_once_a_day_when_the_daemon_has_stopped_ticking(
         assert done.returncode == 1 and "60 minutes ago" in done.stderr
     [post] = posts  # told once that day
     assert "the Dagster daemon has stopped" in post["text"]
+
+
+def test_the_docs_start_a_postgres_without_root_that_dagster_migrates_into(tmp_path):
+    """deploy.md's "Without root" commands, run as written (the folder, port and password put
+    in; as root here, they run as the `postgres` user, as a user without sudo would run them),
+    give a PostgreSQL that `dagster instance migrate` fills with deploy/dagster.postgres.yaml."""
+    from research_pipeline_tests.services import _postgres_bin
+
+    initdb = _postgres_bin("initdb")
+    if not initdb:
+        pytest.skip("PostgreSQL is not installed (scripts/ensure-test-services installs it)")
+    docs = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    block = docs.split("### Without root")[1].split("```sh\n")[1].split("```")[0]
+    # A home of its own outside tmp_path (whose parents only root may enter).
+    home, port, password = Path(tempfile.mkdtemp(prefix="rp-home-")), free_port(), "s3cret-test"
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: a user of its own
+        shutil.chown(home, user="postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    script = (
+        block.replace("/usr/lib/postgresql/15/bin", str(Path(initdb).parent))
+        .replace("~/", f"{home}/")
+        .replace("5433", str(port))
+    )
+    done = subprocess.run(
+        [*as_user, "bash", "-euc", script],
+        input=f"{password}\n{password}\n", capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(home), "PGPASSWORD": password},
+    )  # fmt: skip
+    stop_server = [*as_user, str(Path(initdb).with_name("pg_ctl")), "-D", f"{home}/pgdata", "stop"]
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr
+        dagster_home = tmp_path / "dagster_home"
+        dagster_home.mkdir()
+        shutil.copy(REPO / "deploy" / "dagster.postgres.yaml", dagster_home / "dagster.yaml")
+        settings = {
+            "DAGSTER_HOME": str(dagster_home), "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": str(port), "DAGSTER_PG_DB": "dagster",
+            "DAGSTER_PG_USERNAME": "dagster", "DAGSTER_PG_PASSWORD": password,
+        }  # fmt: skip
+        migrated = subprocess.run(
+            [str(Path(sys.executable).with_name("dagster")), "instance", "migrate"],
+            env={**os.environ, **settings}, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        with environment(settings), DagsterInstance.from_config(str(dagster_home)) as instance:
+            assert instance.get_runs() == []  # its tables are there, read through Postgres
+    finally:
+        subprocess.run(stop_server, capture_output=True, timeout=60)
+        shutil.rmtree(home, ignore_errors=True)

@@ -28,6 +28,7 @@ COMMANDS = {
     "demo": "research_pipeline.cli.demo_cmd:demo",
     "demo-ui": "research_pipeline.cli.demo_ui_cmd:demo_ui",
     "watchdog": "research_pipeline.cli.watchdog_cmd:watchdog",
+    "backup": "research_pipeline.cli.backup_cmd:backup",
 }
 
 

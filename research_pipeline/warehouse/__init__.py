@@ -32,6 +32,7 @@ _WHERE = {
     "save_fetched": "raw",
     "unfinished_count": "raw",
     "LATEST_VERSION": "schema",
+    "current_version": "schema",
     "upgrade": "schema",
 }
 
