@@ -28,7 +28,7 @@ def load_project_defs(resources: Mapping[str, Any] | None = None) -> Definitions
     replace those of the same key (a test's or a notebook's, `defs.resources.build_resources`
     of its own settings), as a run's launchpad config would."""
     load_env_file()  # first: the partitions and the schedule read their settings at import
-    from research_pipeline.defs import loggers
+    from research_pipeline.defs import housekeeping, loggers
     from research_pipeline.defs.resources import build_resources
     from research_pipeline.defs.tiktok import (
         alerts,
@@ -44,8 +44,12 @@ def load_project_defs(resources: Mapping[str, Any] | None = None) -> Definitions
     return Definitions(
         assets=load_assets_from_modules(asset_modules),
         asset_checks=load_asset_checks_from_modules(asset_modules),
-        jobs=[jobs.snapshot_job, jobs.summaries_after_forgetting_job],
-        schedules=[schedules.daily_snapshot_schedule],
+        jobs=[
+            jobs.snapshot_job,
+            jobs.summaries_after_forgetting_job,
+            housekeeping.housekeeping_job,
+        ],
+        schedules=[schedules.daily_snapshot_schedule, housekeeping.housekeeping_schedule],
         sensors=[
             sensors.cohort_files_sensor,
             sensors.summaries_after_forgetting,

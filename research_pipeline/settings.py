@@ -129,6 +129,13 @@ class PipelineSettings:
         "whole",
         (1, 31, False),
     )
+    keep_runs_days: int = declared(
+        "RESEARCH_PIPELINE_KEEP_RUNS_DAYS",
+        180,
+        "Dagster runs older than this are deleted with their logs (housekeeping_job, daily)",
+        "whole",
+        (7, 3650, False),
+    )
     start_date: str = declared(
         "RESEARCH_PIPELINE_START_DATE",
         DEFAULT_PARTITIONS_START_DATE,
