@@ -87,7 +87,12 @@ def small_disk(tmp_path):
 
 # The longest tests, started first: the parallel workers then finish together instead of one
 # of them starting a minute-long browser test when the others are done.
-_LONG_FIRST = ("test_ui.py", "test_panels.py::test_thirty_days", "test_scale_out.py")
+_LONG_FIRST = (
+    "test_lab_server.py::test_a_semester_alone",
+    "test_ui.py",
+    "test_panels.py::test_thirty_days",
+    "test_scale_out.py",
+)
 
 
 # The end-to-end tier: tests that run the pipeline through Dagster (the `pipeline` fixture) or

@@ -4,12 +4,14 @@ without them fails in one line, the schedule's time is configurable."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -221,29 +223,41 @@ def test_someone_is_told_once_per_failed_day_with_its_cause(pipeline, mailbox, c
 
 
 @pytest.mark.slow
-def test_the_daemon_fires_the_schedule_by_itself_on_postgres_with_the_env_file(tmp_path, emulator):
+@dataclass
+class LabServer:
+    """The services of docs/deploy.md on loopback (see `lab_server`)."""
+
+    srv: Path
+    home: Path
+    port: int
+    settings: dict  # what .env holds
+    env: dict  # what systemd gives the services (and the CLI beside them)
+    processes: dict
+
+
+@contextmanager
+def lab_server(tmp_path: Path, emulator, cohorts: dict[str, list[str]], **extra: str):
     """A lab server as docs/deploy.md sets it up: dagster-webserver and dagster-daemon as two
     long-running processes started in the project folder, Dagster's storage on PostgreSQL,
-    every setting in the .env there; the schedule (on, ticking every minute for the test) runs
-    the day's snapshot with nobody at the keyboard."""
+    every setting in the .env there (`extra` added), Dagster's tables made first."""
     srv = tmp_path / "srv"
-    home, cohorts, database = srv / "dagster_home", srv / "cohorts", srv / "data" / "r.duckdb"
+    home, folder, database = srv / "dagster_home", srv / "cohorts", srv / "data" / "r.duckdb"
     home.mkdir(parents=True)
-    cohorts.mkdir()
+    folder.mkdir()
     shutil.copy(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
     shutil.copy(REPO / "workspace.yaml", srv / "workspace.yaml")
-    users = find_usernames(emulator, "active", 3)
-    (cohorts / "alpha.txt").write_text("\n".join(users) + "\n")
+    for name, users in cohorts.items():
+        (folder / f"{name}.txt").write_text("\n".join(users) + "\n")
     with postgres_server() as pg:
         settings = {
-            **pipeline_environment(emulator, cohorts, database),
+            **pipeline_environment(emulator, folder, database),
             "DAGSTER_HOME": str(home),
             "DAGSTER_PG_HOST": pg["host"],
             "DAGSTER_PG_PORT": str(pg["port"]),
             "DAGSTER_PG_DB": pg["db"],
             "DAGSTER_PG_USERNAME": pg["user"],
             "DAGSTER_PG_PASSWORD": "trust-auth",
-            "RESEARCH_PIPELINE_SNAPSHOT_CRON": "* * * * *",
+            **extra,
         }
         del settings["RESEARCH_PIPELINE_ENV_FILE"]
         (srv / ".env").write_text("".join(f"{k}='{v}'\n" for k, v in settings.items()))
@@ -268,26 +282,39 @@ def test_the_daemon_fires_the_schedule_by_itself_on_postgres_with_the_env_file(t
                           "127.0.0.1", "-p", str(port)],
             "daemon": [bin_dir / "dagster-daemon", "run", "-w", "workspace.yaml"],
         }  # fmt: skip
-        processes = [
-            spawn([str(part) for part in command], cwd=srv, env=env, stdout=logs[name],
-                  stderr=subprocess.STDOUT)
+        processes = {
+            name: spawn([str(part) for part in command], cwd=srv, env=env, stdout=logs[name],
+                        stderr=subprocess.STDOUT)
             for name, command in commands.items()
-        ]  # fmt: skip
+        }  # fmt: skip
         try:
-            started = subprocess.run(
-                [str(bin_dir / "dagster"), "schedule", "start", "daily_snapshot_schedule", "-w",
-                 "workspace.yaml"],
-                cwd=srv, env=env, capture_output=True, text=True, timeout=120,
-            )  # fmt: skip
-            assert started.returncode == 0, started.stdout + started.stderr
-            status = wait_for_scheduled_run(home, settings, processes, tmp_path)
-            assert status == DagsterRunStatus.SUCCESS, read_logs(tmp_path)
-            assert requests.get(f"http://127.0.0.1:{port}/server_info", timeout=10).ok
+            yield LabServer(srv, home, port, settings, env, processes)
         finally:
-            for process in processes:
+            for process in processes.values():
                 stop(process, grace_seconds=5.0)
             for log in logs.values():
                 log.close()
+
+
+def test_the_daemon_fires_the_schedule_by_itself_on_postgres_with_the_env_file(tmp_path, emulator):
+    """The lab server's schedule (on, ticking every minute for the test) runs the day's
+    snapshot with nobody at the keyboard."""
+    users = find_usernames(emulator, "active", 3)
+    cron = {"RESEARCH_PIPELINE_SNAPSHOT_CRON": "* * * * *"}
+    with lab_server(tmp_path, emulator, {"alpha": users}, **cron) as lab:
+        bin_dir = Path(sys.executable).parent
+        started = subprocess.run(
+            [str(bin_dir / "dagster"), "schedule", "start", "daily_snapshot_schedule", "-w",
+             "workspace.yaml"],
+            cwd=lab.srv, env=lab.env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert started.returncode == 0, started.stdout + started.stderr
+        status = wait_for_scheduled_run(
+            lab.home, lab.settings, list(lab.processes.values()), tmp_path
+        )
+        assert status == DagsterRunStatus.SUCCESS, read_logs(tmp_path)
+        assert requests.get(f"http://127.0.0.1:{lab.port}/server_info", timeout=10).ok
+    database = Path(lab.settings["RESEARCH_PIPELINE_DUCKDB"])
     with duckdb.connect(str(database), read_only=True) as conn:
         stored = conn.execute(
             "SELECT username FROM tiktok.user_info WHERE status = 'ok' ORDER BY 1"
@@ -514,3 +541,101 @@ def test_the_docs_start_a_postgres_without_root_that_dagster_migrates_into(tmp_p
     finally:
         subprocess.run(stop_server, capture_output=True, timeout=60)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_semester_alone_every_cause_told_once_the_recovery_and_the_daemons_death(
+    tmp_path, emulator, chat_webhook
+):
+    """The issue's service test: the lab server on PostgreSQL with a webhook; on the first
+    API day an outage (two runs) and then refused credentials, each told once, then the
+    recovery; on the second day a CLI run failing beside the daemon, told once by the CLI and
+    not again by the daemon's sensor; then the daemon killed, and the watchdog tells it once.
+    Runs are launched as the UI launches them (GraphQL, queued, started by the daemon)."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    url, posts = chat_webhook
+    users = find_usernames(emulator, "active", 3)
+    settings = {"RESEARCH_PIPELINE_ALERT_WEBHOOK_URL": url, "TIKTOK_TIMEOUT_SECONDS": "0.2"}
+    with lab_server(tmp_path, emulator, {"alpha": users}, **settings) as lab:
+        day = emulator.clock.today()
+        with environment(lab.settings), DagsterInstance.from_config(str(lab.home)) as instance:
+            instance.add_dynamic_partitions("cohorts", ["alpha"])
+            client = DagsterGraphQLClient("127.0.0.1", port_number=lab.port)
+            wait_until(lambda: _webserver_up(lab.port), lab, tmp_path)
+
+            def launched_run(told: int) -> DagsterRunStatus:
+                """A run of today's partition as the UI launches it; waits for it to end and
+                for `told` messages in all."""
+                key = f"alpha|{day}"
+                run_id = client.submit_job_execution(
+                    "snapshot_job",
+                    tags={"dagster/partition": key, "dagster/partition/cohort": "alpha",
+                          "dagster/partition/date": str(day)},
+                )  # fmt: skip
+                wait_until(lambda: instance.get_run_by_id(run_id).is_finished, lab, tmp_path)
+                wait_until(lambda: len(posts) >= told, lab, tmp_path)
+                return instance.get_run_by_id(run_id).status
+
+            emulator.config.update({"token_stalls": 100, "hang_seconds": 0.5})  # unreachable
+            assert launched_run(told=1) == DagsterRunStatus.FAILURE
+            assert launched_run(told=1) == DagsterRunStatus.FAILURE
+            emulator.config.update({"token_stalls": 0, "scope_authorized": False})
+            assert launched_run(told=2) == DagsterRunStatus.FAILURE
+            emulator.config.scope_authorized = True  # fixed the same day
+            assert launched_run(told=3) == DagsterRunStatus.SUCCESS
+
+            day = day + timedelta(days=1)  # the second API day: the CLI fails beside the daemon
+            emulator.clock.set_date(day)
+            emulator.config.scope_authorized = False
+            failed_at = time.time()
+            done = cli_snapshot({**lab.env, **lab.settings})
+            assert done.returncode == 1, done.stdout + done.stderr
+            assert len(posts) == 4  # the CLI told it itself
+            # The daemon's failure sensor has seen that run since, and said nothing more.
+            wait_until(lambda: _sensor_ticked_after(instance, "failed_day_alert", failed_at),
+                       lab, tmp_path)  # fmt: skip
+            daemon = lab.processes.pop("daemon")  # the daemon dies (OOM killer, a crash)
+            os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.wait()
+
+            def watchdog() -> subprocess.CompletedProcess:
+                return subprocess.run(
+                    [sys.executable, "-m", "research_pipeline.cli", "watchdog",
+                     "--stale-minutes", "1"],
+                    env={**lab.env, **lab.settings}, capture_output=True, text=True, timeout=120,
+                )  # fmt: skip
+
+            wait_until(lambda: watchdog().returncode == 1, lab, tmp_path, seconds=240)
+            assert watchdog().returncode == 1  # still dead: not told twice
+    subjects = [post["text"].split("\n")[0] for post in posts]
+    assert len(posts) == 5, subjects
+    assert "(outage)" in subjects[0] and "(credentials)" in subjects[1], subjects
+    assert "recovered" in posts[2]["text"] and "(credentials)" in subjects[3], subjects
+    assert "the Dagster daemon has stopped" in posts[4]["text"]
+
+
+def wait_until(condition, lab: LabServer, logs: Path, seconds: float = 180) -> None:
+    """Polls `condition` (the services alive) until it holds; fails with their logs."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert all(p.poll() is None for p in lab.processes.values()), read_logs(logs)
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not reached within {seconds:.0f} s:\n" + read_logs(logs))
+
+
+def _webserver_up(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/server_info", timeout=5).ok
+    except requests.ConnectionError:
+        return False
+
+
+def _sensor_ticked_after(instance: DagsterInstance, name: str, after: float) -> bool:
+    """Whether the daemon evaluated sensor `name` after `after` (epoch seconds), to its end."""
+    for state in instance.all_instigator_state():
+        if state.name == name:
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+            return bool(ticks) and ticks[0].timestamp > after and ticks[0].is_completed
+    return False
