@@ -453,13 +453,7 @@ class DailySnapshot:
         run = SnapshotRun(list(reports.values()), partitions=list(partitions))
         todo: dict[str, list[warehouse.Key]] = {}  # username -> partitions that want it
         raw.check_source(conn, self.source, self.allow_mixed_sources)
-        run.decisions = [
-            (p.snapshot_date, p.cohort, user, decision, rank, plan.budget)
-            for p in partitions
-            for user, decision, rank in (
-                [(u, "planned", None) for u in p.members] if refetch else plan.decisions(p.members)
-            )
-        ]
+        run.decisions = _decisions(plan, partitions, refetch)
         if writable:
             self._record_membership(conn, run)
         stored = {p.key: set() for p in partitions}
@@ -555,6 +549,18 @@ class DailySnapshot:
             run.unfinished = raw.unfinished_count(conn, list(reports))
         for key, report in reports.items():
             report.statuses = statuses[key]
+
+
+def _decisions(plan: Plan, partitions: Sequence[Partition], refetch: bool) -> list[tuple]:
+    """The plan's decision per member of each partition (day, cohort, username, decision,
+    rank, budget), kept by the warehouse (panel.record_plan); a refetch asks every member."""
+    rows = []
+    for p in partitions:
+        decided = (
+            [(u, "planned", None) for u in p.members] if refetch else plan.decisions(p.members)
+        )
+        rows += [(p.snapshot_date, p.cohort, u, d, rank, plan.budget) for u, d, rank in decided]
+    return rows
 
 
 def _check_snapshot_date(

@@ -13,7 +13,7 @@ so re-deriving from the same answers and plans gives the same table.
 
 import hashlib
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 
@@ -22,6 +22,8 @@ from research_pipeline.warehouse import sql
 from research_pipeline.warehouse.derivation import GONE_KINDS_SQL
 from research_pipeline.warehouse.transactions import Rows, registered, transaction
 
+# Days before a cohort's latest panel day derived again by each run (see derive_panel_days).
+REDERIVED_DAYS = 15
 _SELECT = sql.load("panel_days").replace("/*GONE_KINDS*/", GONE_KINDS_SQL)
 
 
@@ -30,16 +32,37 @@ def panel_days_version() -> str:
     return hashlib.sha256(_SELECT.encode()).hexdigest()[:12]
 
 
-def derive_panel_days(conn: duckdb.DuckDBPyConnection, cohorts: Sequence[str]) -> int:
-    """Replace the panel of `cohorts` with one derived from the stored answers, tombstones and
-    plans; returns its rows."""
-    chosen = Rows([("cohort", "VARCHAR")], [(c,) for c in cohorts])
+def derive_panel_days(
+    conn: duckdb.DuckDBPyConnection, cohorts: Sequence[str], full: bool = False
+) -> int:
+    """Derive the panel of `cohorts` again from the stored answers, tombstones and plans, from
+    REDERIVED_DAYS before each cohort's latest panel day on (`full`, or a cohort without a
+    panel yet: every day); returns the rows written. What can change a past day comes within
+    that window: a journal stored the next day, a forgetting pass (an account is forgotten the
+    day it answers gone), a day not run (filled when the next run comes); older days stay as
+    derived, so a run costs the same after a year as after a week."""
+    if full:
+        starts = [(c, None) for c in cohorts]
+    else:
+        latest = dict(
+            conn.execute(
+                "SELECT cohort, max(snapshot_date) FROM tiktok.panel_days "
+                "WHERE list_contains(?, cohort) GROUP BY 1",
+                [list(cohorts)],
+            ).fetchall()
+        )
+        starts = [(c, _window_start(latest.get(c))) for c in cohorts]
+    chosen = Rows([("cohort", "VARCHAR"), ("start", "DATE")], starts)
     with registered(conn, chosen=chosen), transaction(conn):
-        conn.execute("DELETE FROM tiktok.panel_days WHERE cohort IN (SELECT cohort FROM chosen)")
-        conn.execute(f"INSERT INTO tiktok.panel_days BY NAME {_SELECT}")  # noqa: S608 - constant
-        return conn.execute(
-            "SELECT count(*) FROM tiktok.panel_days WHERE cohort IN (SELECT cohort FROM chosen)"
-        ).fetchall()[0][0]
+        conn.execute(
+            "DELETE FROM tiktok.panel_days p USING chosen c WHERE p.cohort = c.cohort "
+            "AND (c.start IS NULL OR p.snapshot_date >= c.start)"
+        )
+        return conn.execute(f"INSERT INTO tiktok.panel_days BY NAME {_SELECT}").fetchall()[0][0]  # noqa: S608 - constant
+
+
+def _window_start(latest: date | None) -> date | None:
+    return None if latest is None else latest - timedelta(days=REDERIVED_DAYS)
 
 
 def status_counts(conn: duckdb.DuckDBPyConnection, day: date, cohort: str) -> dict[str, int]:

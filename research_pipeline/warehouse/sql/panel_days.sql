@@ -1,5 +1,5 @@
--- Every member-day of the cohorts in `chosen`, from the cohort's first recorded day to its last,
--- with the status of warehouse.panel_days (what happened that day, in the order of the CASE):
+-- Every member-day of the cohorts in `chosen` (cohort, start), from the cohort's first recorded
+-- day (or `start`, when not NULL) to its last, with the status of warehouse.panel_days (what happened that day, in the order of the CASE):
 -- the answer stored for it, else the account forgotten since, else the plan's decision and how
 -- the asking of the planned ended; a day no run recorded is not_run for the members due then.
 WITH recorded AS (            -- the days a run recorded each cohort's membership
@@ -7,14 +7,14 @@ WITH recorded AS (            -- the days a run recorded each cohort's membershi
     WHERE cohort IN (SELECT cohort FROM chosen)
 ),
 days AS (
-    SELECT cohort, unnest(generate_series(min(recorded), max(recorded), INTERVAL 1 DAY))::DATE
-               AS snapshot_date
-    FROM recorded GROUP BY cohort
+    SELECT r.cohort,
+           unnest(generate_series(greatest(min(r.recorded), any_value(c.start)),
+                                  max(r.recorded), INTERVAL 1 DAY))::DATE AS snapshot_date
+    FROM recorded r JOIN chosen c USING (cohort) GROUP BY r.cohort
 ),
 as_of AS (                    -- each day's membership: the one recorded last on or before it
-    SELECT d.cohort, d.snapshot_date, max(r.recorded) AS recorded
-    FROM days d JOIN recorded r ON r.cohort = d.cohort AND r.recorded <= d.snapshot_date
-    GROUP BY ALL
+    SELECT d.cohort, d.snapshot_date, r.recorded
+    FROM days d ASOF JOIN recorded r ON r.cohort = d.cohort AND r.recorded <= d.snapshot_date
 ),
 panel AS (
     SELECT a.snapshot_date, a.cohort, m.username, m.cadence_days,
@@ -53,7 +53,11 @@ SELECT p.snapshot_date, p.cohort, p.username,
        END AS status,
        d.plan_rank, d.day_budget
 FROM panel p
-LEFT JOIN tiktok.user_info u USING (snapshot_date, cohort, username)
+LEFT JOIN (SELECT * FROM tiktok.user_info
+           WHERE snapshot_date >= (SELECT min(snapshot_date) FROM days)) u
+  USING (snapshot_date, cohort, username)
 LEFT JOIN tiktok.tombstones t USING (cohort, username)
-LEFT JOIN tiktok.plan_decisions d USING (snapshot_date, cohort, username)
+LEFT JOIN (SELECT * FROM tiktok.plan_decisions
+           WHERE snapshot_date >= (SELECT min(snapshot_date) FROM days)) d
+  USING (snapshot_date, cohort, username)
 LEFT JOIN due USING (snapshot_date, cohort, username)
