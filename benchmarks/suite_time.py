@@ -7,7 +7,10 @@ pytest`, its own pytest settings: one process); this tree with its settings (pyp
 xdist workers). Each run prints pytest's last line, so a failing suite is seen, not timed as if
 it passed; its whole output is kept in --logs.
 
+`--tier fast` times `make check`'s tier instead (`-m 'not e2e'`) in both trees.
+
 Usage: .venv/bin/python -m benchmarks.suite_time [--runs 3] [--release d6d4d53] [--logs DIR]
+       [--tier all|fast]
 """
 
 import argparse
@@ -39,7 +42,7 @@ def _processes(marks: tuple[str, ...]) -> set[int]:
     return found
 
 
-def _suite(python: str, folder: Path, log: Path) -> tuple[float, str]:
+def _suite(python: str, folder: Path, log: Path, marks_expr: str | None) -> tuple[float, str]:
     """One whole suite; the processes of its own it leaves running are counted and killed
     before the next suite starts (the release's `dagster dev` children ignore SIGTERM when the
     suite runs from a background job, and would slow whatever runs after it)."""
@@ -48,7 +51,8 @@ def _suite(python: str, folder: Path, log: Path) -> tuple[float, str]:
     started = time.perf_counter()
     with log.open("w", encoding="utf-8") as out:
         subprocess.run(
-            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             *(["-m", marks_expr] if marks_expr else [])],
             cwd=folder, stdout=out, stderr=subprocess.STDOUT, check=False,
         )  # fmt: skip
     elapsed = time.perf_counter() - started
@@ -66,27 +70,31 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--release", default=RELEASE)
     parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "suite_time")
+    parser.add_argument("--tier", choices=("all", "fast"), default="all")
     args = parser.parse_args()
-    args.logs.mkdir(parents=True, exist_ok=True)
     subprocess.run([str(ROOT / "scripts" / "ensure-test-services")], check=True)
-    times: dict[str, list[float]] = {"release 2026-11-24": [], "this tree": []}
+    label = f"release {args.release[:7]}"
+    times: dict[str, list[float]] = {label: [], "this tree": []}
+    args.logs = args.logs / args.tier
+    args.logs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, release_checkout(Path(tmp), args.release) as out:
         release, release_python = out
         suites = {
-            "release 2026-11-24": (release_python, release),
+            label: (release_python, release),
             "this tree": (sys.executable, ROOT),
         }
         for run in range(args.runs):
             for name, (python, folder) in suites.items():  # interleaved: same machine state
                 log = args.logs / f"{name.split()[0]}-{run + 1}.log"
-                elapsed, last = _suite(python, folder, log)
+                expr = "not e2e" if args.tier == "fast" else None
+                elapsed, last = _suite(python, folder, log, expr)
                 times[name].append(elapsed)
                 print(f"run {run + 1}, {name}: {elapsed:.1f} s  ({last}; {log})", flush=True)
-    old, new = times["release 2026-11-24"], times["this tree"]
-    print(f"\nwhole suite, {args.runs} runs interleaved (min / median / max s)")
+    old, new = times[label], times["this tree"]
+    print(f"\n{args.tier} tier, {args.runs} runs interleaved (min / median / max s)")
     print("| suite | wall s | this / release (median) |")
     print("|---|---|---|")
-    print(f"| release 2026-11-24 | {_mmm(old)} | |")
+    print(f"| {label} | {_mmm(old)} | |")
     print(f"| this tree | {_mmm(new)} | {statistics.median(new) / statistics.median(old):.2f}x |")
 
 
