@@ -407,3 +407,23 @@ def test_a_connection_never_opened_costs_no_quota_and_is_booked_apart(make_clien
         client.fetch_user_info("alice")
     assert {r.status for r in records} == {"not_connected"} and len(records) == TRIP_AFTER
     assert client.quota.remaining == 10  # before: 5, each refused connection counted
+
+
+def test_every_thread_that_finds_the_quota_gone_says_why_whichever_says_it_first():
+    """A Retry-After of a day ends the day; with 32 in flight, another thread reaching the
+    quota first used to say only 'used up (13 requests counted today)', the reason lost."""
+    from research_pipeline.tiktok.answer import Answer
+    from research_pipeline.tiktok.errors import QuotaExhaustedError
+    from research_pipeline.tiktok.guards import RateLimits
+    from research_pipeline.tiktok.limits import RateLimitTracker
+    from research_pipeline.tiktok.session import Exchange
+
+    quota = DailyQuota(1000, used=13)
+    guard = RateLimits(RateLimitTracker(), SlidingWindowLimiter(None), quota, 0.0)
+    exchange = Exchange("http://127.0.0.1/", {})
+    guard.before(exchange)
+    answer = Answer("rate_limit_exceeded", http_status=429, retry_after=86400.0)
+    with pytest.raises(QuotaExhaustedError, match="Retry-After"):
+        guard.after(exchange, answer)
+    with pytest.raises(QuotaExhaustedError, match="Retry-After"):
+        quota.reserve()  # the next thread's send

@@ -114,8 +114,9 @@ class RateLimits:
         waiting = self.tracker.waited_for_reset
         try:
             pause = self.tracker.note_429(answer.retry_after)
-        except QuotaExhaustedError:
-            self.quota.exhaust()
+        except QuotaExhaustedError as exc:
+            # Why, for every thread that next finds the quota gone (whichever says it first).
+            self.quota.exhaust(str(exc))
             raise
         if self.tracker.waited_for_reset and not waiting:
             log.warning(
@@ -171,10 +172,10 @@ class Quota:
         if answer is None or not answer.spent:
             self.quota.release()
         if answer is not None and answer.quota_spent:
-            self.quota.exhaust()
+            why = f"the API answered {answer.status} ({answer.message or 'HTTP 429'})"
+            self.quota.exhaust(why)
             raise QuotaExhaustedError(
-                f"the API answered {answer.status} ({answer.message or 'HTTP 429'}): the "
-                "daily quota, shared by the whole lab, is spent for today",
+                f"{why}: the daily quota, shared by the whole lab, is spent for today",
                 resets_at=next_utc_midnight(answer.served_at or self.api_now()),
             )
 
