@@ -153,8 +153,13 @@ def test_stats_clock_and_config_are_reachable_over_http(emulator):
     changed = requests.post(emulator.url + "/emulator/config", json={"error_rate": 1.0}, timeout=5)
     assert changed.status_code == 200 and changed.json()["client_secret"] == "<hidden>"
     assert user_info(emulator, "alice").status_code == 500
-    refused = requests.post(emulator.url + "/emulator/config", json={"nope": 1}, timeout=5)
-    assert refused.status_code == 400
+    refused = requests.post(emulator.url + "/emulator/config", json={"latency_ms": 5}, timeout=5)
+    assert refused.status_code == 400  # the field is latency_seconds: the answer says so
+    assert "latency_ms" in refused.json()["error"] and "latency_seconds" in refused.json()["error"]
+    naive = requests.post(
+        emulator.url + "/emulator/config", json={"outage_until": "2026-01-02T12:00"}, timeout=5
+    )
+    assert naive.json()["outage_until"] == "2026-01-02T12:00:00+00:00"  # UTC, as its clock
 
 
 def test_the_emulator_command_serves_on_the_port_it_is_given():

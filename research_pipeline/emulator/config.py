@@ -1,6 +1,7 @@
 """The emulator's knobs: limits, credentials, latency and the faults it can inject."""
 
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 
 from research_pipeline.emulator import documented
 
@@ -91,6 +92,16 @@ class EmulatorConfig:
         known = {f.name for f in fields(self)}
         unknown = set(changes) - known
         if unknown:
-            raise ValueError(f"unknown emulator settings: {sorted(unknown)}")
+            raise ValueError(
+                f"unknown emulator settings: {sorted(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        if changes.get("outage_until"):
+            changes = {**changes, "outage_until": _utc_time(changes["outage_until"])}
         for name, value in changes.items():
             setattr(self, name, value)
+
+
+def _utc_time(text: str) -> str:
+    """An ISO time; one without a zone is UTC (the emulator's clock is)."""
+    moment = datetime.fromisoformat(text)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
