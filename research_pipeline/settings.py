@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from research_pipeline.errors import ConfigurationError
-from research_pipeline.tiktok.constants import DAILY_QUOTA
-from research_pipeline.tiktok.settings import check_declared, declared, parse_limit, read_declared
+from research_pipeline.tiktok.settings import (
+    ClientSettings,
+    check_declared,
+    declared,
+    read_declared,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_SNAPSHOT_CRON = "15 * * * *"
@@ -173,7 +177,8 @@ def daily_budget(quota: int | None, budget: int | None) -> int | None:
 
 
 def requests_per_day(env: Mapping[str, str] | None = None) -> int | None:
-    """`daily_budget` of TIKTOK_DAILY_QUOTA and RESEARCH_PIPELINE_DAILY_BUDGET."""
+    """`daily_budget` of TIKTOK_DAILY_QUOTA and RESEARCH_PIPELINE_DAILY_BUDGET, each read by
+    its declaration."""
     env = os.environ if env is None else env
-    quota = parse_limit(env.get("TIKTOK_DAILY_QUOTA"), DAILY_QUOTA, "TIKTOK_DAILY_QUOTA")
+    quota = ClientSettings.env_values(env)["daily_quota"]
     return daily_budget(quota, PipelineSettings.from_env(env).daily_budget)

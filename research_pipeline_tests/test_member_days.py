@@ -179,19 +179,23 @@ def test_every_member_day_has_a_status_equal_to_a_recomputation_in_every_copy(
     for snapshot_date, cohort, counts in summaries:
         for status, n in json.loads(counts).items():
             assert by_day[(snapshot_date, cohort, status)] == n
-    [last] = results[6]
-    [event] = [
-        e
-        for e in last.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "tiktok/panel_days"
-        and e.materialization.partition == f"panel|{day[6]}"
-    ]
-    shown = {
-        k.removeprefix("members_"): v.value
-        for k, v in event.materialization.metadata.items()
-        if k.startswith("members_")
-    }
-    assert shown == {s: n for (d, c, s), n in by_day.items() if d == day[6] and c == "panel"}
+    # Every day's partition of every run that got that far, as the UI shows it.
+    shown = {}
+    for results_of_day in results.values():
+        for event in results_of_day[0].get_asset_materialization_events():
+            if event.asset_key.to_user_string() == "tiktok/panel_days":
+                cohort, when = event.materialization.partition.split("|")
+                shown[(when, cohort)] = {
+                    k.removeprefix("members_"): v.value
+                    for k, v in event.materialization.metadata.items()
+                    if k.startswith("members_")
+                }
+    assert len(shown) == 2 * 5  # days 0, 1, 3, 4, 6 (2 not run, 5 refused), two cohorts
+    for (when, cohort), counts in shown.items():
+        expected_counts = {
+            s: n for (d, c, s), n in by_day.items() if str(d) == when and c == cohort
+        }
+        assert counts == expected_counts, (when, cohort)
     # 4. The dataset: panel_days.parquet and its dictionary; METHODS' completeness equals
     # pandas on the exported file.
     out = tmp_path / "dataset"

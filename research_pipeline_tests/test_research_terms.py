@@ -127,17 +127,20 @@ def test_an_account_gone_private_is_forgotten_everywhere_and_leaves_a_tombstone(
     assert forgotten["accounts_forgotten_now"].value == 0 and forgotten["rows_redacted"].value == 0
 
 
-def _answered_then_gone(conn, bio: str) -> None:
-    """dora answers with `bio`, then is refused the next day; the bio checkpointed to the file.
-    Compression is off, so the bytes can be searched for at all."""
+def _answered_then_gone(
+    conn,
+    bio: str,
+    message: str = "`username: dora` is private: API cannot return this user's information",
+) -> None:
+    """dora answers with `bio`, then is refused the next day (`message`); the bio checkpointed
+    to the file. Compression is off, so the bytes can be searched for at all."""
     day = date(2026, 3, 1)
     conn.execute("SET force_compression = 'uncompressed'")
     fields = {"display_name": "Dora", "bio_description": bio, "follower_count": 7}
     ok = UserInfoResult("dora", Outcome.OK, "ok", datetime.now(UTC), fields=fields)
     gone = UserInfoResult(
-        "dora", Outcome.USER_ERROR, "invalid_params", datetime.now(UTC),
-        error_message="`username: dora` is private: API cannot return this user's information",
-    )  # fmt: skip
+        "dora", Outcome.USER_ERROR, "invalid_params", datetime.now(UTC), error_message=message
+    )
     warehouse.save_fetched(conn, [(day, "x", ok)], [])
     warehouse.save_fetched(conn, [(day + timedelta(days=1), "x", gone)], [])
     conn.execute("CHECKPOINT")
@@ -376,18 +379,8 @@ def test_an_export_never_overwrites_another_cohorts_dataset_and_partial_ones_are
 def _warehouse_with_a_forgotten_bio(path, bio: str) -> None:
     """A bio answered, then the account gone and redacted, as a forgetting pass leaves it the
     moment it commits: a crash (SIGKILL, power cut) before the file rewrite."""
-    day = date(2026, 3, 1)
     with warehouse.connect(path) as conn:
-        conn.execute("SET force_compression = 'uncompressed'")  # so the bytes can be searched
-        fields = {"display_name": "Dora", "bio_description": bio, "follower_count": 7}
-        ok = UserInfoResult("dora", Outcome.OK, "ok", datetime.now(UTC), fields=fields)
-        gone = UserInfoResult(
-            "dora", Outcome.USER_ERROR, "invalid_params", datetime.now(UTC),
-            error_message="API cannot return this user's information",
-        )  # fmt: skip
-        warehouse.save_fetched(conn, [(day, "x", ok)], [])
-        warehouse.save_fetched(conn, [(day + timedelta(days=1), "x", gone)], [])
-        conn.execute("CHECKPOINT")
+        _answered_then_gone(conn, bio, "API cannot return this user's information")
         mark_rewrite_needed(path)
         assert forget_gone_accounts(conn).changed
         conn.execute("CHECKPOINT")
